@@ -1,0 +1,182 @@
+//! connect-transforms: single-message transforms (SMTs) and predicates, under Kafka's class names.
+//!
+//! Depends on connect-core only; must not depend on a Kafka client, the worker or any connector.
+//! Status: Cast, TimestampConverter, ExtractField, ReplaceField, InsertField, MaskField, HoistField, ValueToKey, DropHeaders,
+//! InsertHeader, Flatten, TimestampRouter, SetSchemaMetadata, HeaderFrom, Filter, RegexRouter and the
+//! three predicates are here; the other built-in SMTs and the
+//! wrangling transforms are tracked in the README's status table.
+
+mod cast;
+mod extract_field;
+mod fields;
+mod filter;
+mod more;
+mod predicates;
+mod regex_router;
+mod timestamp_converter;
+
+pub use cast::Cast;
+pub use extract_field::{ExtractField, Side};
+pub use fields::{DropHeaders, HoistField, InsertField, InsertHeader, MaskField, ReplaceField, ValueToKey};
+pub use filter::Filter;
+pub use more::{format_timestamp, Flatten, HeaderFrom, SetSchemaMetadata, TimestampRouter};
+pub use predicates::{HasHeaderKey, RecordIsTombstone, TopicNameMatches};
+pub use regex_router::RegexRouter;
+pub use timestamp_converter::{parse_timestamp, TimestampConverter};
+
+use connect_core::plugin::{PredicatePlugin, TransformationPlugin};
+
+pub fn transformation_plugins() -> Vec<TransformationPlugin> {
+    vec![
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.TimestampConverter$Key",
+            aliases: &["TimestampConverter$Key"],
+            create: || Box::new(TimestampConverter::new(Side::Key)),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.TimestampConverter$Value",
+            aliases: &["TimestampConverter$Value"],
+            create: || Box::new(TimestampConverter::new(Side::Value)),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.Cast$Key",
+            aliases: &["Cast$Key"],
+            create: || Box::new(Cast::new(Side::Key)),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.Cast$Value",
+            aliases: &["Cast$Value"],
+            create: || Box::new(Cast::new(Side::Value)),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.Flatten$Key",
+            aliases: &["Flatten$Key"],
+            create: || Box::new(Flatten::new(Side::Key)),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.Flatten$Value",
+            aliases: &["Flatten$Value"],
+            create: || Box::new(Flatten::new(Side::Value)),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.SetSchemaMetadata$Key",
+            aliases: &["SetSchemaMetadata$Key"],
+            create: || Box::new(SetSchemaMetadata::new(Side::Key)),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.SetSchemaMetadata$Value",
+            aliases: &["SetSchemaMetadata$Value"],
+            create: || Box::new(SetSchemaMetadata::new(Side::Value)),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.HeaderFrom$Key",
+            aliases: &["HeaderFrom$Key"],
+            create: || Box::new(HeaderFrom::new(Side::Key)),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.HeaderFrom$Value",
+            aliases: &["HeaderFrom$Value"],
+            create: || Box::new(HeaderFrom::new(Side::Value)),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.TimestampRouter",
+            aliases: &["TimestampRouter"],
+            create: || Box::<TimestampRouter>::default(),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.ReplaceField$Key",
+            aliases: &["ReplaceField$Key"],
+            create: || Box::new(ReplaceField::new(Side::Key)),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.ReplaceField$Value",
+            aliases: &["ReplaceField$Value"],
+            create: || Box::new(ReplaceField::new(Side::Value)),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.InsertField$Key",
+            aliases: &["InsertField$Key"],
+            create: || Box::new(InsertField::new(Side::Key)),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.InsertField$Value",
+            aliases: &["InsertField$Value"],
+            create: || Box::new(InsertField::new(Side::Value)),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.MaskField$Key",
+            aliases: &["MaskField$Key"],
+            create: || Box::new(MaskField::new(Side::Key)),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.MaskField$Value",
+            aliases: &["MaskField$Value"],
+            create: || Box::new(MaskField::new(Side::Value)),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.HoistField$Key",
+            aliases: &["HoistField$Key"],
+            create: || Box::new(HoistField::new(Side::Key)),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.HoistField$Value",
+            aliases: &["HoistField$Value"],
+            create: || Box::new(HoistField::new(Side::Value)),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.ValueToKey",
+            aliases: &["ValueToKey"],
+            create: || Box::<ValueToKey>::default(),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.DropHeaders",
+            aliases: &["DropHeaders"],
+            create: || Box::<DropHeaders>::default(),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.InsertHeader",
+            aliases: &["InsertHeader"],
+            create: || Box::<InsertHeader>::default(),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.ExtractField$Key",
+            aliases: &["ExtractField$Key"],
+            create: || Box::new(ExtractField::new(Side::Key)),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.ExtractField$Value",
+            aliases: &["ExtractField$Value"],
+            create: || Box::new(ExtractField::new(Side::Value)),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.Filter",
+            aliases: &["Filter"],
+            create: || Box::<Filter>::default(),
+        },
+        TransformationPlugin {
+            class: "org.apache.kafka.connect.transforms.RegexRouter",
+            aliases: &["RegexRouter"],
+            create: || Box::<RegexRouter>::default(),
+        },
+    ]
+}
+
+pub fn predicate_plugins() -> Vec<PredicatePlugin> {
+    vec![
+        PredicatePlugin {
+            class: "org.apache.kafka.connect.transforms.predicates.TopicNameMatches",
+            aliases: &["TopicNameMatches"],
+            create: || Box::<TopicNameMatches>::default(),
+        },
+        PredicatePlugin {
+            class: "org.apache.kafka.connect.transforms.predicates.HasHeaderKey",
+            aliases: &["HasHeaderKey"],
+            create: || Box::<HasHeaderKey>::default(),
+        },
+        PredicatePlugin {
+            class: "org.apache.kafka.connect.transforms.predicates.RecordIsTombstone",
+            aliases: &["RecordIsTombstone"],
+            create: || Box::<RecordIsTombstone>::default(),
+        },
+    ]
+}

@@ -1,0 +1,62 @@
+//! `org.apache.kafka.connect.transforms.RegexRouter`: rewrites the topic when the whole name matches.
+
+use connect_core::transform::{Transformation, Transformed};
+use connect_core::{Config, ConfigDef, ConfigKey, ConfigType, ConnectError, Importance, RecordData, Result};
+use regex::Regex;
+
+#[derive(Default)]
+pub struct RegexRouter {
+    regex: Option<Regex>,
+    replacement: String,
+}
+
+impl Transformation for RegexRouter {
+    fn config_def(&self) -> ConfigDef {
+        ConfigDef::new()
+            .define(ConfigKey::required("regex", ConfigType::String, Importance::High, "Regular expression to use for matching."))
+            .define(ConfigKey::required("replacement", ConfigType::String, Importance::High, "Replacement string."))
+    }
+    fn configure(&mut self, config: &Config) -> Result<()> {
+        let parsed = self.config_def().parse(config)?;
+        let pattern = parsed.string("regex");
+        // Java's Matcher.matches() needs the whole topic to match.
+        let regex = Regex::new(&format!("^(?:{pattern})$"))
+            .map_err(|e| ConnectError::fatal(format!("Invalid value {pattern} for configuration regex")).with_source(e))?;
+        self.regex = Some(regex);
+        self.replacement = parsed.string("replacement");
+        Ok(())
+    }
+    fn apply(&self, record: &mut RecordData) -> Result<Transformed> {
+        let regex = self.regex.as_ref().ok_or_else(|| ConnectError::fatal("RegexRouter is not configured"))?;
+        if regex.is_match(&record.topic) {
+            record.topic = regex.replace(&record.topic, self.replacement.as_str()).into_owned();
+        }
+        Ok(Transformed::Keep)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use connect_core::Value;
+
+    #[test]
+    fn routes_whole_matches_only() {
+        let mut t = RegexRouter::default();
+        let cfg: Config = [("regex", "sock(.*)"), ("replacement", "data_$1")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        t.configure(&cfg).unwrap();
+        let mut r = RecordData::new("sockfound", None, Value::Null);
+        t.apply(&mut r).unwrap();
+        assert_eq!(r.topic, "data_found");
+        let mut r = RecordData::new("xsock", None, Value::Null);
+        t.apply(&mut r).unwrap();
+        assert_eq!(r.topic, "xsock");
+    }
+
+    #[test]
+    fn bad_regex_is_a_config_error() {
+        let mut t = RegexRouter::default();
+        let cfg: Config = [("regex", "("), ("replacement", "x")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert!(t.configure(&cfg).is_err());
+    }
+}
