@@ -1,0 +1,325 @@
+//! The MQTT source connector and task.
+//!
+//! A background task drives rumqttc's event loop and hands messages to `poll` through a bounded channel:
+//! when Kafka is slow the channel fills, the event loop stops reading, and TCP pushes back on the broker.
+//! QoS 1/2 messages are acknowledged in `commit_record`, after Kafka took the record.
+
+use crate::config::{self, *};
+use bytes::Bytes;
+use connect_core::config::parse_list;
+use connect_core::{
+    async_trait, schemas, Config, ConfigDef, ConnectError, Connector, ConnectorContext, RecordData, RecordMetadata, Result,
+    SourceConnector, SourceMap, SourceRecord, SourceTask, SourceTaskContext, Value,
+};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, SubscribeFilter, SubscribeReasonCode, TlsConfiguration, Transport};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+#[derive(Default)]
+pub struct MqttSourceConnector {
+    config: Config,
+}
+
+#[async_trait]
+impl Connector for MqttSourceConnector {
+    fn version(&self) -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+    fn config_def(&self) -> ConfigDef {
+        config::def()
+    }
+    async fn start(&mut self, _context: Arc<dyn ConnectorContext>, config: Config) -> Result<()> {
+        config::def().parse(&config)?;
+        if config.keys().any(|k| k.starts_with("confluent.topic") || k.starts_with("confluent.license")) {
+            tracing::info!("confluent.topic.* and confluent.license are accepted and ignored: connect-rs needs no license topic");
+        }
+        self.config = config;
+        Ok(())
+    }
+    /// Spread the MQTT topics over at most `max_tasks` tasks, each topic in exactly one task.
+    fn task_configs(&self, max_tasks: usize) -> Result<Vec<Config>> {
+        let topics = parse_list(self.config.get(TOPICS).map(String::as_str).unwrap_or(""));
+        let n = max_tasks.min(topics.len()).max(1);
+        Ok((0..n)
+            .map(|i| {
+                let mine: Vec<&str> = topics.iter().skip(i).step_by(n).map(String::as_str).collect();
+                let mut c = self.config.clone();
+                c.insert(TOPICS.into(), mine.join(","));
+                c.insert(TASK_INDEX.into(), i.to_string());
+                c
+            })
+            .collect())
+    }
+}
+
+impl SourceConnector for MqttSourceConnector {
+    fn create_task(&self) -> Box<dyn SourceTask> {
+        Box::<MqttSourceTask>::default()
+    }
+}
+
+#[derive(Default)]
+pub struct MqttSourceTask {
+    client: Option<AsyncClient>,
+    messages: Option<mpsc::Receiver<Result<Publish>>>,
+    event_loop: Option<JoinHandle<()>>,
+    kafka_topic: String,
+    qos: u8,
+    max_batch: usize,
+    empty_timeout: Duration,
+    /// MQTT has no replayable offsets: one empty partition, which the runtime does not store.
+    partition: Arc<SourceMap>,
+}
+
+fn qos_of(level: u8) -> QoS {
+    match level {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    }
+}
+
+fn options_for(uri: &ServerUri, client_id: &str, parsed: &connect_core::ParsedConfig) -> Result<MqttOptions> {
+    let mut options = MqttOptions::new(client_id, uri.host.clone(), uri.port);
+    options
+        .set_keep_alive(Duration::from_secs(parsed.int(KEEPALIVE) as u64))
+        .set_clean_session(parsed.boolean(CLEAN_SESSION))
+        .set_manual_acks(parsed.int(QOS) > 0)
+        .set_inflight(parsed.int(BUFFER_SIZE).clamp(1, u16::MAX as i64) as u16)
+        // rumqttc's default limit (10 KiB) is far below what devices send (camera frames): allow MQTT's max.
+        .set_max_packet_size(256 * 1024 * 1024, 256 * 1024 * 1024);
+    if let Some(user) = parsed.optional_string(USERNAME) {
+        options.set_credentials(user, parsed.password(PASSWORD).map(|p| p.expose().to_string()).unwrap_or_default());
+    }
+    if uri.tls {
+        let read = |key: &str| -> Result<Option<Vec<u8>>> {
+            match parsed.optional_string(key).filter(|p| !p.is_empty()) {
+                None => Ok(None),
+                Some(path) => {
+                    std::fs::read(&path).map(Some).map_err(|e| ConnectError::fatal(format!("{key}: cannot read {path}")).with_source(e))
+                }
+            }
+        };
+        let transport = match read(SSL_CA)? {
+            Some(ca) => {
+                let client_auth = match (read(SSL_CERT)?, read(SSL_KEY)?) {
+                    (Some(cert), Some(key)) => Some((cert, key)),
+                    (None, None) => None,
+                    _ => return Err(ConnectError::fatal(format!("{SSL_CERT} and {SSL_KEY} go together"))),
+                };
+                Transport::tls_with_config(TlsConfiguration::Simple { ca, alpn: None, client_auth })
+            }
+            None => Transport::tls_with_default_config(),
+        };
+        options.set_transport(transport);
+    }
+    Ok(options)
+}
+
+/// Drive the MQTT connection: (re)subscribe on every connect, pass messages on, reconnect with backoff
+/// across the configured brokers, and give up (failing the task) after `max.retry.time.ms` without one.
+async fn run_event_loop(
+    mut event_loop: rumqttc::EventLoop,
+    client: AsyncClient,
+    all_options: Vec<MqttOptions>,
+    filters: Vec<SubscribeFilter>,
+    max_retry: Duration,
+    tx: mpsc::Sender<Result<Publish>>,
+) {
+    let mut last_connected = Instant::now();
+    let mut backoff = Duration::from_millis(100);
+    let mut broker = 0usize;
+    loop {
+        match event_loop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                last_connected = Instant::now();
+                backoff = Duration::from_millis(100);
+                tracing::info!(session_present = ack.session_present, "connected to the MQTT broker");
+                // A broker that kept our session keeps our subscriptions too; subscribing again is harmless.
+                if let Err(e) = client.try_subscribe_many(filters.clone()) {
+                    let _ = tx.send(Err(ConnectError::fatal("cannot subscribe to the MQTT topics").with_source(e))).await;
+                    return;
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
+                    let topics: Vec<&str> = filters.iter().map(|f| f.path.as_str()).collect();
+                    let _ = tx.send(Err(ConnectError::fatal(format!("the MQTT broker refused a subscription to {topics:?}")))).await;
+                    return;
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                last_connected = Instant::now();
+                if tx.send(Ok(publish)).await.is_err() {
+                    return; // the task stopped
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                if last_connected.elapsed() > max_retry {
+                    let _ = tx
+                        .send(Err(ConnectError::retriable(format!(
+                            "no connection to an MQTT broker for {} ms (max.retry.time.ms)",
+                            max_retry.as_millis()
+                        ))
+                        .with_source(e)))
+                        .await;
+                    return;
+                }
+                tracing::warn!(error = %e, delay_ms = backoff.as_millis() as u64, "MQTT connection lost; reconnecting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                if all_options.len() > 1 {
+                    broker = (broker + 1) % all_options.len();
+                    event_loop.mqtt_options = all_options[broker].clone();
+                }
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64
+}
+
+impl MqttSourceTask {
+    fn record(&self, publish: Publish) -> SourceRecord {
+        let mut offset = SourceMap::new();
+        if publish.qos != QoS::AtMostOnce {
+            // Not stored (the partition is empty); carried so commit_record can acknowledge the message.
+            offset.insert("pkid".into(), publish.pkid.into());
+            offset.insert("qos".into(), (publish.qos as u8).into());
+        }
+        let mut data = RecordData::new(
+            kafka_topic_for(&self.kafka_topic, &publish.topic),
+            Some(schemas::optional_bytes()),
+            Value::Bytes(publish.payload),
+        )
+        .with_key(Some(schemas::optional_string()), Value::String(publish.topic))
+        .with_timestamp(Some(now_ms()));
+        data.headers
+            .add("mqtt.message.id", Value::Int32(publish.pkid as i32))
+            .add("mqtt.qos", Value::Int32(publish.qos as i32))
+            .add("mqtt.retained", Value::Boolean(publish.retain))
+            .add("mqtt.duplicate", Value::Boolean(publish.dup));
+        SourceRecord::new(self.partition.clone(), offset, data)
+    }
+}
+
+#[async_trait]
+impl SourceTask for MqttSourceTask {
+    async fn start(&mut self, context: SourceTaskContext, config: Config) -> Result<()> {
+        let parsed = config::def().parse(&config)?;
+        let uris: Vec<ServerUri> =
+            parsed.list(SERVER_URI).iter().map(|u| parse_uri(u)).collect::<std::result::Result<_, _>>().map_err(ConnectError::fatal)?;
+        // Stable per connector and task, so a persistent session survives restarts (changing tasks.max or
+        // the topic list changes the ids, as with Confluent's connector).
+        let client_id = format!("connect-rs-{}-{}", context.connector_name, parsed.int(TASK_INDEX));
+        let all_options: Vec<MqttOptions> = uris.iter().map(|u| options_for(u, &client_id, &parsed)).collect::<Result<_>>()?;
+        self.qos = parsed.int(QOS) as u8;
+        self.kafka_topic = parsed.string(KAFKA_TOPIC);
+        self.max_batch = parsed.int(MAX_BATCH) as usize;
+        self.empty_timeout = Duration::from_millis(parsed.int(EMPTY_TIMEOUT) as u64);
+        let filters: Vec<SubscribeFilter> = parsed.list(TOPICS).into_iter().map(|t| SubscribeFilter::new(t, qos_of(self.qos))).collect();
+        let (client, event_loop) = AsyncClient::new(all_options[0].clone(), 1024);
+        let (tx, rx) = mpsc::channel(parsed.int(BUFFER_SIZE) as usize);
+        let max_retry = Duration::from_millis(parsed.int(MAX_RETRY_TIME) as u64);
+        self.event_loop = Some(tokio::spawn(run_event_loop(event_loop, client.clone(), all_options, filters, max_retry, tx)));
+        self.client = Some(client);
+        self.messages = Some(rx);
+        tracing::info!(client_id, qos = self.qos, "MQTT source task started");
+        Ok(())
+    }
+
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>> {
+        let rx = self.messages.as_mut().ok_or_else(|| ConnectError::fatal("MQTT source task not started"))?;
+        let first = match tokio::time::timeout(self.empty_timeout, rx.recv()).await {
+            Err(_) => return Ok(Vec::new()),
+            Ok(None) => return Err(ConnectError::fatal("the MQTT connection task ended")),
+            Ok(Some(m)) => m?,
+        };
+        let mut publishes = vec![first];
+        while publishes.len() < self.max_batch {
+            match rx.try_recv() {
+                Ok(Ok(p)) => publishes.push(p),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(publishes.into_iter().map(|p| self.record(p)).collect())
+    }
+
+    /// `poll` only waits on a channel: dropping it loses nothing. The runtime then acknowledges while
+    /// `poll` waits, which matters: the broker holds back further messages until we acknowledge.
+    fn poll_is_cancel_safe(&self) -> bool {
+        true
+    }
+
+    /// Kafka has the record (or it was filtered or dead-lettered): acknowledge the message to the broker.
+    async fn commit_record(&mut self, record: &SourceRecord, _metadata: Option<&RecordMetadata>) -> Result<()> {
+        let (Some(pkid), Some(qos)) =
+            (record.source_offset.get("pkid").and_then(|v| v.as_u64()), record.source_offset.get("qos").and_then(|v| v.as_u64()))
+        else {
+            return Ok(()); // QoS 0: nothing to acknowledge
+        };
+        let Some(client) = &self.client else { return Ok(()) };
+        let topic = record.data.key.as_str().unwrap_or_default();
+        let mut publish = Publish::new(topic, qos_of(qos as u8), Bytes::new());
+        publish.pkid = pkid as u16;
+        client.ack(&publish).await.map_err(|e| ConnectError::retriable("cannot acknowledge an MQTT message").with_source(e))
+    }
+
+    async fn stop(&mut self) -> Result<()> {
+        if let Some(client) = self.client.take() {
+            let _ = client.try_disconnect();
+        }
+        // Give the event loop a moment to send the acknowledgements and the disconnect.
+        if let Some(handle) = self.event_loop.take() {
+            let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                while !handle.is_finished() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await;
+            handle.abort();
+        }
+        self.messages = None;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_are_spread_without_overlap() {
+        let config = [(SERVER_URI, "tcp://h:1883"), (TOPICS, "a,b,c,d,e"), (KAFKA_TOPIC, "k")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let c = MqttSourceConnector { config };
+        let tasks = c.task_configs(2).unwrap();
+        assert_eq!(tasks.len(), 2);
+        assert_eq!(tasks[0][TOPICS], "a,c,e");
+        assert_eq!(tasks[1][TOPICS], "b,d");
+        assert_eq!(tasks[1][TASK_INDEX], "1");
+        assert_eq!(c.task_configs(10).unwrap().len(), 5, "never more tasks than topics");
+    }
+
+    #[test]
+    fn records_carry_topic_payload_and_flags() {
+        let t = MqttSourceTask { kafka_topic: "data_mqtt".into(), ..Default::default() };
+        let mut p = Publish::new("sockfound", QoS::AtLeastOnce, br#"{"image":"Google","probability":97.3}"#.to_vec());
+        p.pkid = 7;
+        let r = t.record(p);
+        assert_eq!(r.data.topic, "data_mqtt");
+        assert_eq!(r.data.key, Value::String("sockfound".into()));
+        assert_eq!(r.data.value, Value::Bytes(Bytes::from_static(br#"{"image":"Google","probability":97.3}"#)));
+        assert_eq!(r.source_offset["pkid"], 7);
+        assert_eq!(r.data.headers.last("mqtt.qos").unwrap().value, Value::Int32(1));
+        assert!(r.source_partition.is_empty(), "no offsets to store for MQTT");
+    }
+}

@@ -1,0 +1,269 @@
+//! Connectors that exercise the runtime's failure handling, as Kafka ships `VerifiableSourceConnector`
+//! and `MockSourceConnector` with Connect.
+//!
+//! `FlakySource` emits numbered records and can fail its first N starts (counted in a file, so the count
+//! survives task restarts), fail after some polls, or panic. Depends on connect-core and tokio only.
+
+use connect_core::plugin::ConnectorPlugin;
+use connect_core::{
+    async_trait, schemas, AnyConnector, Config, ConfigDef, ConfigKey, ConfigType, ConnectError, Connector, ConnectorContext, ConnectorType,
+    Importance, RecordData, Result, SinkConnector, SinkRecord, SinkTask, SinkTaskContext, SourceConnector, SourceMap, SourceRecord,
+    SourceTask, SourceTaskContext, Validator, Value,
+};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const FLAKY_SOURCE_CLASS: &str = "io.connectrs.testing.FlakySourceConnector";
+pub const REJECTING_SINK_CLASS: &str = "io.connectrs.testing.RejectingSinkConnector";
+
+pub fn plugins() -> Vec<ConnectorPlugin> {
+    vec![
+        ConnectorPlugin {
+            class: FLAKY_SOURCE_CLASS,
+            aliases: &["FlakySource"],
+            kind: ConnectorType::Source,
+            version: env!("CARGO_PKG_VERSION"),
+            create: || AnyConnector::Source(Box::<FlakySourceConnector>::default()),
+        },
+        ConnectorPlugin {
+            class: REJECTING_SINK_CLASS,
+            aliases: &["RejectingSink"],
+            kind: ConnectorType::Sink,
+            version: env!("CARGO_PKG_VERSION"),
+            create: || AnyConnector::Sink(Box::<RejectingSinkConnector>::default()),
+        },
+    ]
+}
+
+fn def() -> ConfigDef {
+    ConfigDef::new()
+        .define(ConfigKey::new(
+            "bad.every",
+            ConfigType::Long,
+            Some("0"),
+            Importance::Low,
+            "Every Nth record's value is an int64 instead of a string, so a byte-array converter rejects it; 0 never",
+        ))
+        .define(
+            ConfigKey::required("topic", ConfigType::String, Importance::High, "Topic to write to").validator(Validator::NonEmptyString),
+        )
+        .define(
+            ConfigKey::new("records", ConfigType::Long, Some("100"), Importance::Medium, "How many records to emit in all")
+                .validator(Validator::at_least(0.0)),
+        )
+        .define(
+            ConfigKey::new("fail.starts", ConfigType::Int, Some("0"), Importance::Medium, "Fail this many task starts before one succeeds")
+                .validator(Validator::at_least(0.0)),
+        )
+        .define(ConfigKey::new(
+            "fail.after.records",
+            ConfigType::Long,
+            Some("-1"),
+            Importance::Low,
+            "Fail once (per start count file) after emitting this many records; -1 never",
+        ))
+        .define(ConfigKey::new(
+            "panic.on.poll",
+            ConfigType::Boolean,
+            Some("false"),
+            Importance::Low,
+            "Panic in poll (to test task isolation)",
+        ))
+        .define(ConfigKey::new(
+            "state.file",
+            ConfigType::String,
+            Some(""),
+            Importance::Medium,
+            "File that counts task starts across restarts",
+        ))
+}
+
+#[derive(Default)]
+pub struct FlakySourceConnector {
+    config: Config,
+}
+
+#[async_trait]
+impl Connector for FlakySourceConnector {
+    fn version(&self) -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+    fn config_def(&self) -> ConfigDef {
+        def()
+    }
+    async fn start(&mut self, _context: Arc<dyn ConnectorContext>, config: Config) -> Result<()> {
+        def().parse(&config)?;
+        self.config = config;
+        Ok(())
+    }
+    fn task_configs(&self, _max_tasks: usize) -> Result<Vec<Config>> {
+        Ok(vec![self.config.clone()])
+    }
+}
+
+impl SourceConnector for FlakySourceConnector {
+    fn create_task(&self) -> Box<dyn SourceTask> {
+        Box::<FlakySourceTask>::default()
+    }
+}
+
+#[derive(Default)]
+pub struct FlakySourceTask {
+    topic: String,
+    total: i64,
+    next: i64,
+    emitted_this_run: i64,
+    fail_after: i64,
+    panic_on_poll: bool,
+    bad_every: i64,
+    partition: Arc<SourceMap>,
+}
+
+/// Increment and return the start count kept in `path`.
+fn count_start(path: &PathBuf) -> Result<u64> {
+    let previous: u64 = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0);
+    std::fs::write(path, (previous + 1).to_string())?;
+    Ok(previous + 1)
+}
+
+#[async_trait]
+impl SourceTask for FlakySourceTask {
+    async fn start(&mut self, context: SourceTaskContext, config: Config) -> Result<()> {
+        let parsed = def().parse(&config)?;
+        let state_file = parsed.string("state.file");
+        let fail_starts = parsed.int("fail.starts") as u64;
+        if !state_file.is_empty() {
+            let start = count_start(&PathBuf::from(&state_file))?;
+            if start <= fail_starts {
+                return Err(ConnectError::retriable(format!("FlakySource: start {start} of the first {fail_starts} fails on purpose")));
+            }
+        } else if fail_starts > 0 {
+            return Err(ConnectError::fatal("FlakySource: fail.starts needs state.file"));
+        }
+        self.topic = parsed.string("topic");
+        self.total = parsed.int("records");
+        self.fail_after = parsed.int("fail.after.records");
+        self.panic_on_poll = parsed.boolean("panic.on.poll");
+        self.bad_every = parsed.int("bad.every");
+        let mut partition = SourceMap::new();
+        partition.insert("source".into(), "flaky".into());
+        self.next = context.offsets.offset(&partition).and_then(|o| o.get("next").and_then(|n| n.as_i64())).unwrap_or(0);
+        self.partition = Arc::new(partition);
+        Ok(())
+    }
+
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>> {
+        if self.panic_on_poll {
+            panic!("FlakySource panics on purpose");
+        }
+        if self.fail_after >= 0 && self.emitted_this_run >= self.fail_after {
+            return Err(ConnectError::fatal(format!("FlakySource: failing on purpose after {} records", self.emitted_this_run)));
+        }
+        if self.next >= self.total {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return Ok(Vec::new());
+        }
+        let n = self.next;
+        self.next += 1;
+        self.emitted_this_run += 1;
+        let mut offset = SourceMap::new();
+        offset.insert("next".into(), self.next.into());
+        let data = if self.bad_every > 0 && (n + 1) % self.bad_every == 0 {
+            RecordData::new(self.topic.clone(), None, Value::Int64(n))
+        } else {
+            RecordData::new(self.topic.clone(), Some(schemas::string()), Value::String(format!("record-{n}")))
+        };
+        Ok(vec![SourceRecord::new(self.partition.clone(), offset, data)])
+    }
+
+    async fn stop(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn sink_def() -> ConfigDef {
+    ConfigDef::new()
+        .define(ConfigKey::required("file", ConfigType::String, Importance::High, "File the accepted values are appended to, one per line"))
+        .define(ConfigKey::new(
+            "reject.marker",
+            ConfigType::String,
+            Some("reject"),
+            Importance::Medium,
+            "Values containing this text are rejected, as a target rejects bad rows",
+        ))
+}
+
+/// A sink whose "target" rejects some records: it appends values to a file and reports every value that
+/// contains `reject.marker` through the errant-record reporter, writing the rest of the batch.
+#[derive(Default)]
+pub struct RejectingSinkConnector {
+    config: Config,
+}
+
+#[async_trait]
+impl Connector for RejectingSinkConnector {
+    fn version(&self) -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+    fn config_def(&self) -> ConfigDef {
+        sink_def()
+    }
+    async fn start(&mut self, _context: Arc<dyn ConnectorContext>, config: Config) -> Result<()> {
+        sink_def().parse(&config)?;
+        self.config = config;
+        Ok(())
+    }
+    fn task_configs(&self, max_tasks: usize) -> Result<Vec<Config>> {
+        Ok(vec![self.config.clone(); max_tasks.max(1)])
+    }
+}
+
+impl SinkConnector for RejectingSinkConnector {
+    fn create_task(&self) -> Box<dyn SinkTask> {
+        Box::<RejectingSinkTask>::default()
+    }
+}
+
+#[derive(Default)]
+pub struct RejectingSinkTask {
+    file: Option<std::fs::File>,
+    marker: String,
+    context: Option<SinkTaskContext>,
+}
+
+#[async_trait]
+impl SinkTask for RejectingSinkTask {
+    async fn start(&mut self, context: SinkTaskContext, config: Config) -> Result<()> {
+        let parsed = sink_def().parse(&config)?;
+        self.file = Some(std::fs::OpenOptions::new().create(true).append(true).open(parsed.string("file"))?);
+        self.marker = parsed.string("reject.marker");
+        self.context = Some(context);
+        Ok(())
+    }
+
+    async fn put(&mut self, records: &[SinkRecord]) -> Result<()> {
+        use std::io::Write;
+        let reporter = self.context.as_ref().and_then(|c| c.errant_record_reporter());
+        let mut out = Vec::new();
+        for record in records {
+            let text = record.data.value.to_string();
+            if text.contains(&self.marker) {
+                let error = ConnectError::data(format!("target rejected the value {text:?}"));
+                match &reporter {
+                    Some(r) => r.report(record, &error).await?,
+                    None => return Err(error),
+                }
+                continue;
+            }
+            out.extend_from_slice(text.as_bytes());
+            out.push(b'\n');
+        }
+        self.file.as_mut().ok_or_else(|| ConnectError::fatal("not started"))?.write_all(&out)?;
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
