@@ -1,0 +1,74 @@
+//! What `GET /health` reports: starting until the configured connectors are created, then healthy or
+//! unhealthy by whether the Kafka cluster answers.
+
+use rdkafka::producer::{BaseProducer, Producer};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::WorkerConfig;
+use crate::kafka::client_config;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkerHealth {
+    Starting,
+    Healthy,
+    Unhealthy(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthCell(Arc<Mutex<(bool, Option<String>)>>);
+
+impl Default for HealthCell {
+    fn default() -> Self {
+        HealthCell(Arc::new(Mutex::new((false, None))))
+    }
+}
+
+impl HealthCell {
+    pub fn get(&self) -> WorkerHealth {
+        let g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match (&g.0, &g.1) {
+            (false, _) => WorkerHealth::Starting,
+            (true, Some(problem)) => WorkerHealth::Unhealthy(problem.clone()),
+            (true, None) => WorkerHealth::Healthy,
+        }
+    }
+    pub fn started(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).0 = true;
+    }
+    fn set_problem(&self, problem: Option<String>) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).1 = problem;
+    }
+
+    /// Ask the cluster for metadata every `interval` (from a blocking thread: librdkafka's call blocks)
+    /// and record whether it answered.
+    pub fn watch_broker(&self, worker: &WorkerConfig, interval: Duration, cancel: CancellationToken) {
+        let client: BaseProducer = match client_config(worker, "admin", None, &[]).create() {
+            Ok(c) => c,
+            Err(e) => {
+                self.set_problem(Some(format!("cannot create a Kafka client: {e}")));
+                return;
+            }
+        };
+        let cell = self.clone();
+        let servers = worker.bootstrap_servers.clone();
+        tokio::spawn(async move {
+            let client = Arc::new(client);
+            loop {
+                let c = client.clone();
+                let answer = tokio::task::spawn_blocking(move || c.client().fetch_metadata(None, Duration::from_secs(5)).map(|_| ())).await;
+                let problem = match answer {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(format!("Kafka cluster at {servers} is not reachable: {e}")),
+                    Err(e) => Some(format!("health check failed: {e}")),
+                };
+                cell.set_problem(problem);
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(interval) => {}
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,147 @@
+//! Kafka clients for the runtime: producer, consumer and admin settings from the worker config, and
+//! topic creation for sources (what Kafka Connect's `topic.creation.*` does).
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::config::WorkerConfig;
+use connect_core::{Config, ConnectError};
+
+/// Client settings: `bootstrap.servers`, then the worker's `<prefix>.*` keys, then the connector's
+/// `<prefix>.override.*` keys.
+pub fn client_config(worker: &WorkerConfig, prefix: &str, connector: Option<&Config>, defaults: &[(&str, &str)]) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &worker.bootstrap_servers);
+    for (k, v) in defaults {
+        cfg.set(*k, *v);
+    }
+    for (k, v) in worker.client_overrides(prefix) {
+        if !k.starts_with("override.") {
+            cfg.set(k, v);
+        }
+    }
+    if let Some(conn) = connector {
+        for (k, v) in connect_core::config::with_prefix(conn, &format!("{prefix}.override.")) {
+            cfg.set(k, v);
+        }
+    }
+    cfg
+}
+
+/// Producer defaults of a Kafka Connect source task: no loss and no reordering on retry.
+pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    ("enable.idempotence", "true"),
+    ("acks", "all"),
+    ("linger.ms", "5"),
+    ("queue.buffering.max.messages", "200000"),
+    ("batch.num.messages", "10000"),
+];
+
+/// Consumer defaults of a Kafka Connect sink task: manual commits, start from the beginning.
+pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("auto.offset.reset", "earliest"),
+    ("enable.partition.eof", "false"),
+    // librdkafka looks again for subscribed topics that do not exist yet only at this interval
+    // (default 5 min): a sink started before its source created the topic would sit idle that long.
+    ("topic.metadata.refresh.interval.ms", "10000"),
+    // Prefetch at most 16 MiB per consumer instead of librdkafka's 64 MiB: memory is a feature here.
+    ("queued.max.messages.kbytes", "16384"),
+];
+
+/// Map a Kafka client error to the runtime's error kinds.
+pub fn kafka_error(context: &str, err: KafkaError) -> ConnectError {
+    let retriable = match &err {
+        KafkaError::MessageProduction(code)
+        | KafkaError::MessageConsumption(code)
+        | KafkaError::OffsetFetch(code)
+        | KafkaError::ConsumerCommit(code) => {
+            matches!(
+                code,
+                RDKafkaErrorCode::BrokerTransportFailure
+                    | RDKafkaErrorCode::AllBrokersDown
+                    | RDKafkaErrorCode::MessageTimedOut
+                    | RDKafkaErrorCode::RequestTimedOut
+                    | RDKafkaErrorCode::OperationTimedOut
+                    | RDKafkaErrorCode::QueueFull
+                    | RDKafkaErrorCode::NotCoordinator
+                    | RDKafkaErrorCode::CoordinatorNotAvailable
+                    | RDKafkaErrorCode::NotLeaderForPartition
+                    | RDKafkaErrorCode::LeaderNotAvailable
+                    | RDKafkaErrorCode::RebalanceInProgress
+                    | RDKafkaErrorCode::NetworkException
+                    // A subscribed topic that does not exist yet (its source has not created it).
+                    | RDKafkaErrorCode::UnknownTopicOrPartition
+                    | RDKafkaErrorCode::UnknownTopic
+            )
+        }
+        _ => false,
+    };
+    let e = if retriable { ConnectError::retriable(context.to_string()) } else { ConnectError::fatal(context.to_string()) };
+    e.with_source(err)
+}
+
+/// Creates topics a source writes to when they do not exist yet.
+pub struct TopicCreator {
+    admin: AdminClient<DefaultClientContext>,
+    known: HashSet<String>,
+    /// The connector's used topics (KIP-558 topic tracking).
+    tracked: crate::herder::TrackedTopics,
+    partitions: i32,
+    replication: i32,
+}
+
+impl TopicCreator {
+    pub fn new(worker: &WorkerConfig, connector: &Config, tracked: crate::herder::TrackedTopics) -> Result<Self, ConnectError> {
+        let admin: AdminClient<DefaultClientContext> = client_config(worker, "admin", Some(connector), &[])
+            .create()
+            .map_err(|e| kafka_error("cannot create the Kafka admin client", e))?;
+        let int = |key: &str, default: i32| connector.get(key).and_then(|v| v.trim().parse().ok()).unwrap_or(default);
+        Ok(TopicCreator {
+            admin,
+            known: HashSet::new(),
+            tracked,
+            partitions: int("topic.creation.default.partitions", 1),
+            replication: int("topic.creation.default.replication.factor", 1),
+        })
+    }
+
+    /// Make sure `topic` exists (cached after the first success), and track it as used.
+    pub async fn ensure(&mut self, topic: &str) -> Result<(), ConnectError> {
+        if self.known.contains(topic) {
+            return Ok(());
+        }
+        self.ensure_with(topic, self.partitions, self.replication).await?;
+        self.tracked.lock().unwrap_or_else(|p| p.into_inner()).insert(topic.to_string());
+        Ok(())
+    }
+
+    /// Make sure `topic` exists, creating it with these settings if not.
+    pub async fn ensure_with(&mut self, topic: &str, partitions: i32, replication: i32) -> Result<(), ConnectError> {
+        if self.known.contains(topic) {
+            return Ok(());
+        }
+        // Create first instead of asking for metadata: a metadata request may auto-create the topic with
+        // the broker's defaults, which is not what topic.creation.* asked for.
+        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replication));
+        let results = self
+            .admin
+            .create_topics([&new], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))))
+            .await
+            .map_err(|e| kafka_error("cannot create topic", e))?;
+        for r in results {
+            match r {
+                Ok(_) => tracing::info!(topic, partitions, replication, "created topic"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((t, code)) => return Err(ConnectError::retriable(format!("cannot create topic {t}: {code}"))),
+            }
+        }
+        self.known.insert(topic.to_string());
+        Ok(())
+    }
+}

@@ -1,0 +1,146 @@
+//! The `connect` command: a thin shell over connect-worker. `connect standalone` runs a worker; the other
+//! subcommands are a client for a worker's REST API (exit codes: 0 ok, 1 API error, 2 usage, 3 unreachable).
+
+use clap::{Parser, Subcommand, ValueEnum};
+use connect_worker::cli::{ClientCommand, ClientOptions};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "connect", version, about = "connect-rs: a Kafka Connect-compatible connector worker")]
+struct Cli {
+    /// The worker's REST URL (client subcommands).
+    #[arg(long, global = true, env = "CONNECT_URL", default_value = "http://127.0.0.1:8083")]
+    url: String,
+    /// HTTP basic credentials, user:password.
+    #[arg(long, global = true, env = "CONNECT_USER")]
+    user: Option<String>,
+    /// Bearer token.
+    #[arg(long, global = true, env = "CONNECT_TOKEN")]
+    token: Option<String>,
+    /// Output format of client subcommands.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a standalone worker, like connect-standalone.sh: WORKER_CONFIG [CONNECTOR_CONFIG ...]
+    Standalone {
+        /// Worker config (.properties or JSON)
+        worker_config: PathBuf,
+        /// Connector configs (.properties or JSON) to create or update at start
+        connector_configs: Vec<PathBuf>,
+    },
+    /// List connectors with their state
+    List,
+    /// Status of one connector, or of all
+    Status { name: Option<String> },
+    /// Create a connector from a config file (JSON in either shape, or .properties)
+    Create { file: PathBuf },
+    /// Create or update a connector from a config file
+    Update { file: PathBuf },
+    /// Delete a connector
+    Delete { name: String },
+    /// Pause a connector
+    Pause { name: String },
+    /// Resume a paused or stopped connector
+    Resume { name: String },
+    /// Stop a connector (its tasks shut down; offsets become editable)
+    Stop { name: String },
+    /// Restart a connector, or one task with --task
+    Restart {
+        name: String,
+        #[arg(long)]
+        task: Option<u32>,
+        #[arg(long)]
+        include_tasks: bool,
+        #[arg(long)]
+        only_failed: bool,
+    },
+    /// Restart every FAILED connector and task of every connector (what cron jobs do)
+    RestartFailed,
+    /// Validate a connector config file; lists errors per key, exit 1 when there are any
+    Validate { file: PathBuf },
+    /// Read, alter or reset a connector's offsets
+    Offsets {
+        #[command(subcommand)]
+        action: OffsetsAction,
+    },
+    /// List installed plugins (--all: converters, transforms and predicates too)
+    Plugins {
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum OffsetsAction {
+    Get {
+        name: String,
+    },
+    /// Alter from a JSON file: {"offsets":[{"partition":{...},"offset":{...}}]}
+    Alter {
+        name: String,
+        file: PathBuf,
+    },
+    Reset {
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let client = |command: ClientCommand| -> ExitCode {
+        let opts =
+            ClientOptions { url: cli.url.clone(), user: cli.user.clone(), token: cli.token.clone(), json: cli.output == Output::Json };
+        ExitCode::from(runtime.block_on(connect_worker::cli::run(opts, command)) as u8)
+    };
+    match cli.command {
+        Command::Standalone { ref worker_config, ref connector_configs } => {
+            connect_worker::logging::init();
+            match runtime.block_on(connect_worker::standalone::run(worker_config.clone(), connector_configs.clone())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "worker failed");
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::List => client(ClientCommand::List),
+        Command::Status { ref name } => client(ClientCommand::Status { name: name.clone() }),
+        Command::Create { ref file } => client(ClientCommand::Create { file: file.clone() }),
+        Command::Update { ref file } => client(ClientCommand::Update { file: file.clone() }),
+        Command::Delete { ref name } => client(ClientCommand::Delete { name: name.clone() }),
+        Command::Pause { ref name } => client(ClientCommand::Pause { name: name.clone() }),
+        Command::Resume { ref name } => client(ClientCommand::Resume { name: name.clone() }),
+        Command::Stop { ref name } => client(ClientCommand::Stop { name: name.clone() }),
+        Command::Restart { ref name, task, include_tasks, only_failed } => {
+            client(ClientCommand::Restart { name: name.clone(), task, include_tasks, only_failed })
+        }
+        Command::RestartFailed => client(ClientCommand::RestartFailed),
+        Command::Validate { ref file } => client(ClientCommand::Validate { file: file.clone() }),
+        Command::Offsets { ref action } => client(match action {
+            OffsetsAction::Get { name } => ClientCommand::OffsetsGet { name: name.clone() },
+            OffsetsAction::Alter { name, file } => ClientCommand::OffsetsAlter { name: name.clone(), file: file.clone() },
+            OffsetsAction::Reset { name } => ClientCommand::OffsetsReset { name: name.clone() },
+        }),
+        Command::Plugins { all } => client(ClientCommand::Plugins { all }),
+    }
+}

@@ -1,0 +1,86 @@
+//! `connect standalone`: load configs, start the REST server and the connectors, run until a signal.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::{read_config_file, WorkerConfig};
+use crate::health::HealthCell;
+use crate::herder::{Herder, WorkerContext};
+use crate::offsets::OffsetStore;
+use crate::registry::Registry;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    ConfigFile(#[from] crate::config::ConfigFileError),
+    #[error("invalid worker config: {0}")]
+    WorkerConfig(String),
+    #[error(transparent)]
+    Offsets(#[from] crate::offsets::OffsetStoreError),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(String, std::io::Error),
+    #[error("connector state: {0}")]
+    State(String),
+    #[error("connector from {0}: {1}")]
+    Connector(PathBuf, crate::herder::HerderError),
+}
+
+/// Run a standalone worker until SIGINT or SIGTERM; then stop every task, commit, and return.
+pub async fn run(worker_file: PathBuf, connector_files: Vec<PathBuf>) -> Result<(), StartupError> {
+    let worker = WorkerConfig::from_config(read_config_file(&worker_file)?).map_err(StartupError::WorkerConfig)?;
+    let offsets = OffsetStore::open(&worker.offsets_file)?;
+    let listener_url = worker.listeners.first().cloned().unwrap_or_else(|| "http://127.0.0.1:8083".into());
+    let address = listener_url.trim_start_matches("http://").trim_start_matches("https://").to_string();
+    // Kafka Connect's "http://:8083" means every interface; we bind loopback unless told a host.
+    let address = if address.starts_with(':') { format!("127.0.0.1{address}") } else { address };
+    let listener = tokio::net::TcpListener::bind(&address).await.map_err(|e| StartupError::Listen(address.clone(), e))?;
+    let worker_id = listener.local_addr().map(|a| a.to_string()).unwrap_or(address.clone());
+    let health = HealthCell::default();
+    let stop_health = CancellationToken::new();
+    health.watch_broker(&worker, Duration::from_secs(5), stop_health.clone());
+    let ctx = Arc::new(WorkerContext { worker, registry: Registry::default(), offsets, worker_id, health: health.clone() });
+    let herder = Herder::new(ctx);
+
+    let auth = crate::auth::RestAuth::from_worker(&herder.context().worker.raw).map_err(StartupError::WorkerConfig)?;
+    let server = tokio::spawn({
+        let router = crate::rest::router(herder.clone(), auth);
+        async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(error = %e, "REST server stopped");
+            }
+        }
+    });
+    tracing::info!(listener = %address, "REST server listening");
+
+    let restored = herder.restore().await.map_err(|e| StartupError::State(e.to_string()))?;
+    if restored > 0 {
+        tracing::info!(restored, "restored connectors from the state directory");
+    }
+    // Config files on the command line are applied at start: they create or replace.
+    for file in connector_files {
+        let config = read_config_file(&file)?;
+        let name = config.get("name").cloned().unwrap_or_default();
+        let (_, info) = herder.put_config(&name, config).await.map_err(|e| StartupError::Connector(file.clone(), e))?;
+        tracing::info!(connector = %info.name, "created connector from {}", file.display());
+    }
+
+    health.started();
+    wait_for_signal().await;
+    stop_health.cancel();
+    tracing::info!("shutting down: stopping tasks and committing offsets");
+    herder.shutdown().await;
+    server.abort();
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
