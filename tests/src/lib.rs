@@ -1,0 +1,626 @@
+//! Helpers for connect-rs end-to-end tests and benchmarks: run the real `connect` binary against real
+//! services (started by `scripts/services up`), read and write Kafka directly, call the REST API.
+//!
+//! Nothing here fakes a service: a test that cannot reach its broker fails with a message saying how
+//! to start it.
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The Kafka API broker the tests use.
+pub fn bootstrap() -> String {
+    std::env::var("CONNECT_TEST_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// Fail fast, and clearly, when the broker is not there.
+pub fn require_broker() {
+    let addr = bootstrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("no Kafka API broker at {addr}: start one with `scripts/services up kafka` (the README's test command does)");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `a` with every key of the object `b` set on it (connector configs built from a base and extras).
+pub fn merge_json(mut a: serde_json::Value, b: serde_json::Value) -> serde_json::Value {
+    for (k, v) in b.as_object().expect("an object") {
+        a[k] = v.clone();
+    }
+    a
+}
+
+/// A name unique to this test run, for topics, connectors and groups.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The `connect` binary built next to the running test executable.
+pub fn connect_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let bin = dir.join("connect");
+    assert!(bin.exists(), "{} not found: build it with `cargo build --release -p connect-worker`", bin.display());
+    bin
+}
+
+/// A worker's files: its config, its connectors, its log.
+pub struct WorkerSetup {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub worker_config: PathBuf,
+    pub connector_configs: Vec<PathBuf>,
+}
+
+impl WorkerSetup {
+    /// A worker config in `dir` with String converters, a fast offset flush and a short consumer session
+    /// (tansu takes about half the session timeout to form a group).
+    pub fn new(dir: &Path, extra: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut props = vec![
+            ("bootstrap.servers".to_string(), bootstrap()),
+            ("key.converter".into(), "org.apache.kafka.connect.storage.StringConverter".into()),
+            ("value.converter".into(), "org.apache.kafka.connect.storage.StringConverter".into()),
+            ("offset.storage.file.filename".into(), dir.join("connect.offsets").display().to_string()),
+            ("offset.flush.interval.ms".into(), "500".into()),
+            ("listeners".into(), format!("http://127.0.0.1:{port}")),
+            ("consumer.session.timeout.ms".into(), "6000".into()),
+            ("consumer.heartbeat.interval.ms".into(), "1000".into()),
+        ];
+        for (k, v) in extra {
+            props.retain(|(key, _)| key != k);
+            props.push((k.to_string(), v.to_string()));
+        }
+        let text: String = props.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        let worker_config = dir.join("worker.properties");
+        std::fs::write(&worker_config, text).unwrap();
+        WorkerSetup { dir: dir.to_path_buf(), port, worker_config, connector_configs: Vec::new() }
+    }
+
+    /// Add a connector file (`{"name":..,"config":{..}}`).
+    pub fn connector(&mut self, name: &str, config: serde_json::Value) -> &mut Self {
+        let path = self.dir.join(format!("{name}.json"));
+        std::fs::write(&path, serde_json::json!({"name": name, "config": config}).to_string()).unwrap();
+        self.connector_configs.push(path);
+        self
+    }
+
+    pub fn start(&self) -> Worker {
+        let log_path = self.dir.join("worker.log");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
+        let child = Command::new(connect_binary())
+            .arg("standalone")
+            .arg(&self.worker_config)
+            .args(&self.connector_configs)
+            .env("RUST_LOG", std::env::var("CONNECT_TEST_LOG").unwrap_or_else(|_| "info,librdkafka=warn".into()))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn connect");
+        let worker = Worker { child: Some(child), port: self.port, log: log_path };
+        worker.wait_rest();
+        worker
+    }
+}
+
+/// A running `connect standalone` process; killed when dropped.
+pub struct Worker {
+    child: Option<Child>,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl Worker {
+    fn wait_rest(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if Instant::now() > deadline {
+                panic!("worker REST port {} never opened; log:\n{}", self.port, self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no shutdown, no final commit.
+    pub fn kill_hard(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        unsafe_kill(c.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = c.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("worker did not exit within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// GET a REST path, returning the status code and JSON body.
+    pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        http("GET", self.port, path, None)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill_hard();
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    let _ = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+}
+
+/// A minimal blocking HTTP/1.1 client for the REST API (keeps the tests free of an async runtime).
+pub fn http(method: &str, port: u16, path: &str, body: Option<&serde_json::Value>) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to REST");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let body_text = body.map(|b| b.to_string()).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body_text}",
+        body_text.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response);
+    let status: u16 = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("HTTP status");
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let json = serde_json::from_str(body).unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+/// Poll `check` until it returns `Some`, or panic with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn consumer_at(bootstrap: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("e2e-reader"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("test consumer")
+}
+
+/// Number of records in a topic, counted by reading it: tansu's high watermark is the base offset of
+/// the last batch plus one, not the end of the log, so watermarks cannot count records.
+pub fn topic_count(topic: &str) -> i64 {
+    topic_count_at(&bootstrap(), topic)
+}
+
+/// [`topic_count`] on another broker.
+pub fn topic_count_at(bootstrap: &str, topic: &str) -> i64 {
+    let c = consumer_at(bootstrap);
+    let Ok(md) = c.fetch_metadata(Some(topic), Duration::from_secs(5)) else { return 0 };
+    let Some(t) = md.topics().iter().find(|t| t.name() == topic) else { return 0 };
+    if t.partitions().is_empty() {
+        return 0;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in t.partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+    }
+    c.assign(&tpl).expect("assign");
+    let mut count = 0;
+    let mut idle_since = Instant::now();
+    let started = Instant::now();
+    // Stop after 1 s without a record (the first fetch can take a while to start).
+    while idle_since.elapsed() < Duration::from_millis(if count == 0 { 2000 } else { 1000 }) && started.elapsed() < Duration::from_secs(60)
+    {
+        if let Some(Ok(_)) = c.poll(Duration::from_millis(100)) {
+            count += 1;
+            idle_since = Instant::now();
+        }
+    }
+    count
+}
+
+/// One consumed record: partition, offset, key, value.
+pub type ReadRecord = (i32, i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Read every record of a topic (all partitions, from the beginning) until `expected` arrived or
+/// `timeout` passed. Returns them in partition order.
+pub fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadRecord> {
+    read_topic_at(&bootstrap(), topic, expected, timeout)
+}
+
+/// [`read_topic`] on another broker.
+pub fn read_topic_at(bootstrap: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<ReadRecord> {
+    let c = consumer_at(bootstrap);
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let t = md.topics().iter().find(|t| t.name() == topic).expect("topic exists");
+    let mut tpl = TopicPartitionList::new();
+    for p in t.partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+    }
+    c.assign(&tpl).expect("assign");
+    let mut out = Vec::with_capacity(expected);
+    let deadline = Instant::now() + timeout;
+    while out.len() < expected && Instant::now() < deadline {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push((m.partition(), m.offset(), m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec))),
+            Some(Err(e)) => eprintln!("read_topic: {e}"),
+            None => {}
+        }
+    }
+    out.sort_by_key(|r| (r.0, r.1));
+    out
+}
+
+/// The offsets a consumer group committed for a topic (partition → next offset).
+pub fn committed_offsets(group: &str, topic: &str) -> Vec<(i32, i64)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let mut tpl = TopicPartitionList::new();
+    for t in md.topics().iter().filter(|t| t.name() == topic) {
+        for p in t.partitions() {
+            tpl.add_partition(topic, p.id());
+        }
+    }
+    let committed = c.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
+    committed
+        .elements()
+        .iter()
+        .map(|e| {
+            (
+                e.partition(),
+                match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => 0,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Lines of a file (empty if it does not exist yet).
+pub fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path).map(|s| s.lines().map(str::to_string).collect()).unwrap_or_default()
+}
+
+/// Count of lines in a file, cheaply, for polling.
+pub fn line_count(path: &Path) -> usize {
+    std::fs::read(path).map(|b| b.iter().filter(|&&c| c == b'\n').count()).unwrap_or(0)
+}
+
+/// Size of a file in bytes (0 if it does not exist yet).
+pub fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// `n` distinct lines of about `width` bytes: "00000042 xxxxx...".
+pub fn numbered_lines(range: std::ops::Range<usize>, width: usize) -> String {
+    let pad = width.saturating_sub(9);
+    let filler: String = "abcdefghijklmnopqrstuvwxyz0123456789".chars().cycle().take(pad).collect();
+    let mut s = String::with_capacity(range.len() * (width + 1));
+    for i in range {
+        s.push_str(&format!("{i:08} {filler}\n"));
+    }
+    s
+}
+
+/// Peak (VmHWM) and current (VmRSS) resident memory of a process, in KiB.
+pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field =
+        |name: &str| status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok());
+    Some((field("VmHWM:")?, field("VmRSS:")?))
+}
+
+/// A tansu broker of a test's own, on durable S3 storage (SeaweedFS from `scripts/services up s3`), so the
+/// test can stop and restart it without losing what it stored.
+pub struct DurableBroker {
+    pub port: u16,
+    cluster_id: String,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl DurableBroker {
+    pub fn start(dir: &Path) -> Self {
+        let mut b = DurableBroker { port: free_port(), cluster_id: unique("e2e-cluster"), log: dir.join("tansu.log"), child: None };
+        b.restart();
+        b
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// (Re)start the broker process and wait for its port.
+    pub fn restart(&mut self) {
+        let bin = std::env::var("CONNECT_TEST_TANSU").unwrap_or_else(|_| {
+            panic!("CONNECT_TEST_TANSU is not set: run the tests through scripts/test-all (it exports `scripts/services tansu-bin`)")
+        });
+        assert!(std::net::TcpStream::connect("127.0.0.1:8333").is_ok(), "no S3 server on 127.0.0.1:8333: run `scripts/services up s3`");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "s3://tansu/",
+                "--cluster-id",
+                &self.cluster_id,
+            ])
+            .env("AWS_ACCESS_KEY_ID", "testkey")
+            .env("AWS_SECRET_ACCESS_KEY", "testsecret")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_ENDPOINT", "http://127.0.0.1:8333")
+            .env("AWS_ALLOW_HTTP", "true")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tansu");
+        self.child = Some(child);
+        wait_for("the durable broker's port", Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok().then_some(())
+        });
+    }
+
+    /// SIGKILL the broker.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for DurableBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A record to produce in a test: key, value, headers.
+pub type TestRecord = (Option<Vec<u8>>, Option<Vec<u8>>, Vec<(String, Vec<u8>)>);
+
+/// Produce records to a topic (created with one partition first) and wait until the broker has them all.
+pub fn produce(topic: &str, records: &[TestRecord]) {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+    create_topic(topic);
+    let producer: ThreadedProducer<rdkafka::producer::DefaultProducerContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap()).set("enable.idempotence", "true").create().expect("test producer");
+    for (key, value, headers) in records {
+        let mut hs = OwnedHeaders::new();
+        for (k, v) in headers {
+            hs = hs.insert(Header { key: k, value: Some(v) });
+        }
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic).headers(hs);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        if let Some(v) = value {
+            record = record.payload(v);
+        }
+        let mut record = record;
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    record = r;
+                    producer.poll(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+}
+
+/// Create a one-partition topic (idempotent).
+pub fn create_topic(topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap()).create().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _ = rt.block_on(admin.create_topics([&NewTopic::new(topic, 1, TopicReplication::Fixed(1))], &AdminOptions::new()));
+}
+
+/// A consumed record with its headers.
+#[derive(Debug, Clone)]
+pub struct FullRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub timestamp: Option<i64>,
+}
+
+impl FullRecord {
+    /// The last header with this key, as text.
+    pub fn header(&self, key: &str) -> Option<String> {
+        self.headers.iter().rev().find(|(k, _)| k == key).and_then(|(_, v)| v.as_ref()).map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+/// Read every record of a topic with headers, until `expected` arrived and then 1 s more (to catch
+/// extras), or `timeout` passed.
+pub fn read_topic_full(topic: &str, expected: usize, timeout: Duration) -> Vec<FullRecord> {
+    use rdkafka::message::Headers;
+    let c = consumer_at(&bootstrap());
+    let Ok(md) = c.fetch_metadata(Some(topic), Duration::from_secs(10)) else { return Vec::new() };
+    let mut tpl = TopicPartitionList::new();
+    for t in md.topics().iter().filter(|t| t.name() == topic) {
+        for p in t.partitions() {
+            tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+        }
+    }
+    if tpl.count() == 0 {
+        return Vec::new();
+    }
+    c.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + timeout;
+    let mut complete_at: Option<Instant> = None;
+    while Instant::now() < deadline && complete_at.is_none_or(|t| t.elapsed() < Duration::from_secs(1)) {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            out.push(FullRecord {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers: m
+                    .headers()
+                    .map(|hs| hs.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec))).collect())
+                    .unwrap_or_default(),
+                timestamp: m.timestamp().to_millis(),
+            });
+        }
+        if out.len() >= expected && complete_at.is_none() {
+            complete_at = Some(Instant::now());
+        }
+    }
+    out.sort_by_key(|r| (r.partition, r.offset));
+    out
+}
+
+/// A Mosquitto broker of a test's own (so the test may restart it), on a free port, queueing plenty of
+/// messages for offline persistent sessions. Stopped when dropped.
+pub struct MqttBroker {
+    pub port: u16,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl MqttBroker {
+    pub fn start(dir: &Path) -> Self {
+        let port = free_port();
+        let config = dir.join("mosquitto.conf");
+        std::fs::write(
+            &config,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nmax_inflight_messages 0\nuser root\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type subscribe\n"),
+        )
+        .unwrap();
+        let mut b = MqttBroker { port, config, log: dir.join("mosquitto.log"), child: None };
+        b.restart();
+        b
+    }
+
+    pub fn url(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("mosquitto is not installed: run `scripts/services up mqtt`");
+        self.child =
+            Some(Command::new(bin).arg("-c").arg(&self.config).stdout(Stdio::null()).stderr(log).spawn().expect("start mosquitto"));
+        wait_for("mosquitto's port", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok().then_some(())
+        });
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// How many subscriptions by `client_id` the broker logged (across restarts): with `log_type
+    /// subscribe` Mosquitto writes `<time>: <client id> <qos> <topic>` for each.
+    pub fn subscriptions(&self, client_id: &str) -> usize {
+        let marker = format!(": {client_id} ");
+        self.log_text().lines().filter(|l| l.contains(&marker)).count()
+    }
+
+    /// Publish each line of `payloads` as one message (mosquitto_pub -l), at QoS `qos`.
+    pub fn publish_lines(&self, topic: &str, qos: u8, payloads: &str) {
+        publish_lines(self.port, topic, qos, payloads);
+    }
+}
+
+/// Publish each line of `payloads` as one MQTT message to the broker on `port` (mosquitto_pub -l).
+pub fn publish_lines(port: u16, topic: &str, qos: u8, payloads: &str) {
+    use std::io::Write;
+    let mut child = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", topic, "-q", &qos.to_string(), "-l"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("mosquitto_pub (scripts/services up mqtt installs it)");
+    child.stdin.take().unwrap().write_all(payloads.as_bytes()).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "mosquitto_pub failed");
+}
+
+impl Drop for MqttBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,85 @@
+//! The Kafka broker goes away for 30 s in the middle of a stream and comes back: every task resumes by
+//! itself, nothing is lost, and `/health` tells the truth meanwhile. The broker is a tansu of the test's
+//! own on durable S3 storage (SeaweedFS), so its restart keeps what it stored.
+
+use connect_e2e::*;
+use serde_json::json;
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+#[test]
+fn broker_restart_mid_stream_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = DurableBroker::start(dir.path());
+    let bootstrap = broker.bootstrap();
+    let (input, output) = (dir.path().join("in.txt"), dir.path().join("out.txt"));
+    let total = 100_000;
+    let topic = unique("e2e-outage");
+    let mut setup = WorkerSetup::new(dir.path(), &[("bootstrap.servers", bootstrap.as_str()), ("auto.restart.backoff.max.ms", "5000")]);
+    setup
+        .connector("outage-source", json!({"connector.class": "FileStreamSource", "file": input, "topic": topic}))
+        .connector("outage-sink", json!({"connector.class": "FileStreamSink", "file": output, "topics": topic}));
+    let mut file = std::fs::File::create(&input).unwrap();
+    let chunk = 2_000;
+    let mut written = 0;
+    let mut append = |written: &mut usize| {
+        file.write_all(numbered_lines(*written..*written + chunk, 64).as_bytes()).unwrap();
+        *written += chunk;
+    };
+    let mut worker = setup.start();
+    while written < total / 5 {
+        append(&mut written);
+    }
+    wait_for("the sink to be consuming", Duration::from_secs(60), || (line_count(&output) >= 10_000).then_some(()));
+    while written < total / 2 {
+        append(&mut written);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    broker.kill();
+    let down_at = Instant::now();
+    // The file keeps growing while the broker is away.
+    while written < total {
+        append(&mut written);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, health) = wait_for("/health to report the outage", Duration::from_secs(25), || {
+        let (code, body) = worker.get("/health");
+        (code == 500).then_some((code, body))
+    });
+    assert_eq!(health["status"], "unhealthy", "{code} {health}");
+    assert!(health["message"].as_str().unwrap().contains("not reachable"), "{health}");
+    std::thread::sleep(Duration::from_secs(30).saturating_sub(down_at.elapsed()));
+    broker.restart();
+
+    wait_for("/health healthy again", Duration::from_secs(30), || (worker.get("/health").0 == 200).then_some(()));
+    wait_for("every line in the sink file", Duration::from_secs(240), || {
+        let lines = read_lines(&output);
+        let distinct: std::collections::HashSet<&String> = lines.iter().collect();
+        (distinct.len() >= total).then_some(())
+    });
+    for name in ["outage-source", "outage-sink"] {
+        let (_, s) = worker.get(&format!("/connectors/{name}/status"));
+        assert_eq!(s["tasks"][0]["state"], "RUNNING", "{name} did not resume by itself: {s}");
+        eprintln!("{name}: restart_count {}", s["tasks"][0]["restart_count"]);
+    }
+    assert_eq!(worker.stop(), Some(0), "log:\n{}", worker.log_text());
+
+    let expected: Vec<String> = numbered_lines(0..total, 64).lines().map(str::to_string).collect();
+    let lines = read_lines(&output);
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for l in &lines {
+        *counts.entry(l.as_str()).or_default() += 1;
+    }
+    for (i, l) in expected.iter().enumerate() {
+        assert!(counts.contains_key(l.as_str()), "line {i} lost");
+    }
+    assert_eq!(counts.len(), total, "unexpected lines in the sink file");
+    let in_kafka = read_topic_at(&bootstrap, &topic, total * 3, Duration::from_secs(20)).len();
+    eprintln!(
+        "broker outage: {} lines written for {total} inputs ({} duplicates); {in_kafka} records in Kafka",
+        lines.len(),
+        lines.len() - total
+    );
+}
