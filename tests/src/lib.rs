@@ -69,6 +69,8 @@ pub struct WorkerSetup {
     pub port: u16,
     pub worker_config: PathBuf,
     pub connector_configs: Vec<PathBuf>,
+    /// Extra environment variables for the worker process.
+    pub env: Vec<(String, String)>,
 }
 
 impl WorkerSetup {
@@ -93,7 +95,7 @@ impl WorkerSetup {
         let text: String = props.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         let worker_config = dir.join("worker.properties");
         std::fs::write(&worker_config, text).unwrap();
-        WorkerSetup { dir: dir.to_path_buf(), port, worker_config, connector_configs: Vec::new() }
+        WorkerSetup { dir: dir.to_path_buf(), port, worker_config, connector_configs: Vec::new(), env: Vec::new() }
     }
 
     /// Add a connector file (`{"name":..,"config":{..}}`).
@@ -101,6 +103,12 @@ impl WorkerSetup {
         let path = self.dir.join(format!("{name}.json"));
         std::fs::write(&path, serde_json::json!({"name": name, "config": config}).to_string()).unwrap();
         self.connector_configs.push(path);
+        self
+    }
+
+    /// Set an environment variable of the worker process (overrides the harness's own, such as RUST_LOG).
+    pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
+        self.env.push((key.to_string(), value.to_string()));
         self
     }
 
@@ -112,6 +120,7 @@ impl WorkerSetup {
             .arg(&self.worker_config)
             .args(&self.connector_configs)
             .env("RUST_LOG", std::env::var("CONNECT_TEST_LOG").unwrap_or_else(|_| "info,librdkafka=warn".into()))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -214,17 +223,29 @@ pub fn http(method: &str, port: u16, path: &str, body: Option<&serde_json::Value
 }
 
 /// Poll `check` until it returns `Some`, or panic with `what` after `timeout`.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(what: &str, timeout: Duration, check: impl FnMut() -> Option<T>) -> T {
+    wait_for_or_explain(what, timeout, check, String::new)
+}
+
+/// As [`wait_for`], but on timeout the panic message carries `explain()`: the state a reader needs to tell
+/// a slow machine from a stuck pipeline (counts, task states, log tails).
+pub fn wait_for_or_explain<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>, explain: impl FnOnce() -> String) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = check() {
             return v;
         }
         if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
+            panic!("timed out after {timeout:?} waiting for {what}\n{}", explain());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The last `n` lines of a text, for failure messages.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn consumer_at(bootstrap: &str) -> BaseConsumer {
@@ -420,6 +441,10 @@ impl DurableBroker {
         wait_for("the durable broker's port", Duration::from_secs(30), || {
             std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok().then_some(())
         });
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGKILL the broker.

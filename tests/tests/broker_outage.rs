@@ -54,11 +54,25 @@ fn broker_restart_mid_stream_loses_nothing() {
     broker.restart();
 
     wait_for("/health healthy again", Duration::from_secs(30), || (worker.get("/health").0 == 200).then_some(()));
-    wait_for("every line in the sink file", Duration::from_secs(240), || {
-        let lines = read_lines(&output);
-        let distinct: std::collections::HashSet<&String> = lines.iter().collect();
-        (distinct.len() >= total).then_some(())
-    });
+    let distinct_lines = || read_lines(&output).into_iter().collect::<std::collections::HashSet<String>>().len();
+    wait_for_or_explain(
+        "every line in the sink file",
+        Duration::from_secs(240),
+        || (distinct_lines() >= total).then_some(()),
+        || {
+            let status = |name: &str| worker.get(&format!("/connectors/{name}/status")).1;
+            let in_kafka = read_topic_at(&bootstrap, &topic, total * 3, Duration::from_secs(20)).len();
+            format!(
+                "{} of {total} distinct lines in the sink; {in_kafka} records in Kafka\nsource: {}\nsink: {}\n\
+                 worker log tail:\n{}\n\nbroker log tail:\n{}",
+                distinct_lines(),
+                status("outage-source"),
+                status("outage-sink"),
+                tail(&worker.log_text(), 60),
+                tail(&broker.log_text(), 30)
+            )
+        },
+    );
     for name in ["outage-source", "outage-sink"] {
         let (_, s) = worker.get(&format!("/connectors/{name}/status"));
         assert_eq!(s["tasks"][0]["state"], "RUNNING", "{name} did not resume by itself: {s}");

@@ -1,6 +1,7 @@
 //! Worker and connector configuration files: Java `.properties` or JSON, with Kafka Connect's keys.
 
 use connect_core::config::{config_from_json, with_prefix};
+use connect_core::config_provider::ConfigTransformer;
 use connect_core::Config;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -60,10 +61,17 @@ pub struct WorkerConfig {
     pub offset_flush_interval: Duration,
     pub listeners: Vec<String>,
     pub task_shutdown_timeout: Duration,
+    /// `config.providers`: resolves `${provider:path:key}` in connector configs (and in this config).
+    pub providers: ConfigTransformer,
 }
 
 impl WorkerConfig {
     pub fn from_config(raw: Config) -> Result<Self, String> {
+        // As in Kafka, the worker config's own placeholders are resolved too (e.g. a REST password).
+        let providers = crate::config_providers::from_worker_config(&raw)?;
+        let resolved = providers.transform(&raw).map_err(|errors| errors.into_values().collect::<Vec<_>>().join("; "))?;
+        crate::logging::hide_secrets(&resolved.secrets);
+        let raw = resolved.config;
         let ms = |key: &str, default: u64| -> Result<Duration, String> {
             match raw.get(key) {
                 None => Ok(Duration::from_millis(default)),
@@ -83,6 +91,7 @@ impl WorkerConfig {
             offset_flush_interval: ms("offset.flush.interval.ms", 60_000)?,
             listeners: connect_core::config::parse_list(raw.get("listeners").map(String::as_str).unwrap_or("http://127.0.0.1:8083")),
             task_shutdown_timeout: ms("task.shutdown.graceful.timeout.ms", 5_000)?,
+            providers,
             raw,
         })
     }

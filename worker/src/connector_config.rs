@@ -2,6 +2,7 @@
 //! `SourceConnectorConfig`), merged with the connector's own keys for validation.
 
 use connect_core::config::ConfigInfos;
+use connect_core::config_provider::ConfigTransformer;
 use connect_core::{Config, ConfigDef, ConfigKey, ConfigType, ConnectorType, Importance, Validator};
 use std::collections::BTreeMap;
 
@@ -161,10 +162,17 @@ pub fn common_def(kind: ConnectorType) -> ConfigDef {
     def
 }
 
-/// Validate a full connector config: common keys, the connector's own keys, and the cross-key rules.
-/// `None` when the connector class is unknown.
-pub fn validate(registry: &Registry, config: &Config) -> Option<(ConnectorType, ConfigInfos)> {
-    let class = config.get(CONNECTOR_CLASS)?;
+/// Validate a full connector config: placeholders (`${file:...}`) resolve, then common keys, the connector's
+/// own keys, and the cross-key rules on the resolved values. The answer shows the values as given, so a
+/// resolved secret never appears in it. `None` when the connector class is unknown.
+pub fn validate(registry: &Registry, providers: &ConfigTransformer, raw: &Config) -> Option<(ConnectorType, ConfigInfos)> {
+    let class = raw.get(CONNECTOR_CLASS)?;
+    let (resolved, provider_errors) = match providers.transform(raw) {
+        Ok(r) => (r.config, BTreeMap::new()),
+        // Keys whose placeholder failed are checked as given; only the provider's error is reported for them.
+        Err(errors) => (raw.clone(), errors),
+    };
+    let config = &resolved;
     let plugin = registry.connector(class)?;
     let instance = (plugin.create)();
     let connector = instance.as_connector();
@@ -191,7 +199,10 @@ pub fn validate(registry: &Registry, config: &Config) -> Option<(ConnectorType, 
     for (key, msgs) in errors {
         merged.entry(key).or_default().extend(msgs);
     }
-    Some((plugin.kind, def.infos(plugin.class, config, merged)))
+    for (key, msg) in provider_errors {
+        merged.insert(key, vec![msg]);
+    }
+    Some((plugin.kind, def.infos(plugin.class, raw, merged)))
 }
 
 /// Kafka Connect's message for an invalid config.
@@ -217,15 +228,22 @@ mod tests {
     #[test]
     fn sink_needs_topics_and_source_needs_topic() {
         let r = Registry::default();
-        let (kind, infos) = validate(&r, &cfg(&[("name", "s"), ("connector.class", "FileStreamSink"), ("file", "/tmp/x")])).unwrap();
+        let (kind, infos) =
+            validate(&r, &ConfigTransformer::default(), &cfg(&[("name", "s"), ("connector.class", "FileStreamSink"), ("file", "/tmp/x")]))
+                .unwrap();
         assert_eq!(kind, ConnectorType::Sink);
         assert_eq!(infos.error_count, 1);
         assert_eq!(infos.errors()[0].1, "Must configure one of topics or topics.regex");
-        let (_, infos) = validate(&r, &cfg(&[("name", "s"), ("connector.class", "FileStreamSource"), ("tasks.max", "0")])).unwrap();
+        let (_, infos) = validate(
+            &r,
+            &ConfigTransformer::default(),
+            &cfg(&[("name", "s"), ("connector.class", "FileStreamSource"), ("tasks.max", "0")]),
+        )
+        .unwrap();
         let msg = invalid_config_message(&infos);
         assert!(msg.starts_with("Connector configuration is invalid and contains the following 2 error(s):"), "{msg}");
         assert!(msg.contains("Missing required configuration \"topic\""), "{msg}");
         assert!(msg.contains("Invalid value 0 for configuration tasks.max: Value must be at least 1"), "{msg}");
-        assert!(validate(&r, &cfg(&[("connector.class", "Nope")])).is_none());
+        assert!(validate(&r, &ConfigTransformer::default(), &cfg(&[("connector.class", "Nope")])).is_none());
     }
 }

@@ -82,11 +82,17 @@ struct TaskHandle {
     metrics: Arc<TaskMetrics>,
     cancel: CancellationToken,
     supervisor: JoinHandle<()>,
+    /// The config the task runs with (placeholders resolved).
     config: Config,
+    /// The same with the connector's placeholders put back, for REST.
+    shown_config: Config,
 }
 
 struct ConnectorEntry {
+    /// As the user gave it: placeholders unresolved (served by REST, stored on disk).
     config: Config,
+    /// With placeholders resolved when the connector last started; what the connector and its tasks run with.
+    resolved: Config,
     kind: ConnectorType,
     instance: Arc<Mutex<AnyConnector>>,
     status: StatusCell,
@@ -307,7 +313,7 @@ impl Herder {
         }
         let class =
             config.get(CONNECTOR_CLASS).ok_or_else(|| HerderError::BadRequest("Connector config must contain connector.class".into()))?;
-        let Some((kind, infos)) = connector_config::validate(&self.ctx.registry, config) else {
+        let Some((kind, infos)) = connector_config::validate(&self.ctx.registry, &self.ctx.worker.providers, config) else {
             return Err(HerderError::BadRequest(format!(
                 "Failed to find any class that implements Connector and which name matches {class}"
             )));
@@ -350,6 +356,7 @@ impl Herder {
             target,
             paused,
             topics: Arc::new(std::sync::Mutex::new(topics.into_iter().collect())),
+            resolved: config.clone(),
             config,
         };
         connectors.insert(name.to_string(), entry);
@@ -517,9 +524,23 @@ impl Herder {
         entry.generation += 1;
         let context = Arc::new(RuntimeConnectorContext { name: name.to_string(), status: entry.status.clone() });
         let max_tasks = entry.config.get(TASKS_MAX).and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(1).max(1);
+        // Placeholders are resolved at every start, so a rotated secret is picked up by a restart.
+        match self.ctx.worker.providers.transform(&entry.config) {
+            Ok(resolved) => {
+                crate::logging::hide_secrets(&resolved.secrets);
+                entry.resolved = resolved.config;
+            }
+            Err(errors) => {
+                let message = errors.into_values().collect::<Vec<_>>().join("\n");
+                tracing::error!(connector = name, error = %message, "connector config placeholders cannot be resolved");
+                entry.status.fail(message);
+                self.schedule_connector_restart(name, entry, attempt + 1);
+                return;
+            }
+        }
         let task_configs = {
             let mut instance = entry.instance.lock().await;
-            let started = instance.as_connector_mut().start(context, entry.config.clone()).await;
+            let started = instance.as_connector_mut().start(context, entry.resolved.clone()).await;
             started.and_then(|_| instance.as_connector().task_configs(max_tasks)).and_then(|configs| {
                 if configs.len() > max_tasks {
                     Err(ConnectError::fatal(format!("The connector {name} has generated {} tasks, which is greater than {max_tasks}, the maximum number of tasks it is configured to create.", configs.len())))
@@ -592,7 +613,7 @@ impl Herder {
         let spec = TaskSpec {
             ctx: self.ctx.clone(),
             name: name.to_string(),
-            connector_config: entry.config.clone(),
+            connector_config: entry.resolved.clone(),
             instance: entry.instance.clone(),
             id,
             task_config: task_config.clone(),
@@ -602,7 +623,8 @@ impl Herder {
             topics: entry.topics.clone(),
         };
         let supervisor = tokio::spawn(spec.supervise(status.clone(), cancel.clone()));
-        TaskHandle { status, metrics, cancel, supervisor, config: task_config }
+        let shown_config = connect_core::config_provider::unresolve(&task_config, &entry.config, &entry.resolved);
+        TaskHandle { status, metrics, cancel, supervisor, config: task_config, shown_config }
     }
 
     /// Stop one task and wait for it (bounded by the graceful timeout).
@@ -726,7 +748,7 @@ impl Herder {
             .tasks
             .iter()
             .enumerate()
-            .map(|(i, t)| TaskInfo { id: TaskId { connector: name.to_string(), task: i as u32 }, config: t.config.clone() })
+            .map(|(i, t)| TaskInfo { id: TaskId { connector: name.to_string(), task: i as u32 }, config: t.shown_config.clone() })
             .collect())
     }
 }

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod config_providers;
 pub mod connector_config;
 pub mod errors;
 pub mod health;

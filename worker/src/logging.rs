@@ -2,7 +2,7 @@
 //! (module paths such as `connect_worker::sink_task`), `root` is the default level.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing_subscriber::{reload, EnvFilter, Registry};
 
@@ -35,9 +35,54 @@ pub fn init() {
     };
     let filter = build_filter(&root, &loggers);
     let (layer, handle) = reload::Layer::new(filter);
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(|| RedactingWriter(std::io::stderr()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = tracing_subscriber::registry().with(layer).with(fmt).try_init();
     let _ = CONTROL.set(LogControl { handle, state: Mutex::new(LogState { root, loggers, root_modified: None }) });
+}
+
+/// Values resolved from config-provider placeholders: no log line and no status trace shows them.
+static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Hide these values from every later log line and status trace (they stay hidden for the process's life:
+/// a secret that was once in use must not show up in a late error either).
+pub fn hide_secrets(secrets: &[String]) {
+    if secrets.is_empty() {
+        return;
+    }
+    let mut all = SECRETS.write().unwrap_or_else(|e| e.into_inner());
+    for s in secrets {
+        if !all.contains(s) {
+            all.push(s.clone());
+        }
+    }
+}
+
+/// `text` with every hidden secret replaced by `[hidden]`.
+pub fn redact(text: &str) -> String {
+    let secrets = SECRETS.read().unwrap_or_else(|e| e.into_inner());
+    connect_core::config_provider::redact(text, &secrets)
+}
+
+/// stderr, with secrets replaced. The fmt layer writes each event with one `write_all` of the whole
+/// formatted line, so a secret is never split across two writes.
+struct RedactingWriter(std::io::Stderr);
+
+impl std::io::Write for RedactingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let empty = SECRETS.read().map(|s| s.is_empty()).unwrap_or(false);
+        if empty {
+            return self.0.write(buf);
+        }
+        let text = String::from_utf8_lossy(buf);
+        self.0.write_all(redact(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// The run-time control, when [`init`] ran (not in unit tests).

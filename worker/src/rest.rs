@@ -391,7 +391,7 @@ async fn validate(State(h): State<Arc<Herder>>, Path(plugin): Path<String>, body
         }
         _ => {}
     }
-    let (_, infos) = connector_config::validate(registry, &config).expect("class resolved above");
+    let (_, infos) = connector_config::validate(registry, &h.context().worker.providers, &config).expect("class resolved above");
     Ok(Json(infos).into_response())
 }
 

@@ -66,7 +66,8 @@ impl StatusCell {
     pub fn fail(&self, trace: String) {
         let mut s = self.lock();
         s.state = State::Failed;
-        s.trace = Some(trace);
+        // A trace may quote a config value (a path, a URL with a password): secrets from providers are hidden.
+        s.trace = Some(crate::logging::redact(&trace));
         s.next_restart_at_ms = None;
     }
     /// FAILED, with an automatic restart (number `count`) due after `delay`.
