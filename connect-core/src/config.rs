@@ -119,6 +119,8 @@ pub enum Validator {
     OneOf(Vec<&'static str>),
     /// A non-empty string (after trimming).
     NonEmptyString,
+    /// A list with at least one item.
+    NonEmptyList,
     /// Anything else.
     Custom(CustomCheck),
 }
@@ -129,6 +131,7 @@ impl fmt::Debug for Validator {
             Validator::Range { min, max } => write!(f, "Range({min:?}, {max:?})"),
             Validator::OneOf(v) => write!(f, "OneOf({v:?})"),
             Validator::NonEmptyString => f.write_str("NonEmptyString"),
+            Validator::NonEmptyList => f.write_str("NonEmptyList"),
             Validator::Custom(_) => f.write_str("Custom"),
         }
     }
@@ -188,6 +191,10 @@ impl Validator {
                 ConfigValue::String(s) if s.trim().is_empty() => {
                     Err(format!("Invalid value {raw} for configuration {name}: String may not be empty"))
                 }
+                _ => Ok(()),
+            },
+            Validator::NonEmptyList => match value {
+                ConfigValue::List(l) if l.is_empty() => Err(format!("Invalid value {raw} for configuration {name}: List may not be empty")),
                 _ => Ok(()),
             },
             Validator::Custom(f) => f(value).map_err(|e| format!("Invalid value {raw} for configuration {name}: {e}")),

@@ -11,7 +11,7 @@ use connect_core::{
 };
 
 /// The fields of a value as ordered (name, schema, value) triples; `None` schema for schemaless maps.
-fn fields_of(schema: &Option<SchemaRef>, value: Value, smt: &str) -> Result<Vec<(String, Option<SchemaRef>, Value)>> {
+pub(crate) fn fields_of(schema: &Option<SchemaRef>, value: Value, smt: &str) -> Result<Vec<(String, Option<SchemaRef>, Value)>> {
     match (schema, value) {
         (Some(s), Value::Struct(mut st)) if s.kind == SchemaType::Struct => {
             Ok(s.fields.iter().map(|f| (f.name.clone(), Some(f.schema.clone()), st.remove(&f.name).unwrap_or(Value::Null))).collect())
@@ -32,7 +32,7 @@ fn fields_of(schema: &Option<SchemaRef>, value: Value, smt: &str) -> Result<Vec<
 }
 
 /// Rebuild a value (and its schema, when it had one) from fields.
-fn rebuild(had_schema: Option<&SchemaRef>, fields: Vec<(String, Option<SchemaRef>, Value)>) -> (Option<SchemaRef>, Value) {
+pub(crate) fn rebuild(had_schema: Option<&SchemaRef>, fields: Vec<(String, Option<SchemaRef>, Value)>) -> (Option<SchemaRef>, Value) {
     match had_schema {
         Some(old) => {
             let mut schema =

@@ -1,10 +1,8 @@
 //! connect-transforms: single-message transforms (SMTs) and predicates, under Kafka's class names.
 //!
 //! Depends on connect-core only; must not depend on a Kafka client, the worker or any connector.
-//! Status: Cast, TimestampConverter, ExtractField, ReplaceField, InsertField, MaskField, HoistField, ValueToKey, DropHeaders,
-//! InsertHeader, Flatten, TimestampRouter, SetSchemaMetadata, HeaderFrom, Filter, RegexRouter and the
-//! three predicates are here; the other built-in SMTs and the
-//! wrangling transforms are tracked in the README's status table.
+//! Every built-in SMT and predicate of Kafka Connect is here, plus the wrangling transforms of [`wrangle`]
+//! (ParseCsv, ParseJson, Explode, ComputeField, BuildStruct, ParseTimestamp) under `io.connectrs.transforms.*`.
 
 mod cast;
 mod extract_field;
@@ -14,6 +12,7 @@ mod more;
 mod predicates;
 mod regex_router;
 mod timestamp_converter;
+pub mod wrangle;
 
 pub use cast::Cast;
 pub use extract_field::{ExtractField, Side};
@@ -23,6 +22,7 @@ pub use more::{format_timestamp, Flatten, HeaderFrom, SetSchemaMetadata, Timesta
 pub use predicates::{HasHeaderKey, RecordIsTombstone, TopicNameMatches};
 pub use regex_router::RegexRouter;
 pub use timestamp_converter::{parse_timestamp, TimestampConverter};
+pub use wrangle::{BuildStruct, ComputeField, Explode, ParseCsv, ParseJson, ParseTimestamp};
 
 use connect_core::plugin::{PredicatePlugin, TransformationPlugin};
 
@@ -157,6 +157,37 @@ pub fn transformation_plugins() -> Vec<TransformationPlugin> {
             class: "org.apache.kafka.connect.transforms.RegexRouter",
             aliases: &["RegexRouter"],
             create: || Box::<RegexRouter>::default(),
+        },
+        // Wrangling beyond Kafka Connect (value side).
+        TransformationPlugin {
+            class: "io.connectrs.transforms.ParseCsv$Value",
+            aliases: &["ParseCsv$Value", "ParseCsv"],
+            create: || Box::<ParseCsv>::default(),
+        },
+        TransformationPlugin {
+            class: "io.connectrs.transforms.ParseJson$Value",
+            aliases: &["ParseJson$Value", "ParseJson"],
+            create: || Box::<ParseJson>::default(),
+        },
+        TransformationPlugin {
+            class: "io.connectrs.transforms.Explode$Value",
+            aliases: &["Explode$Value", "Explode"],
+            create: || Box::<Explode>::default(),
+        },
+        TransformationPlugin {
+            class: "io.connectrs.transforms.ComputeField$Value",
+            aliases: &["ComputeField$Value", "ComputeField"],
+            create: || Box::<ComputeField>::default(),
+        },
+        TransformationPlugin {
+            class: "io.connectrs.transforms.BuildStruct$Value",
+            aliases: &["BuildStruct$Value", "BuildStruct"],
+            create: || Box::<BuildStruct>::default(),
+        },
+        TransformationPlugin {
+            class: "io.connectrs.transforms.ParseTimestamp$Value",
+            aliases: &["ParseTimestamp$Value", "ParseTimestamp"],
+            create: || Box::<ParseTimestamp>::default(),
         },
     ]
 }
