@@ -388,18 +388,33 @@ pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmHWM:")?, field("VmRSS:")?))
 }
 
+/// Create a bucket in the test S3 server (SeaweedFS, credentials testkey/testsecret) through the S3 API.
+fn create_s3_bucket(bucket: &str) {
+    let status = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", "testkey:testsecret", "-X", "PUT"])
+        .arg(format!("http://127.0.0.1:8333/{bucket}"))
+        .output()
+        .expect("curl (scripts/test-all installs it)");
+    let code = String::from_utf8_lossy(&status.stdout).to_string();
+    assert!(code == "200" || code == "409", "creating S3 bucket {bucket}: HTTP {code} {}", String::from_utf8_lossy(&status.stderr));
+}
+
 /// A tansu broker of a test's own, on durable S3 storage (SeaweedFS from `scripts/services up s3`), so the
 /// test can stop and restart it without losing what it stored.
 pub struct DurableBroker {
     pub port: u16,
     cluster_id: String,
+    /// A bucket of its own: a broker never reads what earlier runs left in the shared S3 server.
+    bucket: String,
     log: PathBuf,
     child: Option<Child>,
 }
 
 impl DurableBroker {
     pub fn start(dir: &Path) -> Self {
-        let mut b = DurableBroker { port: free_port(), cluster_id: unique("e2e-cluster"), log: dir.join("tansu.log"), child: None };
+        let bucket = unique("tansu-e2e");
+        create_s3_bucket(&bucket);
+        let mut b = DurableBroker { port: free_port(), cluster_id: unique("e2e-cluster"), bucket, log: dir.join("tansu.log"), child: None };
         b.restart();
         b
     }
@@ -424,7 +439,7 @@ impl DurableBroker {
                 "--advertised-listener-url",
                 &url,
                 "--storage-engine",
-                "s3://tansu/",
+                &format!("s3://{}/", self.bucket),
                 "--cluster-id",
                 &self.cluster_id,
             ])
