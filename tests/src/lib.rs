@@ -391,7 +391,19 @@ pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
 /// Create a bucket in the test S3 server (SeaweedFS, credentials testkey/testsecret) through the S3 API.
 fn create_s3_bucket(bucket: &str) {
     let status = Command::new("curl")
-        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", "testkey:testsecret", "-X", "PUT"])
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--aws-sigv4",
+            "aws:amz:us-east-1:s3",
+            "--user",
+            "testkey:testsecret",
+            "-X",
+            "PUT",
+        ])
         .arg(format!("http://127.0.0.1:8333/{bucket}"))
         .output()
         .expect("curl (scripts/test-all installs it)");

@@ -15,7 +15,12 @@ pub struct Registry {
 impl Default for Registry {
     fn default() -> Self {
         Registry {
-            connectors: connect_file::plugins().into_iter().chain(connect_mqtt::plugins()).chain(connect_testing::plugins()).collect(),
+            connectors: connect_file::plugins()
+                .into_iter()
+                .chain(connect_mqtt::plugins())
+                .chain(connect_postgres::plugins())
+                .chain(connect_testing::plugins())
+                .collect(),
             converters: builtin_converters(),
             transformations: connect_transforms::transformation_plugins(),
             predicates: connect_transforms::predicate_plugins(),

@@ -1,0 +1,526 @@
+//! The sink connector and task: rows are written in one transaction per `batch.size` records, with COPY
+//! (into the table for inserts, into a staging table for upserts, updates and deletes, followed by one
+//! set-based statement). A run of rows that fails is split in halves under savepoints until the rows at
+//! fault are found; they go to the errant-record reporter with PostgreSQL's own message, the rest is written.
+
+use crate::config::{self, InsertMode, PostgresSinkConfig};
+use crate::dialect::{copy_text, ident, key_text, row_of, Row, RowOp};
+use bytes::Bytes;
+use connect_core::{
+    async_trait, Config, ConfigDef, ConnectError, Connector, ConnectorContext, Result, SinkConnector, SinkRecord, SinkTask,
+    SinkTaskContext, TopicPartition,
+};
+use futures::SinkExt;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+#[derive(Default)]
+pub struct PostgresSinkConnector {
+    config: Config,
+}
+
+#[async_trait]
+impl Connector for PostgresSinkConnector {
+    fn version(&self) -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+    fn config_def(&self) -> ConfigDef {
+        config::def()
+    }
+    fn validate(&self, config: &Config) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut errors = std::collections::BTreeMap::new();
+        if config::def().parse(config).is_ok() {
+            if let Err(e) = PostgresSinkConfig::parse(config) {
+                errors.insert("pk.mode".to_string(), vec![e.to_string()]);
+            }
+        }
+        errors
+    }
+    async fn start(&mut self, _context: Arc<dyn ConnectorContext>, config: Config) -> Result<()> {
+        PostgresSinkConfig::parse(&config)?;
+        self.config = config;
+        Ok(())
+    }
+    fn task_configs(&self, max_tasks: usize) -> Result<Vec<Config>> {
+        Ok(vec![self.config.clone(); max_tasks.max(1)])
+    }
+}
+
+impl SinkConnector for PostgresSinkConnector {
+    fn create_task(&self) -> Box<dyn SinkTask> {
+        Box::<PostgresSinkTask>::default()
+    }
+}
+
+/// Why a write failed: the rows (split and report them), or the database (retry the batch).
+enum WriteError {
+    Rows(String),
+    Database(ConnectError),
+}
+
+/// PostgreSQL's own message with its detail, hint and context (COPY says which line and column).
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut m = format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code());
+            if let Some(d) = db.detail() {
+                m.push_str(&format!("; DETAIL: {d}"));
+            }
+            if let Some(h) = db.hint() {
+                m.push_str(&format!("; HINT: {h}"));
+            }
+            if let Some(w) = db.where_() {
+                m.push_str(&format!("; WHERE: {w}"));
+            }
+            m
+        }
+        None => e.to_string(),
+    }
+}
+
+/// Errors of the connection or the server as a whole (retry), versus errors caused by the rows.
+fn classify(e: tokio_postgres::Error) -> WriteError {
+    let message = describe(&e);
+    match e.as_db_error() {
+        Some(db) => {
+            let code = db.code().code();
+            let server_side = ["08", "53", "57", "58", "40"].iter().any(|class| code.starts_with(class));
+            if server_side {
+                WriteError::Database(ConnectError::retriable(format!("PostgreSQL: {message}")))
+            } else {
+                WriteError::Rows(message)
+            }
+        }
+        None => WriteError::Database(ConnectError::retriable(format!("PostgreSQL connection: {message}"))),
+    }
+}
+
+fn db_error(e: tokio_postgres::Error) -> ConnectError {
+    match classify(e) {
+        WriteError::Database(e) => e,
+        WriteError::Rows(m) => ConnectError::fatal(format!("PostgreSQL: {m}")),
+    }
+}
+
+#[derive(Default)]
+pub struct PostgresSinkTask {
+    config: Option<PostgresSinkConfig>,
+    context: Option<SinkTaskContext>,
+    client: Option<tokio_postgres::Client>,
+    /// Known columns of each table (as PostgreSQL spells them).
+    tables: HashMap<String, HashSet<String>>,
+    /// Next offset per partition already in the database (exactly-once): records below it are skipped.
+    written: HashMap<TopicPartition, i64>,
+    retries_left: u32,
+}
+
+impl PostgresSinkTask {
+    fn config(&self) -> &PostgresSinkConfig {
+        self.config.as_ref().expect("started")
+    }
+
+    /// The open connection, or a new one (`connection.attempts` tries, `connection.backoff.ms` apart).
+    async fn client(&mut self) -> Result<&mut tokio_postgres::Client> {
+        if self.client.as_ref().is_some_and(|c| c.is_closed()) {
+            self.client = None;
+        }
+        if self.client.is_none() {
+            let (attempts, backoff) = (self.config().connection_attempts, self.config().connection_backoff);
+            let mut last = None;
+            for attempt in 1..=attempts {
+                match self.config().connection.connect(tokio_postgres::NoTls).await {
+                    Ok((client, connection)) => {
+                        tokio::spawn(async move {
+                            if let Err(e) = connection.await {
+                                tracing::warn!(error = %e, "PostgreSQL connection closed");
+                            }
+                        });
+                        self.client = Some(client);
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(attempt, error = %e, "cannot connect to PostgreSQL");
+                        last = Some(e);
+                        if attempt < attempts {
+                            tokio::time::sleep(backoff).await;
+                        }
+                    }
+                }
+            }
+            if self.client.is_none() {
+                let e = last.map(|e| describe(&e)).unwrap_or_default();
+                return Err(ConnectError::retriable(format!("cannot connect to PostgreSQL after {attempts} attempts: {e}")));
+            }
+        }
+        Ok(self.client.as_mut().expect("connected"))
+    }
+
+    fn name_in_catalog(&self, name: &str) -> String {
+        if self.config().quote_identifiers {
+            name.to_string()
+        } else {
+            name.to_lowercase()
+        }
+    }
+
+    /// Make sure each table exists with every column its rows need (auto.create / auto.evolve). Rows that need
+    /// a column the table lacks, without auto.evolve, are returned as errors.
+    async fn prepare_tables(&mut self, rows: &[(Row, usize)]) -> Result<HashMap<usize, String>> {
+        let mut refused = HashMap::new();
+        let mut by_table: Vec<&str> = Vec::new();
+        for (row, _) in rows {
+            if !by_table.contains(&row.table.as_str()) {
+                by_table.push(&row.table);
+            }
+        }
+        for table in by_table {
+            let catalog_name = self.name_in_catalog(table);
+            if !self.tables.contains_key(table) {
+                let columns = self.load_columns(&catalog_name).await?;
+                if let Some(columns) = columns {
+                    self.tables.insert(table.to_string(), columns);
+                }
+            }
+            let q = self.config().quote_identifiers;
+            // Column types: the first row with a non-null value decides.
+            let mut wanted: Vec<(&str, &'static str, bool)> = Vec::new();
+            for (row, _) in rows.iter().filter(|(r, _)| r.table == table) {
+                for (i, c) in row.columns().enumerate() {
+                    let is_key = i < row.key.len();
+                    match wanted.iter_mut().find(|(n, _, _)| *n == c.column) {
+                        Some(w) if w.1 == "TEXT" && !c.value.is_null() => w.1 = c.sql_type,
+                        Some(_) => {}
+                        None => wanted.push((&c.column, c.sql_type, is_key)),
+                    }
+                }
+            }
+            if !self.tables.contains_key(table) {
+                if !self.config().auto_create {
+                    return Err(ConnectError::fatal(format!("Table {table} is missing and auto.create is disabled")));
+                }
+                let mut ddl = format!("CREATE TABLE IF NOT EXISTS {} (", ident(table, q));
+                let defs: Vec<String> =
+                    wanted.iter().map(|(n, t, key)| format!("{} {t}{}", ident(n, q), if *key { " NOT NULL" } else { "" })).collect();
+                ddl.push_str(&defs.join(", "));
+                let keys: Vec<String> = wanted.iter().filter(|w| w.2).map(|(n, _, _)| ident(n, q)).collect();
+                if !keys.is_empty() {
+                    ddl.push_str(&format!(", PRIMARY KEY ({})", keys.join(", ")));
+                }
+                ddl.push(')');
+                tracing::info!(table, "creating table: {ddl}");
+                self.client().await?.batch_execute(&ddl).await.map_err(db_error)?;
+                let columns = self.load_columns(&catalog_name).await?.unwrap_or_default();
+                self.tables.insert(table.to_string(), columns);
+            }
+            let known = self.tables.get(table).cloned().unwrap_or_default();
+            let missing: Vec<&(&str, &'static str, bool)> =
+                wanted.iter().filter(|(n, _, _)| !known.contains(&self.name_in_catalog(n))).collect();
+            if missing.is_empty() {
+                continue;
+            }
+            if self.config().auto_evolve {
+                for (n, t, _) in &missing {
+                    let ddl = format!("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {t}", ident(table, q), ident(n, q));
+                    tracing::info!(table, "evolving table: {ddl}");
+                    self.client().await?.batch_execute(&ddl).await.map_err(db_error)?;
+                }
+                let columns = self.load_columns(&catalog_name).await?.unwrap_or_default();
+                self.tables.insert(table.to_string(), columns);
+            } else {
+                let missing: HashSet<String> = missing.iter().map(|(n, _, _)| self.name_in_catalog(n)).collect();
+                for (row, index) in rows.iter().filter(|(r, _)| r.table == table) {
+                    if let Some(c) = row.columns().find(|c| missing.contains(&self.name_in_catalog(&c.column))) {
+                        refused.insert(*index, format!("table {table} has no column {} and auto.evolve is disabled", c.column));
+                    }
+                }
+            }
+        }
+        Ok(refused)
+    }
+
+    async fn load_columns(&mut self, table: &str) -> Result<Option<HashSet<String>>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT column_name::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1",
+                &[&table],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok((!rows.is_empty()).then(|| rows.iter().map(|r| r.get::<_, String>(0)).collect()))
+    }
+
+    async fn report(&self, record: &SinkRecord, message: String) -> Result<()> {
+        let error = ConnectError::data(message);
+        match self.context.as_ref().and_then(|c| c.errant_record_reporter()) {
+            Some(reporter) => reporter.report(record, &error).await,
+            None => Err(error),
+        }
+    }
+
+    /// Write one chunk of rows in one transaction, splitting failing runs to find bad rows.
+    async fn write_chunk(&mut self, rows: &[(Row, usize)], offsets: &HashMap<TopicPartition, i64>) -> Result<Vec<(usize, String)>> {
+        let config = self.config.clone().expect("started");
+        let connector = self.context.as_ref().map(|c| c.connector_name.clone()).unwrap_or_default();
+        let client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        let mut bad = Vec::new();
+        // Runs of consecutive rows with one table, one operation and one column list share statements.
+        let mut start = 0;
+        let mut stage_seq = 0usize;
+        while start < rows.len() {
+            let same =
+                |a: &Row, b: &Row| a.table == b.table && a.op == b.op && a.columns().map(|c| &c.column).eq(b.columns().map(|c| &c.column));
+            let mut end = start + 1;
+            while end < rows.len() && same(&rows[start].0, &rows[end].0) {
+                end += 1;
+            }
+            let mut stack = vec![(start, end)];
+            while let Some((lo, hi)) = stack.pop() {
+                stage_seq += 1;
+                tx.batch_execute("SAVEPOINT connect_rs_run").await.map_err(db_error)?;
+                match write_run(&tx, &config, &rows[lo..hi], stage_seq).await {
+                    Ok(()) => tx.batch_execute("RELEASE SAVEPOINT connect_rs_run").await.map_err(db_error)?,
+                    Err(WriteError::Database(e)) => return Err(e),
+                    Err(WriteError::Rows(message)) => {
+                        tx.batch_execute("ROLLBACK TO SAVEPOINT connect_rs_run").await.map_err(db_error)?;
+                        if hi - lo == 1 {
+                            bad.push((rows[lo].1, message));
+                        } else {
+                            let mid = lo + (hi - lo) / 2;
+                            stack.push((mid, hi));
+                            stack.push((lo, mid));
+                        }
+                    }
+                }
+            }
+            start = end;
+        }
+        if config.exactly_once && !offsets.is_empty() {
+            let (topics, partitions, next): (Vec<String>, Vec<i32>, Vec<i64>) = {
+                let mut t = Vec::new();
+                let mut p = Vec::new();
+                let mut n = Vec::new();
+                for (tp, o) in offsets {
+                    t.push(tp.topic.clone());
+                    p.push(tp.partition);
+                    n.push(*o);
+                }
+                (t, p, n)
+            };
+            let sql = format!(
+                "INSERT INTO {} (connector, topic, kafka_partition, next_offset) SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[]) \
+                 ON CONFLICT (connector, topic, kafka_partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
+                ident(&config.offsets_table, true)
+            );
+            tx.execute(&sql, &[&connector, &topics, &partitions, &next]).await.map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(bad)
+    }
+}
+
+/// COPY the rows' text into `target` (their columns only).
+async fn copy_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    target: &str,
+    columns: &str,
+    rows: &[&Row],
+) -> std::result::Result<(), WriteError> {
+    let sink = tx.copy_in(&format!("COPY {target} ({columns}) FROM STDIN")).await.map_err(classify)?;
+    let mut text = String::with_capacity(rows.len() * 64);
+    for row in rows {
+        let mut first = true;
+        for cell in row.columns() {
+            if !first {
+                text.push('\t');
+            }
+            first = false;
+            copy_text(cell, &mut text);
+        }
+        text.push('\n');
+    }
+    futures::pin_mut!(sink);
+    sink.send(Bytes::from(text)).await.map_err(classify)?;
+    sink.finish().await.map_err(classify)?;
+    Ok(())
+}
+
+/// Write rows that share a table, an operation and a column list.
+async fn write_run(
+    tx: &tokio_postgres::Transaction<'_>,
+    config: &PostgresSinkConfig,
+    rows: &[(Row, usize)],
+    stage_seq: usize,
+) -> std::result::Result<(), WriteError> {
+    let q = config.quote_identifiers;
+    let first = &rows[0].0;
+    let table = ident(&first.table, q);
+    let columns: Vec<String> = first.columns().map(|c| ident(&c.column, q)).collect();
+    let column_list = columns.join(", ");
+    let keys: Vec<String> = first.key.iter().map(|c| ident(&c.column, q)).collect();
+    let values: Vec<String> = first.values.iter().map(|c| ident(&c.column, q)).collect();
+    if first.op == RowOp::Write && config.insert_mode == InsertMode::Insert {
+        let refs: Vec<&Row> = rows.iter().map(|(r, _)| r).collect();
+        return copy_rows(tx, &table, &column_list, &refs).await;
+    }
+    // Upsert, update and delete go through a staging table with the target's column types; within one
+    // statement a key may appear once, so the last row for a key wins (it would win row by row too).
+    let mut last_for_key: HashMap<Vec<String>, usize> = HashMap::new();
+    for (i, (row, _)) in rows.iter().enumerate() {
+        last_for_key.insert(row.key.iter().map(key_text).collect(), i);
+    }
+    let refs: Vec<&Row> = rows
+        .iter()
+        .enumerate()
+        .filter(|(i, (row, _))| last_for_key.get(&row.key.iter().map(key_text).collect::<Vec<_>>()) == Some(i))
+        .map(|(_, (r, _))| r)
+        .collect();
+    let stage = format!("connect_rs_stage_{stage_seq}");
+    tx.batch_execute(&format!("CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {column_list} FROM {table} WITH NO DATA"))
+        .await
+        .map_err(classify)?;
+    copy_rows(tx, &stage, &column_list, &refs).await?;
+    let key_match: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
+    let sql = match (first.op.clone(), config.insert_mode) {
+        (RowOp::Delete, _) => format!("DELETE FROM {table} t USING {stage} s WHERE {}", key_match.join(" AND ")),
+        (RowOp::Write, InsertMode::Update) => {
+            if values.is_empty() {
+                return Ok(());
+            }
+            let set: Vec<String> = values.iter().map(|v| format!("{v} = s.{v}")).collect();
+            format!("UPDATE {table} t SET {} FROM {stage} s WHERE {}", set.join(", "), key_match.join(" AND "))
+        }
+        (RowOp::Write, _) => {
+            let action = if values.is_empty() {
+                "DO NOTHING".to_string()
+            } else {
+                format!("DO UPDATE SET {}", values.iter().map(|v| format!("{v} = EXCLUDED.{v}")).collect::<Vec<_>>().join(", "))
+            };
+            format!("INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {stage} ON CONFLICT ({}) {action}", keys.join(", "))
+        }
+    };
+    tx.batch_execute(&sql).await.map_err(classify)?;
+    tx.batch_execute(&format!("DROP TABLE {stage}")).await.map_err(classify)?;
+    Ok(())
+}
+
+#[async_trait]
+impl SinkTask for PostgresSinkTask {
+    async fn start(&mut self, context: SinkTaskContext, config: Config) -> Result<()> {
+        let parsed = PostgresSinkConfig::parse(&config)?;
+        self.retries_left = parsed.max_retries;
+        self.config = Some(parsed);
+        self.context = Some(context);
+        if self.config().exactly_once {
+            let sql = format!(
+                "CREATE TABLE IF NOT EXISTS {} (connector TEXT NOT NULL, topic TEXT NOT NULL, kafka_partition INTEGER NOT NULL, \
+                 next_offset BIGINT NOT NULL, PRIMARY KEY (connector, topic, kafka_partition))",
+                ident(&self.config().offsets_table, true)
+            );
+            self.client().await?.batch_execute(&sql).await.map_err(db_error)?;
+        }
+        Ok(())
+    }
+
+    /// With exactly-once, rewind each partition to the offset stored with the rows.
+    async fn open(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        if !self.config().exactly_once {
+            return Ok(());
+        }
+        let connector = self.context.as_ref().map(|c| c.connector_name.clone()).unwrap_or_default();
+        let sql =
+            format!("SELECT topic, kafka_partition, next_offset FROM {} WHERE connector = $1", ident(&self.config().offsets_table, true));
+        let rows = self.client().await?.query(&sql, &[&connector]).await.map_err(db_error)?;
+        for row in rows {
+            let tp = TopicPartition::new(row.get::<_, String>(0), row.get::<_, i32>(1));
+            let next: i64 = row.get(2);
+            if partitions.contains(&tp) {
+                tracing::info!(partition = %tp, next, "resuming from the offset stored with the rows");
+                if let Some(c) = &self.context {
+                    c.offset(tp.clone(), next);
+                }
+                self.written.insert(tp, next);
+            }
+        }
+        Ok(())
+    }
+
+    async fn put(&mut self, records: &[SinkRecord]) -> Result<()> {
+        let config = self.config.clone().expect("started");
+        let batch_size = config.batch_size;
+        for chunk in records.chunks(batch_size) {
+            // Skip what the database already has (exactly-once: a redelivery after a rewind or a retry).
+            let fresh: Vec<&SinkRecord> = chunk
+                .iter()
+                .filter(|r| self.written.get(&r.original_topic_partition()).is_none_or(|next| r.original_offset() >= *next))
+                .collect();
+            if fresh.is_empty() {
+                continue;
+            }
+            let mut offsets: HashMap<TopicPartition, i64> = HashMap::new();
+            let mut rows = Vec::with_capacity(fresh.len());
+            for (i, record) in fresh.iter().enumerate() {
+                let next = offsets.entry(record.original_topic_partition()).or_insert(0);
+                *next = (*next).max(record.original_offset() + 1);
+                match row_of(&config, record) {
+                    Ok(row) => rows.push((row, i)),
+                    Err(e) if e.kind() == connect_core::ErrorKind::Data => self.report(record, e.to_string()).await?,
+                    Err(e) => return Err(e),
+                }
+            }
+            let outcome = async {
+                let refused = self.prepare_tables(&rows).await?;
+                let mut kept = Vec::with_capacity(rows.len());
+                let mut refused_rows = Vec::new();
+                for (row, i) in &rows {
+                    match refused.get(i) {
+                        Some(m) => refused_rows.push((*i, m.clone())),
+                        None => kept.push((row.clone(), *i)),
+                    }
+                }
+                let mut bad = self.write_chunk(&kept, &offsets).await?;
+                bad.extend(refused_rows);
+                Ok::<_, ConnectError>(bad)
+            }
+            .await;
+            match outcome {
+                Ok(bad) => {
+                    self.retries_left = config.max_retries;
+                    for (i, message) in bad {
+                        self.report(fresh[i], format!("PostgreSQL rejected the row: {message}")).await?;
+                    }
+                    if config.exactly_once {
+                        self.written.extend(offsets);
+                    }
+                }
+                Err(e) if e.kind() == connect_core::ErrorKind::Retriable => {
+                    self.client = None;
+                    if self.retries_left == 0 {
+                        return Err(ConnectError::fatal(format!("giving up after {} retries: {e}", config.max_retries)));
+                    }
+                    self.retries_left -= 1;
+                    if let Some(c) = &self.context {
+                        c.timeout(config.retry_backoff);
+                    }
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        for tp in partitions {
+            self.written.remove(tp);
+        }
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<()> {
+        self.client = None;
+        Ok(())
+    }
+}
