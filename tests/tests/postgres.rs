@@ -63,7 +63,14 @@ fn rail_data_upserts_by_key_drops_fields_evolves_and_deletes() {
         json!({"EVENT_TYPE": event, "LOC_STANOX": loc, "TIMETABLE_VARIATION": n, "ON_TIME": n == 0,
                "SCHEDULE_SEGMENT_LOCATION": [{"a": 1}], "HEADER": {"msg_type": "0003"}})
     };
-    produce(&topic, &[kv("train-1", movement("ARRIVAL", "LEEDS", 2)), kv("train-2", movement("ARRIVAL", "YORK", 0)), kv("train-1", movement("DEPARTURE", "LEEDS", 3))]);
+    produce(
+        &topic,
+        &[
+            kv("train-1", movement("ARRIVAL", "LEEDS", 2)),
+            kv("train-2", movement("ARRIVAL", "YORK", 0)),
+            kv("train-1", movement("DEPARTURE", "LEEDS", 3)),
+        ],
+    );
     let mut setup = WorkerSetup::new(dir.path(), &[]);
     setup.connector(
         "rail-postgres",
@@ -90,7 +97,12 @@ fn rail_data_upserts_by_key_drops_fields_evolves_and_deletes() {
         "train-1|DEPARTURE|3|f\ntrain-2|ARRIVAL|0|t",
         "two records with one key give one row with the later values"
     );
-    assert_eq!(psql(&format!("SELECT data_type FROM information_schema.columns WHERE table_name = '{topic}' AND column_name = 'TIMETABLE_VARIATION'")), "bigint");
+    assert_eq!(
+        psql(&format!(
+            "SELECT data_type FROM information_schema.columns WHERE table_name = '{topic}' AND column_name = 'TIMETABLE_VARIATION'"
+        )),
+        "bigint"
+    );
 
     // A new field: auto.evolve adds the column. A tombstone deletes.
     let mut with_platform = movement("ARRIVAL", "HULL", 1);

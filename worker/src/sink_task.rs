@@ -3,6 +3,7 @@
 //! Invariant: a consumer offset is committed only when the task's `pre_commit` returned it, i.e. the
 //! sink said everything before it is written. Offsets are the ORIGINAL coordinates, before transforms.
 
+use connect_core::connector::SinkRequests;
 use connect_core::converter::header_from_bytes;
 use connect_core::{
     Config, ConnectError, ErrantRecordReporter, OffsetMap, RecordData, SinkRecord, SinkTask, SinkTaskContext, TimestampType, TopicPartition,
@@ -150,6 +151,35 @@ impl ErrantRecordReporter for DeadLetterReporter {
     }
 }
 
+/// Apply queued rebalance events: `open` assigned partitions, `close` revoked ones.
+async fn handle_rebalances(
+    rebalances: &mut mpsc::UnboundedReceiver<RebalanceEvent>,
+    task: &mut dyn SinkTask,
+    tracked_topics: &crate::herder::TrackedTopics,
+    context: &SinkTaskContext,
+    positions: &mut OffsetMap,
+) -> Result<(), ConnectError> {
+    while let Ok(event) = rebalances.try_recv() {
+        match event {
+            RebalanceEvent::Assigned(parts) => {
+                tracked_topics.lock().unwrap_or_else(|p| p.into_inner()).extend(parts.iter().map(|tp| tp.topic.clone()));
+                let mut all = context.assignment();
+                all.extend(parts.iter().cloned());
+                context.set_assignment(all);
+                task.open(&parts).await.map_err(|e| e.context("open failed"))?;
+            }
+            RebalanceEvent::Revoked(parts) => {
+                task.close(&parts).await.map_err(|e| e.context("close failed"))?;
+                context.set_assignment(context.assignment().into_iter().filter(|tp| !parts.contains(tp)).collect());
+                for tp in &parts {
+                    positions.remove(tp);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 impl SinkTaskRunner {
     pub async fn run(mut self) -> Result<(), ConnectError> {
         let reporter = Arc::new(DeadLetterReporter { errors: self.errors.clone(), originals: self.originals.clone() });
@@ -187,24 +217,7 @@ impl SinkTaskRunner {
         let mut last_commit = Instant::now();
         let mut pending_seeks: OffsetMap = OffsetMap::new();
         loop {
-            while let Ok(event) = self.rebalances.try_recv() {
-                match event {
-                    RebalanceEvent::Assigned(parts) => {
-                        self.tracked_topics.lock().unwrap_or_else(|p| p.into_inner()).extend(parts.iter().map(|tp| tp.topic.clone()));
-                        let mut all = context.assignment();
-                        all.extend(parts.iter().cloned());
-                        context.set_assignment(all);
-                        self.task.open(&parts).await.map_err(|e| e.context("open failed"))?;
-                    }
-                    RebalanceEvent::Revoked(parts) => {
-                        self.task.close(&parts).await.map_err(|e| e.context("close failed"))?;
-                        context.set_assignment(context.assignment().into_iter().filter(|tp| !parts.contains(tp)).collect());
-                        for tp in &parts {
-                            positions.remove(tp);
-                        }
-                    }
-                }
-            }
+            handle_rebalances(&mut self.rebalances, self.task.as_mut(), &self.tracked_topics, context, positions).await?;
             let requests = context.take_requests();
             pending_seeks.extend(requests.offsets);
             self.apply_seeks(&mut pending_seeks, positions);
@@ -243,7 +256,22 @@ impl SinkTaskRunner {
                     _ = self.cancel.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(wait.min(Duration::from_millis(500))) => continue,
                     chunk = stream.next() => match chunk {
-                        Some(messages) => self.convert(messages)?,
+                        Some(mut messages) => {
+                            // The poll that fetched these may have assigned partitions: `open` them before any of
+                            // their records is put (as Kafka Connect does in its rebalance callback), and drop the
+                            // records of partitions the task rewinds there; the seek fetches them again.
+                            handle_rebalances(&mut self.rebalances, self.task.as_mut(), &self.tracked_topics, context, positions).await?;
+                            let requests = context.take_requests();
+                            pending_seeks.extend(requests.offsets.iter().map(|(tp, o)| (tp.clone(), *o)));
+                            if !pending_seeks.is_empty() {
+                                messages.retain(|m| match m {
+                                    Ok(m) => !pending_seeks.keys().any(|tp| tp.partition == m.partition() && tp.topic == m.topic()),
+                                    Err(_) => true,
+                                });
+                            }
+                            context.restore_requests(SinkRequests { offsets: Default::default(), ..requests });
+                            self.convert(messages)?
+                        }
                         None => return Ok(()),
                     },
                 }
