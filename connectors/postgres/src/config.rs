@@ -196,11 +196,11 @@ pub fn parse_url(url: &str) -> std::result::Result<tokio_postgres::Config, Strin
     };
     config.host(if host.is_empty() { "localhost" } else { host.trim_matches(['[', ']']) }).port(port);
     if !db.is_empty() {
-        config.dbname(&decode(db));
+        config.dbname(decode(db));
     }
     if let Some(u) = userinfo {
         let (user, password) = u.split_once(':').unwrap_or((u, ""));
-        config.user(&decode(user));
+        config.user(decode(user));
         if !password.is_empty() {
             config.password(decode(password));
         }
@@ -209,7 +209,7 @@ pub fn parse_url(url: &str) -> std::result::Result<tokio_postgres::Config, Strin
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         match k {
             "user" => {
-                config.user(&decode(v));
+                config.user(decode(v));
             }
             "password" => {
                 config.password(decode(v));
@@ -220,7 +220,7 @@ pub fn parse_url(url: &str) -> std::result::Result<tokio_postgres::Config, Strin
                 }
             }
             "ApplicationName" | "application_name" => {
-                config.application_name(&decode(v));
+                config.application_name(decode(v));
             }
             _ => {} // JDBC driver settings without a libpq meaning (ssl*, loggerLevel, ...) are ignored.
         }

@@ -302,7 +302,7 @@ mod tests {
         assert_eq!(tombstone.op, RowOp::Delete);
 
         let kafka = row_of(&config(&[("pk.mode", "kafka")]), &record(Value::Null, serde_json::json!({"a": 1}))).unwrap();
-        assert_eq!(kafka.key.iter().map(|c| key_text(c)).collect::<Vec<_>>(), vec!["TRAIN_MOVEMENTS", "0", "7"]);
+        assert_eq!(kafka.key.iter().map(key_text).collect::<Vec<_>>(), vec!["TRAIN_MOVEMENTS", "0", "7"]);
         let no_delete = config(&[]);
         assert!(row_of(&no_delete, &record(Value::Null, serde_json::Value::Null)).unwrap_err().to_string().contains("tombstone"));
         assert!(row_of(&no_delete, &record(Value::Null, serde_json::json!("just text"))).is_err());
