@@ -1,0 +1,100 @@
+//! pg-bench: how fast the Postgres sink lands records from Kafka in a table, against `COPY` of the same rows
+//! into the same kind of table with psql, in the same run; the upsert figure beside it.
+//!
+//! Usage: pg-bench [N] (default 1,000,000). Needs tansu on 127.0.0.1:9092 and PostgreSQL on 127.0.0.1:5432
+//! (`scripts/bench postgres` starts both).
+
+use connect_e2e::*;
+use serde_json::json;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn psql(sql: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("psql");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+const COLUMNS: &str = "id BIGINT, name TEXT, qty BIGINT, price DOUBLE PRECISION, ok BOOLEAN";
+
+fn main() {
+    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("pg_bench");
+    let row = |i: usize| (format!("station-{}", i % 5000), (i % 1000) as i64, (i % 997) as f64 * 0.25, i % 2 == 0);
+
+    // The limit: psql COPY of the same rows (tab-separated text) into a table of the same types.
+    let tsv: String = (0..n)
+        .map(|i| {
+            let (name, qty, price, ok) = row(i);
+            format!("{i}\t{name}\t{qty}\t{price}\t{}\n", if ok { "t" } else { "f" })
+        })
+        .collect();
+    let tsv_path = dir.path().join("rows.tsv");
+    std::fs::write(&tsv_path, &tsv).unwrap();
+    let plain = format!("{topic}_copy");
+    psql(&format!("CREATE TABLE \"{plain}\" ({COLUMNS})"));
+    let start = Instant::now();
+    psql(&format!("\\copy \"{plain}\" FROM '{}'", tsv_path.display()));
+    let copy_secs = start.elapsed().as_secs_f64();
+    assert_eq!(psql(&format!("SELECT count(*) FROM \"{plain}\"")), n.to_string());
+
+    println!("pg-bench: producing {n} JSON records to Kafka");
+    let records: Vec<TestRecord> = (0..n)
+        .map(|i| {
+            let (name, qty, price, ok) = row(i);
+            (
+                Some(i.to_string().into_bytes()),
+                Some(json!({"id": i, "name": name, "qty": qty, "price": price, "ok": ok}).to_string().into_bytes()),
+                vec![],
+            )
+        })
+        .collect();
+    produce(&topic, &records);
+    drop(records);
+
+    let run = |mode: &str| -> f64 {
+        let table = format!("{topic}_{mode}");
+        let pk = if mode == "upsert" { ", PRIMARY KEY (id)" } else { "" };
+        psql(&format!("CREATE TABLE \"{table}\" ({COLUMNS}{pk})"));
+        let work = dir.path().join(mode);
+        std::fs::create_dir_all(&work).unwrap();
+        let mut setup = WorkerSetup::new(&work, &[]);
+        let mut config = json!({
+            "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
+            "connection.url": "jdbc:postgresql://127.0.0.1:5432/postgres", "connection.user": "postgres",
+            "topics": topic, "table.name.format": table, "insert.mode": mode,
+            "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter", "value.converter.schemas.enable": "false",
+        });
+        if mode == "upsert" {
+            config["pk.mode"] = json!("record_value");
+            config["pk.fields"] = json!("id");
+        }
+        setup.connector(&format!("bench-pg-{mode}"), config);
+        let mut worker = setup.start();
+        let written =
+            || worker.get(&format!("/connectors/bench-pg-{mode}/metrics")).1["tasks"][0]["records-written"].as_u64().unwrap_or(0) as usize;
+        // From the first row written to the last: the consumer group join is not throughput.
+        let first = wait_for("the first rows", Duration::from_secs(120), || (written() > 0).then(Instant::now));
+        let first_count = written();
+        wait_for("every row", Duration::from_secs(1800), || (written() >= n).then_some(()));
+        let secs = first.elapsed().as_secs_f64() * n as f64 / (n - first_count.min(n - 1)) as f64;
+        worker.stop();
+        assert_eq!(psql(&format!("SELECT count(*) FROM \"{table}\"")), n.to_string(), "{mode}: rows in the table");
+        secs
+    };
+    let insert_secs = run("insert");
+    let upsert_secs = run("upsert");
+    let rate = |secs: f64| n as f64 / secs;
+    println!("{:<52} {:>12}", "measure", "rows/s");
+    println!("{:<52} {:>12.0}", "psql COPY of the same rows (the limit)", rate(copy_secs));
+    println!("{:<52} {:>12.0}", "Kafka -> JdbcSinkConnector, insert.mode=insert", rate(insert_secs));
+    println!("{:<52} {:>12.0}", "Kafka -> JdbcSinkConnector, insert.mode=upsert", rate(upsert_secs));
+    println!("ratio insert / COPY: {:.2} (aim >= 0.7)", copy_secs / insert_secs);
+    println!("ratio upsert / COPY: {:.2}", copy_secs / upsert_secs);
+}
