@@ -200,3 +200,61 @@ fn exactly_once_inserts_survive_sigkill() {
     eprintln!("exactly-once: {at_kill} rows when SIGKILLed, {total} rows after the restart, no duplicates");
     assert_eq!(worker.stop(), Some(0));
 }
+
+/// The database goes away mid-stream (every connection cut, new ones refused) for 15 s and comes back: the
+/// task retries with backoff instead of dying, and every record ends up in the table exactly once (upsert).
+#[test]
+fn database_outage_is_retried_not_fatal() {
+    require_broker();
+    require_postgres();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("pg_outage");
+    let proxy = CuttableProxy::start("127.0.0.1:5432");
+    let total = 20_000;
+    let batch =
+        |range: std::ops::Range<usize>| -> Vec<TestRecord> { range.map(|i| kv(&i.to_string(), json!({"id": i, "v": i * 2}))).collect() };
+    produce(&topic, &batch(0..total / 2));
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    setup.connector(
+        "pg-outage",
+        merge_json(
+            base_config(&topic),
+            json!({
+                "connection.url": format!("jdbc:postgresql://127.0.0.1:{}/postgres", proxy.port),
+                "auto.create": true, "insert.mode": "upsert", "pk.mode": "record_value", "pk.fields": "id",
+                "connection.attempts": 2, "connection.backoff.ms": 500, "retry.backoff.ms": 1000, "max.retries": 100,
+            }),
+        ),
+    );
+    let mut worker = setup.start();
+    wait_for("the first half in the table", Duration::from_secs(60), || {
+        (table_exists(&topic) && count(&topic) >= (total / 2) as i64).then_some(())
+    });
+    proxy.down();
+    produce(&topic, &batch(total / 2..total));
+    std::thread::sleep(Duration::from_secs(15));
+    let (_, status) = worker.get("/connectors/pg-outage/status");
+    assert_ne!(status["tasks"][0]["state"], "FAILED", "a database outage must not fail the task: {status}");
+    assert_eq!(count(&topic), (total / 2) as i64, "nothing can be written while the database is away");
+    proxy.up();
+    wait_for_or_explain(
+        "every record in the table after the outage",
+        Duration::from_secs(120),
+        || (count(&topic) >= total as i64).then_some(()),
+        || {
+            format!(
+                "{} rows; status {}; log:\n{}",
+                count(&topic),
+                worker.get("/connectors/pg-outage/status").1,
+                tail(&worker.log_text(), 30)
+            )
+        },
+    );
+    assert_eq!(count(&topic), total as i64);
+    assert_eq!(psql(&format!("SELECT sum(v) FROM \"{topic}\"")), ((0..total).map(|i| i * 2).sum::<usize>()).to_string());
+    let log = worker.log_text();
+    assert!(log.contains("PostgreSQL"), "the log should say why it retried");
+    let (_, status) = worker.get("/connectors/pg-outage/status");
+    assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
+    assert_eq!(worker.stop(), Some(0));
+}

@@ -76,7 +76,10 @@ fn main() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let connector_secs = start.elapsed().as_secs_f64();
-    println!("connector: first record in Kafka after {:.3} s, all {n} after {connector_secs:.3} s", first.unwrap_or_default().as_secs_f64());
+    println!(
+        "connector: first record in Kafka after {:.3} s, all {n} after {connector_secs:.3} s",
+        first.unwrap_or_default().as_secs_f64()
+    );
     let (plain_rate, connector) = (n as f64 / plain_secs, n as f64 / connector_secs);
     println!("{:<48} {:>12}", "measure", "messages/s");
     println!("{:<48} {:>12.0}", "plain MQTT subscriber (mosquitto_sub, QoS 1)", plain_rate);
