@@ -1,7 +1,7 @@
 //! Wrangling transforms that go beyond Kafka Connect: what practitioners otherwise bolt on with ksqlDB or jq,
 //! so a connector config alone carries a feed from raw lines to clean, typed records.
 //!
-//! - `ParseCsv$Value`: a delimited line into a typed struct, by a declared column list (the `csv` crate's
+//! - `ParseCsv$Value`: a delimited line into a typed struct, by a declared column list (the `csv-core` crate's
 //!   quoting rules: RFC 4180);
 //! - `ParseJson$Value`: a JSON string (the value or one field) into a schemaless structure;
 //! - `Explode$Value`: one record per element of an array (the value itself or a field at a dotted path);
@@ -143,6 +143,9 @@ pub struct ParseCsv {
     quote: u8,
     null_values: Vec<String>,
     allow_extra: bool,
+    /// Built once and reset per line: building csv-core's parser (its state machine) per line cost more than
+    /// the parsing. (A clone of a fresh csv-core Reader does not parse, hence the lock rather than clones.)
+    parser: Option<std::sync::Mutex<csv_core::Reader>>,
 }
 
 fn single_byte(key: &str, value: &str) -> Result<u8> {
@@ -218,6 +221,7 @@ impl Transformation for ParseCsv {
         self.quote = single_byte("quote", &parsed.string("quote"))?;
         self.null_values = parsed.list("null.values");
         self.allow_extra = parsed.string("extra.columns") == "ignore";
+        self.parser = Some(std::sync::Mutex::new(csv_core::ReaderBuilder::new().delimiter(self.delimiter).quote(self.quote).build()));
         let mut schema = Schema::structure(self.columns.iter().map(|(n, t)| (n.clone(), t.schema())));
         schema.name = parsed.optional_string("schema.name").filter(|n| !n.is_empty());
         self.schema = Some(schema.into_ref());
@@ -249,24 +253,48 @@ impl Transformation for ParseCsv {
 }
 
 impl ParseCsv {
-    fn parse_line(&self, line: &str) -> Result<Struct> {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .delimiter(self.delimiter)
-            .quote(self.quote)
-            .flexible(true)
-            .from_reader(line.trim_end_matches(['\r', '\n']).as_bytes());
-        let mut cells = csv::StringRecord::new();
-        match reader.read_record(&mut cells) {
-            Ok(true) => {}
-            Ok(false) => return Err(ConnectError::data("ParseCsv: the line is empty")),
-            Err(e) => return Err(ConnectError::data(format!("ParseCsv: not a valid delimited line: {e}"))),
+    /// The cells of one line, by RFC 4180 rules.
+    fn cells(&self, line: &str) -> Result<Vec<String>> {
+        use csv_core::ReadRecordResult;
+        let mut parser = self.parser.as_ref().expect("configured").lock().unwrap_or_else(|e| e.into_inner());
+        parser.reset();
+        let mut input = line.trim_end_matches(['\r', '\n']).as_bytes();
+        if input.is_empty() {
+            return Err(ConnectError::data("ParseCsv: the line is empty"));
         }
+        // Unquoting only shortens a line, so the output never outgrows the input.
+        let mut out = vec![0u8; input.len() + 1];
+        let mut ends = vec![0usize; self.columns.len() + 1];
+        let (mut nout, mut nend) = (0, 0);
+        loop {
+            let (result, read, written, ended) = parser.read_record(input, &mut out[nout..], &mut ends[nend..]);
+            input = &input[read..];
+            nout += written;
+            nend += ended;
+            match result {
+                ReadRecordResult::InputEmpty => continue, // the next call, with no input, ends the record
+                ReadRecordResult::OutputFull => out.resize(out.len() * 2, 0),
+                ReadRecordResult::OutputEndsFull => ends.resize(ends.len() * 2, 0),
+                ReadRecordResult::Record | ReadRecordResult::End => break,
+            }
+        }
+        let mut cells = Vec::with_capacity(nend);
+        let mut start = 0;
+        for &end in &ends[..nend] {
+            let cell = std::str::from_utf8(&out[start..end]).map_err(|_| ConnectError::data("ParseCsv: the line is not UTF-8"))?;
+            cells.push(cell.to_string());
+            start = end;
+        }
+        Ok(cells)
+    }
+
+    fn parse_line(&self, line: &str) -> Result<Struct> {
+        let cells = self.cells(line)?;
         if cells.len() < self.columns.len() || (cells.len() > self.columns.len() && !self.allow_extra) {
             return Err(ConnectError::data(format!("ParseCsv: expected {} columns, the line has {}", self.columns.len(), cells.len())));
         }
         let mut out = Struct::with_capacity(self.columns.len());
-        for ((name, kind), cell) in self.columns.iter().zip(cells.iter()) {
+        for ((name, kind), cell) in self.columns.iter().zip(cells.iter().map(String::as_str)) {
             let value = if cell.is_empty() || self.null_values.iter().any(|n| n == cell) {
                 Value::Null
             } else {
