@@ -151,3 +151,70 @@ fn broker_restart_mid_stream_reconnects_without_task_failure() {
     assert!(status["tasks"][0].get("restart_count").is_none(), "the task never failed: {status}");
     assert!(status["tasks"][0].get("trace").is_none(), "{status}");
 }
+
+/// MQTT over WebSockets (`ws://`): a broker with only a WebSocket listener (amqtt; Debian's Mosquitto has
+/// none), messages published over WebSockets too, every one in Kafka byte-identical with its MQTT topic as key.
+#[test]
+fn websocket_transport_moves_messages() {
+    require_broker();
+    let bin = std::path::PathBuf::from(std::env::var("CONNECT_TEST_AMQTT").unwrap_or_else(|_| {
+        panic!("CONNECT_TEST_AMQTT is not set: run the tests through scripts/test-all (it exports `scripts/services amqtt-bin`)")
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("amqtt.yaml");
+    std::fs::write(
+        &config,
+        format!("listeners:\n  default:\n    type: ws\n    bind: 127.0.0.1:{port}\nplugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n"),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("amqtt.log")).unwrap();
+    let mut broker =
+        std::process::Command::new(bin.join("amqtt")).arg("-c").arg(&config).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+    wait_for("the WebSocket broker", Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok().then_some(()));
+    let url = format!("ws://127.0.0.1:{port}/mqtt");
+
+    let topic = unique("e2e-mqtt-ws");
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    setup.connector(
+        "mqtt-ws",
+        json!({
+            "connector.class": "io.confluent.connect.mqtt.MqttSourceConnector", "mqtt.server.uri": url, "mqtt.topics": "sockfound",
+            "kafka.topic": topic, "mqtt.qos": 1,
+            "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "value.converter": "org.apache.kafka.connect.converters.ByteArrayConverter",
+        }),
+    );
+    let mut worker = setup.start();
+    wait_for("the connector to connect over WebSockets", Duration::from_secs(30), || {
+        worker.log_text().contains("connected to the MQTT broker").then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500)); // the SUBSCRIBE follows the CONNACK
+    let n = 200;
+    let lines = payloads(0..n);
+    let file = dir.path().join("payloads.txt");
+    std::fs::write(&file, &lines).unwrap();
+    let status = std::process::Command::new(bin.join("amqtt_pub"))
+        .args(["--url", &url, "-t", "sockfound", "-q", "1", "-f"])
+        .arg(&file)
+        .status()
+        .unwrap();
+    assert!(status.success(), "amqtt_pub failed");
+    let records = read_topic(&topic, n, Duration::from_secs(60));
+    let _ = broker.kill();
+    let _ = broker.wait();
+    assert_eq!(records.len(), n, "worker log:\n{}", tail(&worker.log_text(), 30));
+    let mut got: Vec<Vec<u8>> = records.iter().map(|r| r.3.clone().unwrap_or_default()).collect();
+    got.sort();
+    // amqtt_pub -f publishes each line with its newline.
+    let mut want: Vec<Vec<u8>> = lines.lines().map(|l| format!("{l}\n").into_bytes()).collect();
+    want.sort();
+    let differing = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+    assert!(
+        differing == 0,
+        "{differing} payloads differ from what was published, e.g. {:?}",
+        got.iter().zip(&want).find(|(a, b)| a != b).map(|(a, _)| String::from_utf8_lossy(a).into_owned())
+    );
+    assert!(records.iter().all(|r| r.2.as_deref() == Some(&b"sockfound"[..])), "keys are the MQTT topic");
+    assert_eq!(worker.stop(), Some(0));
+}

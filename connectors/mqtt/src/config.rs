@@ -31,27 +31,44 @@ pub struct ServerUri {
     pub tls: bool,
     pub host: String,
     pub port: u16,
+    /// `ws://` / `wss://`: the whole URL (with its path, e.g. `/mqtt`), which the WebSocket handshake needs.
+    pub websocket: Option<String>,
 }
 
-/// `tcp://host:port` or `ssl://host:port` (also `mqtt://`, `mqtts://`). WebSockets are not in this build.
+/// `tcp://host:port` or `ssl://host:port` (also `mqtt://`, `mqtts://`), or a WebSocket URL `ws://host:port/path`
+/// / `wss://host:port/path`.
 pub fn parse_uri(uri: &str) -> Result<ServerUri, String> {
     let uri = uri.trim();
     let (scheme, rest) = uri.split_once("://").ok_or_else(|| format!("'{uri}' has no scheme: use tcp://host:port or ssl://host:port"))?;
-    let tls = match scheme.to_ascii_lowercase().as_str() {
-        "tcp" | "mqtt" => false,
-        "ssl" | "tls" | "mqtts" => true,
-        "ws" | "wss" => return Err(format!("'{uri}': WebSocket transport is not supported by this build; use tcp:// or ssl://")),
-        other => return Err(format!("'{uri}': unknown scheme {other}; use tcp:// or ssl://")),
+    let (tls, websocket) = match scheme.to_ascii_lowercase().as_str() {
+        "tcp" | "mqtt" => (false, false),
+        "ssl" | "tls" | "mqtts" => (true, false),
+        "ws" => (false, true),
+        "wss" => (true, true),
+        other => return Err(format!("'{uri}': unknown scheme {other}; use tcp://, ssl://, ws:// or wss://")),
     };
     let authority = rest.split('/').next().unwrap_or("");
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("'{uri}': invalid port {p}"))?),
-        None => (authority, if tls { 8883 } else { 1883 }),
+        None => (
+            authority,
+            match (tls, websocket) {
+                (false, false) => 1883,
+                (true, false) => 8883,
+                (false, true) => 80,
+                (true, true) => 443,
+            },
+        ),
     };
     if host.is_empty() {
         return Err(format!("'{uri}' has no host"));
     }
-    Ok(ServerUri { tls, host: host.trim_matches(['[', ']']).to_string(), port })
+    // rumqttc takes a WebSocket URL whole and reads the port from it: make the port explicit.
+    let websocket = websocket.then(|| {
+        let path = &rest[authority.len()..];
+        format!("{}://{}:{port}{}", scheme.to_ascii_lowercase(), host, if path.is_empty() { "/" } else { path })
+    });
+    Ok(ServerUri { tls, host: host.trim_matches(['[', ']']).to_string(), port, websocket })
 }
 
 /// Does an MQTT topic filter look right (`+` a whole level, `#` last)?
@@ -74,7 +91,7 @@ pub fn def() -> ConfigDef {
                 SERVER_URI,
                 ConfigType::List,
                 Importance::High,
-                "MQTT brokers to connect to, tried in order: tcp://host:port or ssl://host:port.",
+                "MQTT brokers to connect to, tried in order: tcp://host:port, ssl://host:port, ws://host:port/path or wss://host:port/path.",
             )
             .validator(Validator::custom(|v| match v {
                 ConfigValue::List(l) if l.is_empty() => Err("at least one server URI is required".into()),
@@ -232,10 +249,15 @@ mod tests {
 
     #[test]
     fn uris() {
-        assert_eq!(parse_uri("tcp://127.0.0.1:1883").unwrap(), ServerUri { tls: false, host: "127.0.0.1".into(), port: 1883 });
+        assert_eq!(
+            parse_uri("tcp://127.0.0.1:1883").unwrap(),
+            ServerUri { tls: false, host: "127.0.0.1".into(), port: 1883, websocket: None }
+        );
         assert_eq!(parse_uri("ssl://broker").unwrap().port, 8883);
         assert!(parse_uri("127.0.0.1:1883").is_err());
-        assert!(parse_uri("ws://h:80/mqtt").unwrap_err().contains("WebSocket"));
+        assert_eq!(parse_uri("ws://h/mqtt").unwrap().websocket.as_deref(), Some("ws://h:80/mqtt"));
+        let wss = parse_uri("wss://broker.example:8884/mqtt").unwrap();
+        assert_eq!((wss.tls, wss.port, wss.websocket.as_deref()), (true, 8884, Some("wss://broker.example:8884/mqtt")));
         assert!(parse_uri("tcp://h:99999").is_err());
     }
 

@@ -82,7 +82,7 @@ fn qos_of(level: u8) -> QoS {
 }
 
 fn options_for(uri: &ServerUri, client_id: &str, parsed: &connect_core::ParsedConfig) -> Result<MqttOptions> {
-    let mut options = MqttOptions::new(client_id, uri.host.clone(), uri.port);
+    let mut options = MqttOptions::new(client_id, uri.websocket.clone().unwrap_or_else(|| uri.host.clone()), uri.port);
     options
         .set_keep_alive(Duration::from_secs(parsed.int(KEEPALIVE) as u64))
         .set_clean_session(parsed.boolean(CLEAN_SESSION))
@@ -109,11 +109,19 @@ fn options_for(uri: &ServerUri, client_id: &str, parsed: &connect_core::ParsedCo
                     (None, None) => None,
                     _ => return Err(ConnectError::fatal(format!("{SSL_CERT} and {SSL_KEY} go together"))),
                 };
-                Transport::tls_with_config(TlsConfiguration::Simple { ca, alpn: None, client_auth })
+                let tls = TlsConfiguration::Simple { ca, alpn: None, client_auth };
+                if uri.websocket.is_some() {
+                    Transport::wss_with_config(tls)
+                } else {
+                    Transport::tls_with_config(tls)
+                }
             }
+            None if uri.websocket.is_some() => Transport::wss_with_default_config(),
             None => Transport::tls_with_default_config(),
         };
         options.set_transport(transport);
+    } else if uri.websocket.is_some() {
+        options.set_transport(Transport::ws());
     }
     Ok(options)
 }
