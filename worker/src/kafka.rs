@@ -52,6 +52,9 @@ pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("topic.metadata.refresh.interval.ms", "10000"),
     // Prefetch at most 16 MiB per consumer instead of librdkafka's 64 MiB: memory is a feature here.
     ("queued.max.messages.kbytes", "16384"),
+    // When the prefetch queue is full, librdkafka postpones the next fetch by this much (default 1000 ms). A
+    // sink drains 16 MiB far faster than that and then sat idle: 1M records took 3.9 s instead of 0.85 s.
+    ("fetch.queue.backoff.ms", "20"),
 ];
 
 /// Map a Kafka client error to the runtime's error kinds.
