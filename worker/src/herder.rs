@@ -194,10 +194,18 @@ impl TaskSpec {
                 Ok(Box::pin(runner.run()))
             }
             AnyConnector::Sink(connector) => {
-                let consumer_config = client_config(worker, "consumer", Some(&self.connector_config), CONSUMER_DEFAULTS)
+                let mut consumer_config = client_config(worker, "consumer", Some(&self.connector_config), CONSUMER_DEFAULTS)
                     .set("group.id", format!("connect-{name}"))
                     .set("client.id", format!("connector-consumer-{name}-{id}"))
                     .clone();
+                // A Java consumer setting librdkafka does not know: the runtime's batch size.
+                let max_batch = match consumer_config.get("max.poll.records") {
+                    Some(v) => v.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        ConnectError::fatal(format!("Invalid value {v} for configuration max.poll.records: must be a positive integer"))
+                    })?,
+                    None => crate::sink_task::DEFAULT_MAX_POLL_RECORDS,
+                };
+                consumer_config.remove("max.poll.records");
                 let (consumer, rebalances, approved) = sink_consumer(consumer_config)?;
                 if errors.policy.dlq_topic.is_some() {
                     let producer = client_config(worker, "producer", Some(&self.connector_config), PRODUCER_DEFAULTS)
@@ -221,6 +229,7 @@ impl TaskSpec {
                     topics,
                     topics_regex,
                     flush_interval: worker.offset_flush_interval,
+                    max_batch,
                     cancel,
                     status,
                     originals: Arc::default(),

@@ -23,8 +23,10 @@ use crate::kafka::kafka_error;
 use crate::pipeline::Pipeline;
 use crate::status::{State, StatusCell};
 
-/// Records handed to one `put`, at most (Kafka's `max.poll.records` default).
-const MAX_BATCH: usize = 500;
+/// Records handed to one `put`, at most, unless `max.poll.records` says otherwise (Kafka's Java consumer
+/// defaults to 500; fewer, larger batches let sinks write in bigger transactions, and a batch only takes what
+/// is already fetched, so it adds no latency).
+pub const DEFAULT_MAX_POLL_RECORDS: usize = 2000;
 
 /// Partition assignment changes, from librdkafka's rebalance callback to the task loop.
 pub enum RebalanceEvent {
@@ -100,6 +102,8 @@ pub struct SinkTaskRunner {
     pub topics: Vec<String>,
     pub topics_regex: Option<String>,
     pub flush_interval: Duration,
+    /// `max.poll.records`: the most records one `put` gets.
+    pub max_batch: usize,
     pub cancel: CancellationToken,
     pub status: StatusCell,
     /// Original bytes of the current batch's records, for the DLQ, kept only when a DLQ is configured.
@@ -251,7 +255,7 @@ impl SinkTaskRunner {
             }
             let wait = self.flush_interval.saturating_sub(last_commit.elapsed()).max(Duration::from_millis(10));
             let batch = {
-                let mut stream = self.consumer.stream().ready_chunks(MAX_BATCH);
+                let mut stream = self.consumer.stream().ready_chunks(self.max_batch);
                 tokio::select! {
                     _ = self.cancel.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(wait.min(Duration::from_millis(500))) => continue,

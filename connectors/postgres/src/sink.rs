@@ -259,8 +259,24 @@ impl PostgresSinkTask {
         }
     }
 
-    /// Write one chunk of rows in one transaction, splitting failing runs to find bad rows.
+    /// Write one chunk of rows in one transaction. Optimistic first: no savepoints; if some row fails, the
+    /// transaction is rolled back and the chunk written again carefully, with failing runs split under
+    /// savepoints to find the bad rows. Returns the bad rows with PostgreSQL's message.
     async fn write_chunk(&mut self, rows: &[(Row, usize)], offsets: &HashMap<TopicPartition, i64>) -> Result<Vec<(usize, String)>> {
+        match self.write_chunk_once(rows, offsets, false).await? {
+            Some(bad) => Ok(bad),
+            None => Ok(self.write_chunk_once(rows, offsets, true).await?.unwrap_or_default()),
+        }
+    }
+
+    /// One attempt. `careful`: savepoints around each run, so bad rows can be found and left out; otherwise
+    /// `None` when a row failed (the transaction is rolled back).
+    async fn write_chunk_once(
+        &mut self,
+        rows: &[(Row, usize)],
+        offsets: &HashMap<TopicPartition, i64>,
+        careful: bool,
+    ) -> Result<Option<Vec<(usize, String)>>> {
         let config = self.config.clone().expect("started");
         let connector = self.context.as_ref().map(|c| c.connector_name.clone()).unwrap_or_default();
         let client = self.client().await?;
@@ -275,6 +291,16 @@ impl PostgresSinkTask {
             let mut end = start + 1;
             while end < rows.len() && same(&rows[start].0, &rows[end].0) {
                 end += 1;
+            }
+            if !careful {
+                stage_seq += 1;
+                match write_run(&tx, &config, &rows[start..end], stage_seq).await {
+                    Ok(()) => {}
+                    Err(WriteError::Database(e)) => return Err(e),
+                    Err(WriteError::Rows(_)) => return Ok(None), // dropping the transaction rolls it back
+                }
+                start = end;
+                continue;
             }
             let mut stack = vec![(start, end)];
             while let Some((lo, hi)) = stack.pop() {
@@ -317,7 +343,7 @@ impl PostgresSinkTask {
             tx.execute(&sql, &[&connector, &topics, &partitions, &next]).await.map_err(db_error)?;
         }
         tx.commit().await.map_err(db_error)?;
-        Ok(bad)
+        Ok(Some(bad))
     }
 }
 
