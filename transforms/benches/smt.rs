@@ -3,7 +3,7 @@
 
 use connect_core::converter::{Converter, JsonConverter};
 use connect_core::transform::{TransformChain, TransformStep, Transformation};
-use connect_core::{Config, RecordData, Value};
+use connect_core::{Config, RecordData};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
 fn cfg(pairs: &[(&str, &str)]) -> Config {

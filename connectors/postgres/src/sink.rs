@@ -112,6 +112,8 @@ pub struct PostgresSinkTask {
     /// Next offset per partition already in the database (exactly-once): records below it are skipped.
     written: HashMap<TopicPartition, i64>,
     retries_left: u32,
+    /// `table.name.format` applied, per topic.
+    table_names: HashMap<String, Arc<str>>,
 }
 
 impl PostgresSinkTask {
@@ -165,11 +167,11 @@ impl PostgresSinkTask {
 
     /// Make sure each table exists with every column its rows need (auto.create / auto.evolve). Rows that need
     /// a column the table lacks, without auto.evolve, are returned as errors.
-    async fn prepare_tables(&mut self, rows: &[(Row, usize)]) -> Result<HashMap<usize, String>> {
+    async fn prepare_tables(&mut self, rows: &[(Row<'_>, usize)]) -> Result<HashMap<usize, String>> {
         let mut refused = HashMap::new();
         let mut by_table: Vec<&str> = Vec::new();
         for (row, _) in rows {
-            if !by_table.contains(&row.table.as_str()) {
+            if !by_table.contains(&&*row.table) {
                 by_table.push(&row.table);
             }
         }
@@ -184,7 +186,7 @@ impl PostgresSinkTask {
             let q = self.config().quote_identifiers;
             // Column types: the first row with a non-null value decides.
             let mut wanted: Vec<(&str, &'static str, bool)> = Vec::new();
-            for (row, _) in rows.iter().filter(|(r, _)| r.table == table) {
+            for (row, _) in rows.iter().filter(|(r, _)| &*r.table == table) {
                 for (i, c) in row.columns().enumerate() {
                     let is_key = i < row.key.len();
                     match wanted.iter_mut().find(|(n, _, _)| *n == c.column) {
@@ -228,7 +230,7 @@ impl PostgresSinkTask {
                 self.tables.insert(table.to_string(), columns);
             } else {
                 let missing: HashSet<String> = missing.iter().map(|(n, _, _)| self.name_in_catalog(n)).collect();
-                for (row, index) in rows.iter().filter(|(r, _)| r.table == table) {
+                for (row, index) in rows.iter().filter(|(r, _)| &*r.table == table) {
                     if let Some(c) = row.columns().find(|c| missing.contains(&self.name_in_catalog(&c.column))) {
                         refused.insert(*index, format!("table {table} has no column {} and auto.evolve is disabled", c.column));
                     }
@@ -262,7 +264,7 @@ impl PostgresSinkTask {
     /// Write one chunk of rows in one transaction. Optimistic first: no savepoints; if some row fails, the
     /// transaction is rolled back and the chunk written again carefully, with failing runs split under
     /// savepoints to find the bad rows. Returns the bad rows with PostgreSQL's message.
-    async fn write_chunk(&mut self, rows: &[(Row, usize)], offsets: &HashMap<TopicPartition, i64>) -> Result<Vec<(usize, String)>> {
+    async fn write_chunk(&mut self, rows: &[(Row<'_>, usize)], offsets: &HashMap<TopicPartition, i64>) -> Result<Vec<(usize, String)>> {
         match self.write_chunk_once(rows, offsets, false).await? {
             Some(bad) => Ok(bad),
             None => Ok(self.write_chunk_once(rows, offsets, true).await?.unwrap_or_default()),
@@ -273,7 +275,7 @@ impl PostgresSinkTask {
     /// `None` when a row failed (the transaction is rolled back).
     async fn write_chunk_once(
         &mut self,
-        rows: &[(Row, usize)],
+        rows: &[(Row<'_>, usize)],
         offsets: &HashMap<TopicPartition, i64>,
         careful: bool,
     ) -> Result<Option<Vec<(usize, String)>>> {
@@ -352,7 +354,7 @@ async fn copy_rows(
     tx: &tokio_postgres::Transaction<'_>,
     target: &str,
     columns: &str,
-    rows: &[&Row],
+    rows: &[&Row<'_>],
 ) -> std::result::Result<(), WriteError> {
     let sink = tx.copy_in(&format!("COPY {target} ({columns}) FROM STDIN")).await.map_err(classify)?;
     let mut text = String::with_capacity(rows.len() * 64);
@@ -377,7 +379,7 @@ async fn copy_rows(
 async fn write_run(
     tx: &tokio_postgres::Transaction<'_>,
     config: &PostgresSinkConfig,
-    rows: &[(Row, usize)],
+    rows: &[(Row<'_>, usize)],
     stage_seq: usize,
 ) -> std::result::Result<(), WriteError> {
     let q = config.quote_identifiers;
@@ -490,7 +492,15 @@ impl SinkTask for PostgresSinkTask {
             for (i, record) in fresh.iter().enumerate() {
                 let next = offsets.entry(record.original_topic_partition()).or_insert(0);
                 *next = (*next).max(record.original_offset() + 1);
-                match row_of(&config, record) {
+                let table = match self.table_names.get(record.topic()) {
+                    Some(t) => t.clone(),
+                    None => {
+                        let t: Arc<str> = config.table_name(record.topic()).into();
+                        self.table_names.insert(record.topic().to_string(), t.clone());
+                        t
+                    }
+                };
+                match row_of(&config, record, table) {
                     Ok(row) => rows.push((row, i)),
                     Err(e) if e.kind() == connect_core::ErrorKind::Data => self.report(record, e.to_string()).await?,
                     Err(e) => return Err(e),
@@ -500,10 +510,10 @@ impl SinkTask for PostgresSinkTask {
                 let refused = self.prepare_tables(&rows).await?;
                 let mut kept = Vec::with_capacity(rows.len());
                 let mut refused_rows = Vec::new();
-                for (row, i) in &rows {
-                    match refused.get(i) {
-                        Some(m) => refused_rows.push((*i, m.clone())),
-                        None => kept.push((row.clone(), *i)),
+                for (row, i) in std::mem::take(&mut rows) {
+                    match refused.get(&i) {
+                        Some(m) => refused_rows.push((i, m.clone())),
+                        None => kept.push((row, i)),
                     }
                 }
                 let mut bad = self.write_chunk(&kept, &offsets).await?;

@@ -25,7 +25,7 @@ fn main() {
     require_broker();
     let dir = tempfile::tempdir().unwrap();
     let topic = unique("pg_bench");
-    let row = |i: usize| (format!("station-{}", i % 5000), (i % 1000) as i64, (i % 997) as f64 * 0.25, i % 2 == 0);
+    let row = |i: usize| (format!("station-{}", i % 5000), (i % 1000) as i64, (i % 997) as f64 * 0.25, i.is_multiple_of(2));
 
     // The limit: psql COPY of the same rows (tab-separated text) into a table of the same types.
     let tsv: String = (0..n)
