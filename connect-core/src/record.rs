@@ -62,6 +62,9 @@ pub struct RecordData {
     /// Milliseconds since the epoch.
     pub timestamp: Option<i64>,
     pub headers: Headers,
+    /// For a sink record, the offset it was consumed at (what InsertField's `offset.field` inserts); `None`
+    /// for source records, which have no Kafka offset yet.
+    pub kafka_offset: Option<i64>,
 }
 
 impl RecordData {

@@ -158,10 +158,6 @@ impl Transformation for InsertField {
         self.topic = field_name(config, "topic.field");
         self.partition = field_name(config, "partition.field");
         self.offset = field_name(config, "offset.field");
-        if self.offset.is_some() {
-            // Transforms see the record's data, not a sink record's Kafka offset, yet.
-            return Err(ConnectError::fatal("InsertField: offset.field is not supported yet by connect-rs"));
-        }
         self.timestamp = field_name(config, "timestamp.field");
         self.static_field = match (field_name(config, "static.field"), config.get("static.value")) {
             (Some(f), Some(v)) => Some((f, v.clone())),
@@ -186,9 +182,16 @@ impl Transformation for InsertField {
         let topic = record.topic.clone();
         let partition = record.partition;
         let timestamp = record.timestamp;
+        let kafka_offset = record.kafka_offset;
         let (schema_slot, value_slot) = self.side.parts(record);
         if value_slot.is_null() && schema_slot.is_none() {
             return Ok(Transformed::Keep); // a tombstone stays a tombstone
+        }
+        if self.offset.is_some() && kafka_offset.is_none() {
+            // As Kafka's InsertField: the offset exists only for records consumed from Kafka.
+            return Err(ConnectError::data(
+                "InsertField: offset.field is only applicable to sink connectors (this record has no Kafka offset)",
+            ));
         }
         let old_schema = schema_slot.clone();
         let mut fields = fields_of(&old_schema, std::mem::take(value_slot), "field insertion")?;
@@ -201,6 +204,7 @@ impl Transformation for InsertField {
         add(&self.topic, schemas::optional_string(), Value::String(topic));
         add(&self.partition, Schema::new(SchemaType::Int32).optional().into_ref(), partition.map(Value::Int32).unwrap_or(Value::Null));
         add(&self.timestamp, logical::timestamp().optional().into_ref(), timestamp.map(Value::Int64).unwrap_or(Value::Null));
+        add(&self.offset, schemas::optional_int64(), kafka_offset.map(Value::Int64).unwrap_or(Value::Null));
         if let Some((n, v)) = &self.static_field {
             add(&Some(n.clone()), schemas::optional_string(), Value::String(v.clone()));
         }
@@ -441,6 +445,19 @@ mod tests {
     fn with<T: Transformation>(mut t: T, pairs: &[(&str, &str)]) -> T {
         t.configure(&cfg(pairs)).unwrap();
         t
+    }
+
+    #[test]
+    fn insert_field_offset_for_sink_records_only() {
+        let t = with(InsertField::new(Side::Value), &[("offset.field", "kafka_offset"), ("topic.field", "kafka_topic")]);
+        let mut sink = json_record(r#"{"a":1}"#);
+        sink.kafka_offset = Some(42);
+        t.apply(&mut sink).unwrap();
+        assert_eq!(sink.value.to_json(), serde_json::json!({"a": 1, "kafka_topic": "rail", "kafka_offset": 42}));
+        let mut source = json_record(r#"{"a":1}"#);
+        let e = t.apply(&mut source).unwrap_err();
+        assert_eq!(e.kind(), connect_core::ErrorKind::Data);
+        assert!(e.to_string().contains("only applicable to sink connectors"), "{e}");
     }
 
     #[test]

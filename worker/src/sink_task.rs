@@ -357,6 +357,7 @@ impl SinkTaskRunner {
                 value,
                 timestamp: None,
                 headers: Default::default(),
+                kafka_offset: Some(offset),
             };
             let timestamp_type = match message.timestamp() {
                 Timestamp::NotAvailable => TimestampType::NoTimestampType,
