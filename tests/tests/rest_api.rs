@@ -225,3 +225,45 @@ fn raw_http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
     let code = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     (code, out)
 }
+
+/// Sink offsets over REST while STOPPED: read them, move one partition, reset it with `"offset": null`, and the
+/// resumed sink reads from where the offsets say.
+#[test]
+fn sink_offsets_alter_and_reset_one_partition() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("e2e-sink-offsets");
+    let records: Vec<TestRecord> = (0..50).map(|i| (None, Some(format!("line-{i}").into_bytes()), vec![])).collect();
+    produce(&topic, &records);
+    let output = dir.path().join("out.txt");
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    setup.connector("offsets-sink", json!({"connector.class": "FileStreamSink", "file": output, "topics": topic}));
+    let mut worker = setup.start();
+    let port = worker.port;
+    wait_for("50 lines", Duration::from_secs(60), || (line_count(&output) >= 50).then_some(()));
+    assert_eq!(http("PUT", port, "/connectors/offsets-sink/stop", None).0, 204);
+    let partition = json!({"kafka_topic": topic, "kafka_partition": 0});
+    let (_, offsets) = wait_for("the committed offset", Duration::from_secs(30), || {
+        let (code, body) = worker.get("/connectors/offsets-sink/offsets");
+        (body["offsets"][0]["offset"]["kafka_offset"] == 50).then_some((code, body))
+    });
+    assert_eq!(offsets["offsets"][0]["partition"], partition);
+
+    let alter = json!({"offsets": [{"partition": partition, "offset": {"kafka_offset": 40}}]});
+    assert_eq!(http("PATCH", port, "/connectors/offsets-sink/offsets", Some(&alter)).0, 200);
+    assert_eq!(worker.get("/connectors/offsets-sink/offsets").1["offsets"][0]["offset"]["kafka_offset"], 40);
+    let reset = json!({"offsets": [{"partition": partition, "offset": null}]});
+    let (code, body) = http("PATCH", port, "/connectors/offsets-sink/offsets", Some(&reset));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        worker.get("/connectors/offsets-sink/offsets").1["offsets"][0]["offset"]["kafka_offset"],
+        0,
+        "reset to where auto.offset.reset=earliest starts"
+    );
+
+    assert_eq!(http("PUT", port, "/connectors/offsets-sink/resume", None).0, 202);
+    wait_for("the topic read again from the start", Duration::from_secs(60), || (line_count(&output) >= 100).then_some(()));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(line_count(&output), 100, "50 lines, then all 50 again after the reset");
+    assert_eq!(worker.stop(), Some(0));
+}

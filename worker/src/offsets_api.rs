@@ -125,17 +125,28 @@ pub async fn alter(h: &Herder, name: &str, body: &Json) -> Result<Json, HerderEr
                     None => resets.push((topic.to_string(), p)),
                 }
             }
-            if !resets.is_empty() {
-                return Err(HerderError::BadRequest(
-                    "Resetting single sink partitions is not supported yet; use DELETE /connectors/{name}/offsets to reset them all"
-                        .replace("{name}", name),
-                ));
-            }
+            // A reset partition starts where a consumer without a committed offset would: rdkafka has no
+            // DeleteConsumerGroupOffsets, so the offset that `auto.offset.reset` picks now is committed instead.
+            let latest = {
+                let info = h.info(name).await?;
+                let worker_reset = h.context().worker.client_overrides("consumer").get("auto.offset.reset").cloned();
+                let reset =
+                    info.config.get("consumer.override.auto.offset.reset").cloned().or(worker_reset).unwrap_or_else(|| "earliest".into());
+                matches!(reset.trim().to_ascii_lowercase().as_str(), "latest" | "largest" | "end")
+            };
             let consumer = sink_consumer(h, name)?;
-            tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
-                .await
-                .map_err(|e| HerderError::Internal(e.to_string()))?
-                .map_err(|e| HerderError::Internal(format!("cannot commit the offsets: {e}")))?;
+            tokio::task::spawn_blocking(move || -> Result<(), String> {
+                for (topic, p) in resets {
+                    let (low, high) = consumer
+                        .fetch_watermarks(&topic, p, Duration::from_secs(10))
+                        .map_err(|e| format!("cannot read the offsets of {topic}-{p}: {e}"))?;
+                    tpl.add_partition_offset(&topic, p, Offset::Offset(if latest { high } else { low })).map_err(|e| e.to_string())?;
+                }
+                consumer.commit(&tpl, CommitMode::Sync).map_err(|e| format!("cannot commit the offsets: {e}"))
+            })
+            .await
+            .map_err(|e| HerderError::Internal(e.to_string()))?
+            .map_err(HerderError::Internal)?;
         }
     }
     Ok(json!({"message": "The offsets for this connector have been altered successfully"}))
