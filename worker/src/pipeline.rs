@@ -15,6 +15,9 @@ pub struct Pipeline {
     /// Class names, for error reports and DLQ headers.
     pub key_converter_class: String,
     pub value_converter_class: String,
+    /// `header.converter`; `None` is SimpleHeaderConverter (strings and bytes as they are, other values as JSON).
+    pub header_converter: Option<Box<dyn Converter>>,
+    pub header_converter_class: String,
     pub transforms: TransformChain,
 }
 
@@ -22,15 +25,28 @@ impl Pipeline {
     pub fn build(registry: &Registry, worker: &WorkerConfig, connector: &Config) -> Result<Self> {
         let (key_converter, key_converter_class) = converter(registry, worker, connector, "key")?;
         let (value_converter, value_converter_class) = converter(registry, worker, connector, "value")?;
+        let header_class = connector.get("header.converter").or_else(|| worker.raw.get("header.converter")).map(|c| c.trim().to_string());
+        let (header_converter, header_converter_class) = match header_class {
+            None => (None, SIMPLE_HEADER_CONVERTER.to_string()),
+            Some(c) if c == SIMPLE_HEADER_CONVERTER || c == "SimpleHeaderConverter" => (None, SIMPLE_HEADER_CONVERTER.to_string()),
+            Some(_) => {
+                let (conv, class) = converter(registry, worker, connector, "header")?;
+                (Some(conv), class)
+            }
+        };
         Ok(Pipeline {
             key_converter,
             value_converter,
             key_converter_class,
             value_converter_class,
+            header_converter,
+            header_converter_class,
             transforms: transform_chain(registry, connector)?,
         })
     }
 }
+
+pub const SIMPLE_HEADER_CONVERTER: &str = "org.apache.kafka.connect.storage.SimpleHeaderConverter";
 
 /// The connector's converter if it names one, else the worker's; its settings are the worker's
 /// `<side>.converter.*` keys overridden by the connector's (so `value.converter.schemas.enable` in a

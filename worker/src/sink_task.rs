@@ -371,8 +371,24 @@ impl SinkTaskRunner {
                 }
             };
             if let Some(headers) = message.headers() {
+                let mut failed = false;
                 for h in headers.iter() {
-                    data.headers.add(h.key, header_from_bytes(h.value));
+                    match &self.pipeline.header_converter {
+                        None => {
+                            data.headers.add(h.key, header_from_bytes(h.value));
+                        }
+                        Some(c) => match c.to_connect(topic, h.value) {
+                            Ok((schema, value)) => data.headers.0.push(connect_core::Header { key: h.key.to_string(), schema, value }),
+                            Err(e) => {
+                                fail(Stage::HeaderConverter, &self.pipeline.header_converter_class, e)?;
+                                failed = true;
+                                break;
+                            }
+                        },
+                    }
+                }
+                if failed {
+                    continue;
                 }
             }
             let mut record = SinkRecord::new(data, partition, offset, timestamp_type);

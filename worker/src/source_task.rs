@@ -353,7 +353,17 @@ impl SourceTaskRunner {
                 Ok(v) => v.map(|v| v.into_owned()),
                 Err(_) => fallback_bytes(&data.value),
             },
-            headers: data.headers.iter().map(|h| (h.key.clone(), header_to_bytes(&h.value).map(|b| b.into_owned()))).collect(),
+            headers: data
+                .headers
+                .iter()
+                .map(|h| {
+                    let bytes = match &self.pipeline.header_converter {
+                        Some(c) => c.from_connect(topic, h.schema.as_ref(), &h.value).ok().flatten(),
+                        None => header_to_bytes(&h.value),
+                    };
+                    (h.key.clone(), bytes.map(|b| b.into_owned()))
+                })
+                .collect(),
             timestamp: data.timestamp,
         };
         Ok(match self.errors.handle(stage, class, &source_origin(record), Some(&raw), error)? {
@@ -373,6 +383,16 @@ impl SourceTaskRunner {
             Ok(v) => v,
             Err(e) => return self.fail_record(Stage::ValueConverter, &self.pipeline.value_converter_class, origin, data, e),
         };
+        let mut header_bytes = Vec::with_capacity(data.headers.len());
+        for h in data.headers.iter() {
+            match &self.pipeline.header_converter {
+                None => header_bytes.push(header_to_bytes(&h.value)),
+                Some(c) => match c.from_connect(topic, h.schema.as_ref(), &h.value) {
+                    Ok(b) => header_bytes.push(b),
+                    Err(e) => return self.fail_record(Stage::HeaderConverter, &self.pipeline.header_converter_class, origin, data, e),
+                },
+            }
+        }
         self.topics.ensure(topic).await?;
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
         if let Some(k) = key.as_deref() {
@@ -389,8 +409,7 @@ impl SourceTaskRunner {
         }
         if !data.headers.is_empty() {
             let mut headers = OwnedHeaders::new_with_capacity(data.headers.len());
-            for h in data.headers.iter() {
-                let bytes = header_to_bytes(&h.value);
+            for (h, bytes) in data.headers.iter().zip(&header_bytes) {
                 headers = headers.insert(KafkaHeader { key: &h.key, value: bytes.as_deref() });
             }
             record = record.headers(headers);
