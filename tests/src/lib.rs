@@ -527,11 +527,16 @@ pub fn produce(topic: &str, records: &[TestRecord]) {
 
 /// Create a one-partition topic (idempotent).
 pub fn create_topic(topic: &str) {
+    create_topic_with_partitions(topic, 1);
+}
+
+/// Create a topic with this many partitions (idempotent).
+pub fn create_topic_with_partitions(topic: &str, partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let admin: AdminClient<rdkafka::client::DefaultClientContext> =
         ClientConfig::new().set("bootstrap.servers", bootstrap()).create().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let _ = rt.block_on(admin.create_topics([&NewTopic::new(topic, 1, TopicReplication::Fixed(1))], &AdminOptions::new()));
+    let _ = rt.block_on(admin.create_topics([&NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &AdminOptions::new()));
 }
 
 /// A consumed record with its headers.

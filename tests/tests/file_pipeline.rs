@@ -228,3 +228,42 @@ fn header_converter_is_pluggable() {
     assert_eq!(read_lines(&out), vec!["a".to_string(), "b".to_string()]);
     assert_eq!(worker.stop(), Some(0));
 }
+
+/// A sink with `tasks.max=2` on a two-partition topic: both tasks join the group, each owns a partition, and
+/// every record is written once.
+#[test]
+fn two_sink_tasks_share_a_two_partition_topic() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("e2e-two-tasks");
+    create_topic_with_partitions(&topic, 2);
+    let total = 2_000;
+    let records: Vec<TestRecord> =
+        (0..total).map(|i| (Some(format!("key-{i}").into_bytes()), Some(format!("line-{i}").into_bytes()), vec![])).collect();
+    produce(&topic, &records);
+    let in_kafka = read_topic(&topic, total, Duration::from_secs(30));
+    let partitions: std::collections::HashSet<i32> = in_kafka.iter().map(|r| r.0).collect();
+    assert_eq!(partitions.len(), 2, "the keys spread over both partitions");
+
+    let out = dir.path().join("out.txt");
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    setup.connector("two-tasks", json!({"connector.class": "FileStreamSink", "file": out, "topics": topic, "tasks.max": 2}));
+    let mut worker = setup.start();
+    wait_for_or_explain(
+        "every record in the file",
+        Duration::from_secs(120),
+        || (line_count(&out) >= total).then_some(()),
+        || format!("{} lines; status {}", line_count(&out), worker.get("/connectors/two-tasks/status").1),
+    );
+    let (_, status) = worker.get("/connectors/two-tasks/status");
+    assert_eq!(status["tasks"].as_array().map(Vec::len), Some(2), "{status}");
+    let (_, metrics) = worker.get("/connectors/two-tasks/metrics");
+    let written: Vec<u64> = metrics["tasks"].as_array().unwrap().iter().map(|t| t["records-written"].as_u64().unwrap_or(0)).collect();
+    assert_eq!(written.iter().sum::<u64>(), total as u64, "{metrics}");
+    assert!(written.iter().all(|w| *w > 0), "each task owns a partition and writes: {written:?}");
+    std::thread::sleep(Duration::from_secs(1));
+    let lines = read_lines(&out);
+    let distinct: std::collections::HashSet<&String> = lines.iter().collect();
+    assert_eq!((lines.len(), distinct.len()), (total, total), "every record once");
+    assert_eq!(worker.stop(), Some(0));
+}
