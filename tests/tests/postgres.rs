@@ -258,3 +258,47 @@ fn database_outage_is_retried_not_fatal() {
     assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
     assert_eq!(worker.stop(), Some(0));
 }
+
+/// `sslmode=require` in a JDBC URL: the sink's connection is encrypted (pg_stat_ssl says so). `verify-full`
+/// against roots that did not sign the server's certificate refuses to connect instead of going plain.
+#[test]
+fn tls_to_the_database() {
+    require_broker();
+    require_postgres();
+    assert_eq!(psql("SHOW ssl"), "on", "PostgreSQL on 5432 offers no TLS (scripts/services gives its own cluster a certificate)");
+    let roots = std::path::Path::new("/etc/ssl/certs/ca-certificates.crt");
+    assert!(roots.exists(), "no system CA bundle at {}", roots.display());
+    let dir = tempfile::tempdir().unwrap();
+    let topic = unique("pg_tls");
+    let app = unique("connect-rs-tls");
+    produce(&topic, &(0..100).map(|i| kv(&i.to_string(), json!({"id": i}))).collect::<Vec<_>>());
+    let url = |mode: &str| format!("jdbc:postgresql://127.0.0.1:5432/postgres?{mode}&ApplicationName={app}");
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    setup
+        .connector("pg-tls", merge_json(base_config(&topic), json!({"connection.url": url("sslmode=require"), "auto.create": true})))
+        .connector(
+            "pg-tls-verify",
+            merge_json(
+                base_config(&topic),
+                json!({
+                    "connection.url": url(&format!("sslmode=verify-full&sslrootcert={}", roots.display())),
+                    "auto.create": true, "table.name.format": format!("{topic}_verify"),
+                }),
+            ),
+        );
+    let mut worker = setup.start();
+    wait_for("100 rows over TLS", Duration::from_secs(60), || (table_exists(&topic) && count(&topic) == 100).then_some(()));
+    let encrypted = psql(&format!(
+        "SELECT count(*) FILTER (WHERE s.ssl) || '/' || count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = '{app}'"
+    ));
+    let (tls, all) = encrypted.split_once('/').unwrap();
+    assert!(all != "0" && tls == all, "the sink's connections, encrypted/all: {encrypted}");
+    wait_for_or_explain(
+        "the verify-full connector to refuse the server's certificate",
+        Duration::from_secs(60),
+        || worker.log_text().contains("invalid peer certificate").then_some(()),
+        || tail(&worker.log_text(), 20),
+    );
+    assert!(!table_exists(&format!("{topic}_verify")), "nothing may be written without a verified server");
+    assert_eq!(worker.stop(), Some(0));
+}

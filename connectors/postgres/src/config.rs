@@ -21,10 +21,22 @@ pub enum PkMode {
     RecordValue,
 }
 
+/// TLS to the database, from `sslmode` (libpq and pgjdbc) or `ssl=true` (pgjdbc) in `connection.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    /// `disable`, `allow`, `prefer` or nothing: a plain connection.
+    Off,
+    /// `require`: encrypted, the server's certificate not checked (as libpq does without a root certificate).
+    Require,
+    /// `verify-ca` / `verify-full` (or `ssl=true`): the certificate must chain to `sslrootcert` and name the host.
+    Verify { root_cert: Option<std::path::PathBuf> },
+}
+
 /// A parsed sink config.
 #[derive(Debug, Clone)]
 pub struct PostgresSinkConfig {
     pub connection: tokio_postgres::Config,
+    pub tls: Tls,
     pub connection_attempts: u32,
     pub connection_backoff: Duration,
     pub insert_mode: InsertMode,
@@ -99,7 +111,9 @@ pub fn def() -> ConfigDef {
 impl PostgresSinkConfig {
     pub fn parse(config: &Config) -> Result<Self> {
         let p = def().parse(config)?;
-        let mut connection = parse_url(&p.string(CONNECTION_URL)).map_err(ConnectError::fatal)?;
+        let url = p.string(CONNECTION_URL);
+        let mut connection = parse_url(&url).map_err(ConnectError::fatal)?;
+        let tls = parse_tls(&url).map_err(ConnectError::fatal)?;
         if let Some(user) = p.optional_string("connection.user").filter(|u| !u.is_empty()) {
             connection.user(&user);
         }
@@ -146,6 +160,7 @@ impl PostgresSinkConfig {
         }
         Ok(PostgresSinkConfig {
             connection,
+            tls,
             connection_attempts: p.int("connection.attempts") as u32,
             connection_backoff: Duration::from_millis(p.int("connection.backoff.ms") as u64),
             insert_mode,
@@ -228,6 +243,22 @@ pub fn parse_url(url: &str) -> std::result::Result<tokio_postgres::Config, Strin
     Ok(config)
 }
 
+/// The TLS settings of a `connection.url`'s query.
+pub fn parse_tls(url: &str) -> std::result::Result<Tls, String> {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let param = |name: &str| query.split('&').filter_map(|p| p.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| decode(v));
+    let root_cert = param("sslrootcert").filter(|p| !p.is_empty()).map(std::path::PathBuf::from);
+    let mode = param("sslmode").or_else(|| param("ssl").filter(|v| v == "true").map(|_| "verify-full".to_string()));
+    match mode.as_deref() {
+        None | Some("disable" | "allow" | "prefer") => Ok(Tls::Off),
+        Some("require") => Ok(Tls::Require),
+        Some("verify-ca" | "verify-full") => Ok(Tls::Verify { root_cert }),
+        Some(other) => Err(format!(
+            "Invalid value {url} for configuration connection.url: sslmode={other} is not one of disable, allow, prefer, require, verify-ca, verify-full"
+        )),
+    }
+}
+
 /// Percent-decoding of URL parts (a password may hold `@` or `:` written as %40, %3A).
 fn decode(s: &str) -> String {
     let bytes = s.as_bytes();
@@ -266,6 +297,13 @@ mod tests {
         assert_eq!((c.get_dbname(), c.get_user(), c.get_ports()), (Some("test"), Some("u"), &[5432][..]));
         assert!(parse_url("jdbc:mysql://x/y").unwrap_err().contains("connection.url"));
         assert!(parse_url("jdbc:postgresql://h:port/db").is_err());
+        assert_eq!(parse_tls("jdbc:postgresql://h/db").unwrap(), Tls::Off);
+        assert_eq!(parse_tls("postgres://u@h/db?sslmode=require").unwrap(), Tls::Require);
+        assert_eq!(
+            parse_tls("jdbc:postgresql://h/db?ssl=true&sslrootcert=/etc/ca.pem").unwrap(),
+            Tls::Verify { root_cert: Some("/etc/ca.pem".into()) }
+        );
+        assert!(parse_tls("postgres://h/db?sslmode=sometimes").is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod dialect;
 mod sink;
+mod tls;
 
 pub use sink::{PostgresSinkConnector, PostgresSinkTask};
 

@@ -74,7 +74,16 @@ fn describe(e: &tokio_postgres::Error) -> String {
             }
             m
         }
-        None => e.to_string(),
+        None => {
+            // The driver's message alone can be as thin as "error performing TLS handshake": add the causes.
+            let mut m = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(cause) = source {
+                m.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            m
+        }
     }
 }
 
@@ -129,14 +138,24 @@ impl PostgresSinkTask {
         if self.client.is_none() {
             let (attempts, backoff) = (self.config().connection_attempts, self.config().connection_backoff);
             let mut last = None;
+            let tls = crate::tls::connector(&self.config().tls)?;
+            let mut connection_config = self.config().connection.clone();
+            if tls.is_some() {
+                connection_config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            }
             for attempt in 1..=attempts {
-                match self.config().connection.connect(tokio_postgres::NoTls).await {
-                    Ok((client, connection)) => {
-                        tokio::spawn(async move {
-                            if let Err(e) = connection.await {
-                                tracing::warn!(error = %e, "PostgreSQL connection closed");
-                            }
-                        });
+                let connected = match &tls {
+                    Some(tls) => connection_config.connect(tls.clone()).await.map(|(client, connection)| {
+                        spawn_connection(connection);
+                        client
+                    }),
+                    None => connection_config.connect(tokio_postgres::NoTls).await.map(|(client, connection)| {
+                        spawn_connection(connection);
+                        client
+                    }),
+                };
+                match connected {
+                    Ok(client) => {
                         self.client = Some(client);
                         break;
                     }
@@ -347,6 +366,18 @@ impl PostgresSinkTask {
         tx.commit().await.map_err(db_error)?;
         Ok(Some(bad))
     }
+}
+
+/// Drive a connection until it closes.
+fn spawn_connection<F>(connection: F)
+where
+    F: std::future::Future<Output = std::result::Result<(), tokio_postgres::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "PostgreSQL connection closed");
+        }
+    });
 }
 
 /// COPY the rows' text into `target` (their columns only).
