@@ -6,6 +6,14 @@ use connect_core::transform::{TransformChain, TransformStep, Transformation};
 use connect_core::{Config, RecordData};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
+/// Percentage full, as a double.
+const COMPUTE_PCT: &[(&str, &str)] =
+    &[("field", "PCT"), ("expression", "(capacity - empty_places) / capacity * 100"), ("field.type", "float64")];
+
+/// The car-park timestamp: date and time fields, London time.
+const PARSE_TS: &[(&str, &str)] =
+    &[("field", "TS"), ("date.field", "date"), ("time.field", "time"), ("format", "yyyy-MM-dd HH:mm"), ("timezone", "Europe/London")];
+
 fn cfg(pairs: &[(&str, &str)]) -> Config {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
@@ -68,26 +76,8 @@ fn benches(c: &mut Criterion) {
             "ParseCsv (field)",
             plugin("ParseCsv$Value", &[("field", "line"), ("columns", "d,t,n,c:int32,e:int32,s,lat:float64,lon:float64,u")]),
         ),
-        (
-            "ParseTimestamp Europe/London",
-            plugin(
-                "ParseTimestamp$Value",
-                &[
-                    ("field", "TS"),
-                    ("date.field", "date"),
-                    ("time.field", "time"),
-                    ("format", "yyyy-MM-dd HH:mm"),
-                    ("timezone", "Europe/London"),
-                ],
-            ),
-        ),
-        (
-            "ComputeField",
-            plugin(
-                "ComputeField$Value",
-                &[("field", "PCT"), ("expression", "(capacity - empty_places) / capacity * 100"), ("field.type", "float64")],
-            ),
-        ),
+        ("ParseTimestamp Europe/London", plugin("ParseTimestamp$Value", PARSE_TS)),
+        ("ComputeField", plugin("ComputeField$Value", COMPUTE_PCT)),
         ("BuildStruct", plugin("BuildStruct$Value", &[("field", "LOCATION"), ("fields", "lat=latitude,lon=longitude")])),
     ];
     for (name, t) in &singles {
@@ -108,22 +98,8 @@ fn benches(c: &mut Criterion) {
     };
     let chain = TransformChain::new(vec![
         step("drop", "ReplaceField$Value", &[("exclude", "secret,header")]),
-        step(
-            "ts",
-            "ParseTimestamp$Value",
-            &[
-                ("field", "TS"),
-                ("date.field", "date"),
-                ("time.field", "time"),
-                ("format", "yyyy-MM-dd HH:mm"),
-                ("timezone", "Europe/London"),
-            ],
-        ),
-        step(
-            "pct",
-            "ComputeField$Value",
-            &[("field", "PCT"), ("expression", "(capacity - empty_places) / capacity * 100"), ("field.type", "float64")],
-        ),
+        step("ts", "ParseTimestamp$Value", PARSE_TS),
+        step("pct", "ComputeField$Value", COMPUTE_PCT),
         step("loc", "BuildStruct$Value", &[("field", "LOCATION"), ("fields", "lat=latitude,lon=longitude")]),
         step("src", "InsertField$Value", &[("static.field", "SOURCE"), ("static.value", "v2")]),
     ]);
