@@ -10,24 +10,46 @@ use connect_core::{
     SchemaType, Struct, Value,
 };
 
-/// The fields of a value as ordered (name, schema, value) triples; `None` schema for schemaless maps.
-pub(crate) fn fields_of(schema: &Option<SchemaRef>, value: Value, smt: &str) -> Result<Vec<(String, Option<SchemaRef>, Value)>> {
+/// A value's fields as ordered (name, schema, value) triples; `None` schema for schemaless maps.
+pub(crate) type FieldList = Vec<(String, Option<SchemaRef>, Value)>;
+
+/// The fields of a value; see [`FieldList`].
+pub(crate) fn fields_of(schema: &Option<SchemaRef>, value: Value, smt: &str) -> Result<FieldList> {
+    fields_or_value(schema, value, smt).map_err(|(e, _)| e)
+}
+
+/// As [`fields_of`], but a value of the wrong shape comes back with the error, untouched: a transform can then
+/// leave the record as it was without copying the value beforehand.
+pub(crate) fn fields_or_value(
+    schema: &Option<SchemaRef>,
+    value: Value,
+    smt: &str,
+) -> std::result::Result<FieldList, (ConnectError, Value)> {
     match (schema, value) {
         (Some(s), Value::Struct(mut st)) if s.kind == SchemaType::Struct => {
             Ok(s.fields.iter().map(|f| (f.name.clone(), Some(f.schema.clone()), st.remove(&f.name).unwrap_or(Value::Null))).collect())
         }
-        (None, Value::Map(entries)) => entries
-            .into_iter()
-            .map(|(k, v)| match k {
-                Value::String(k) => Ok((k, None, v)),
-                other => Err(ConnectError::data(format!("{smt}: map keys must be strings, found {}", other.type_name()))),
-            })
-            .collect(),
+        (None, Value::Map(entries)) => match entries.iter().find(|(k, _)| !matches!(k, Value::String(_))) {
+            Some((other, _)) => {
+                let e = ConnectError::data(format!("{smt}: map keys must be strings, found {}", other.type_name()));
+                Err((e, Value::Map(entries)))
+            }
+            None => Ok(entries
+                .into_iter()
+                .map(|(k, v)| match k {
+                    Value::String(k) => (k, None, v),
+                    _ => unreachable!("checked above"),
+                })
+                .collect()),
+        },
         (None, Value::Struct(st)) => Ok(st.iter().map(|(k, v)| (k.clone(), None, v.clone())).collect()),
-        (Some(_), other) => Err(ConnectError::data(format!("Only Struct objects supported for [{smt}], found: {}", other.type_name()))),
-        (None, other) => {
-            Err(ConnectError::data(format!("Only Map objects supported in absence of schema for [{smt}], found: {}", other.type_name())))
+        (Some(_), other) => {
+            Err((ConnectError::data(format!("Only Struct objects supported for [{smt}], found: {}", other.type_name())), other))
         }
+        (None, other) => Err((
+            ConnectError::data(format!("Only Map objects supported in absence of schema for [{smt}], found: {}", other.type_name())),
+            other,
+        )),
     }
 }
 

@@ -12,15 +12,13 @@
 //! All of them work on the record's value, schemaless or with a schema, and turn a record of the wrong
 //! shape into a data error (DLQ-able), never a panic.
 
-use crate::fields::{fields_of, rebuild};
+use crate::fields::{fields_of, fields_or_value, rebuild, FieldList};
 use chrono::TimeZone;
 use connect_core::transform::{Transformation, Transformed};
 use connect_core::{
     logical, schemas, Config, ConfigDef, ConfigKey, ConfigType, ConnectError, Importance, RecordData, Result, Schema, SchemaRef,
     SchemaType, Struct, Validator, Value,
 };
-
-type FieldList = Vec<(String, Option<SchemaRef>, Value)>;
 
 fn find<'a>(fields: &'a FieldList, name: &str) -> Option<&'a (String, Option<SchemaRef>, Value)> {
     fields.iter().find(|(n, _, _)| n == name)
@@ -42,25 +40,40 @@ fn text_of(value: &Value, what: &str) -> Result<String> {
     }
 }
 
+/// The record's value taken apart into fields, without a copy; on a wrong shape the record is left as it was.
+/// `bool`: the value was a schemaless struct (which [`put_back`] restores as one, not as a map).
+fn take_fields(record: &mut RecordData, smt: &str) -> Result<(FieldList, bool)> {
+    let schemaless_struct = record.value_schema.is_none() && matches!(record.value, Value::Struct(_));
+    match fields_or_value(&record.value_schema, std::mem::take(&mut record.value), smt) {
+        Ok(fields) => Ok((fields, schemaless_struct)),
+        Err((e, value)) => {
+            record.value = value;
+            Err(e)
+        }
+    }
+}
+
+/// Undo [`take_fields`] after a failed step that left the fields unchanged: the record gets its value back.
+fn put_back(record: &mut RecordData, fields: FieldList, schemaless_struct: bool) {
+    record.value = if schemaless_struct {
+        Value::Struct(fields.into_iter().map(|(n, _, v)| (n, v)).collect())
+    } else {
+        rebuild(record.value_schema.as_ref(), fields).1
+    };
+}
+
 /// Apply `f` to the record's value as a list of fields, rebuilding the schema (if it had one) afterwards.
+/// `f` must leave the fields unchanged when it fails, so the record keeps its value for the DLQ.
 fn with_fields(record: &mut RecordData, smt: &str, f: impl FnOnce(&mut FieldList) -> Result<()>) -> Result<Transformed> {
     if record.value.is_null() {
         return Ok(Transformed::Keep); // a tombstone stays a tombstone
     }
-    let schema = record.value_schema.clone();
-    let value = std::mem::take(&mut record.value);
-    let mut fields = match fields_of(&schema, value.clone(), smt) {
-        Ok(f) => f,
-        Err(e) => {
-            record.value = value;
-            return Err(e);
-        }
-    };
+    let (mut fields, schemaless_struct) = take_fields(record, smt)?;
     if let Err(e) = f(&mut fields) {
-        record.value = value;
+        put_back(record, fields, schemaless_struct);
         return Err(e);
     }
-    let (schema, value) = rebuild(schema.as_ref(), fields);
+    let (schema, value) = rebuild(record.value_schema.as_ref(), fields);
     record.value_schema = schema;
     record.value = value;
     Ok(Transformed::Keep)
@@ -69,66 +82,37 @@ fn with_fields(record: &mut RecordData, smt: &str, f: impl FnOnce(&mut FieldList
 // ---------------------------------------------------------------------------------------------------------
 // ParseCsv
 
-/// A column type of `ParseCsv`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum ColumnType {
-    String,
-    Int8,
-    Int16,
-    Int32,
-    Int64,
-    Float32,
-    Float64,
-    Boolean,
+/// A column type of `ParseCsv`: a primitive type by its Kafka Connect name, or `int`, `long`, `bool`; empty is
+/// string.
+fn column_type(name: &str) -> Option<SchemaType> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "" => Some(SchemaType::String),
+        "int" => Some(SchemaType::Int32),
+        "long" => Some(SchemaType::Int64),
+        "bool" => Some(SchemaType::Boolean),
+        other => SchemaType::from_json_name(other)
+            .filter(|t| !matches!(t, SchemaType::Bytes | SchemaType::Array | SchemaType::Map | SchemaType::Struct)),
+    }
 }
 
-impl ColumnType {
-    fn parse(name: &str) -> Option<Self> {
-        Some(match name.trim().to_ascii_lowercase().as_str() {
-            "" | "string" => ColumnType::String,
-            "int8" => ColumnType::Int8,
-            "int16" => ColumnType::Int16,
-            "int32" | "int" => ColumnType::Int32,
-            "int64" | "long" => ColumnType::Int64,
-            "float32" | "float" => ColumnType::Float32,
-            "float64" | "double" => ColumnType::Float64,
-            "boolean" | "bool" => ColumnType::Boolean,
-            _ => return None,
-        })
-    }
-
-    fn schema(self) -> SchemaRef {
-        let kind = match self {
-            ColumnType::String => SchemaType::String,
-            ColumnType::Int8 => SchemaType::Int8,
-            ColumnType::Int16 => SchemaType::Int16,
-            ColumnType::Int32 => SchemaType::Int32,
-            ColumnType::Int64 => SchemaType::Int64,
-            ColumnType::Float32 => SchemaType::Float32,
-            ColumnType::Float64 => SchemaType::Float64,
-            ColumnType::Boolean => SchemaType::Boolean,
-        };
-        Schema::new(kind).optional().into_ref()
-    }
-
-    fn value(self, text: &str) -> std::result::Result<Value, String> {
-        let t = text.trim();
-        let bad = |e: &dyn std::fmt::Display| format!("'{text}' is not a valid {self:?}: {e}");
-        Ok(match self {
-            ColumnType::String => Value::String(text.to_string()),
-            ColumnType::Int8 => Value::Int8(t.parse().map_err(|e| bad(&e))?),
-            ColumnType::Int16 => Value::Int16(t.parse().map_err(|e| bad(&e))?),
-            ColumnType::Int32 => Value::Int32(t.parse().map_err(|e| bad(&e))?),
-            ColumnType::Int64 => Value::Int64(t.parse().map_err(|e| bad(&e))?),
-            ColumnType::Float32 => Value::Float32(t.parse().map_err(|e| bad(&e))?),
-            ColumnType::Float64 => Value::Float64(t.parse().map_err(|e| bad(&e))?),
-            ColumnType::Boolean => match t.to_ascii_lowercase().as_str() {
-                "true" | "t" | "yes" | "y" | "1" => Value::Boolean(true),
-                "false" | "f" | "no" | "n" | "0" => Value::Boolean(false),
-                _ => return Err(format!("'{text}' is not a valid Boolean")),
-            },
-        })
-    }
+/// A cell's text as a value of its column's type.
+fn cell_value(kind: SchemaType, text: &str) -> std::result::Result<Value, String> {
+    let t = text.trim();
+    let bad = |e: &dyn std::fmt::Display| format!("'{text}' is not a valid {kind:?}: {e}");
+    Ok(match kind {
+        SchemaType::Int8 => Value::Int8(t.parse().map_err(|e| bad(&e))?),
+        SchemaType::Int16 => Value::Int16(t.parse().map_err(|e| bad(&e))?),
+        SchemaType::Int32 => Value::Int32(t.parse().map_err(|e| bad(&e))?),
+        SchemaType::Int64 => Value::Int64(t.parse().map_err(|e| bad(&e))?),
+        SchemaType::Float32 => Value::Float32(t.parse().map_err(|e| bad(&e))?),
+        SchemaType::Float64 => Value::Float64(t.parse().map_err(|e| bad(&e))?),
+        SchemaType::Boolean => match t.to_ascii_lowercase().as_str() {
+            "true" | "t" | "yes" | "y" | "1" => Value::Boolean(true),
+            "false" | "f" | "no" | "n" | "0" => Value::Boolean(false),
+            _ => return Err(format!("'{text}' is not a valid Boolean")),
+        },
+        _ => Value::String(text.to_string()),
+    })
 }
 
 /// `ParseCsv$Value`: a delimited line (the value, or the string field `field`) becomes a struct with one
@@ -136,7 +120,7 @@ impl ColumnType {
 /// string). Empty cells, and cells equal to one of `null.values`, are null.
 #[derive(Default)]
 pub struct ParseCsv {
-    columns: Vec<(String, ColumnType)>,
+    columns: Vec<(String, SchemaType)>,
     schema: Option<SchemaRef>,
     field: Option<String>,
     delimiter: u8,
@@ -209,7 +193,7 @@ impl Transformation for ParseCsv {
         for column in parsed.list("columns") {
             let (name, kind) = column.split_once(':').unwrap_or((column.as_str(), "string"));
             let name = name.trim();
-            let kind = ColumnType::parse(kind)
+            let kind = column_type(kind)
                 .ok_or_else(|| ConnectError::fatal(format!("Invalid value {column} for configuration columns: unknown type '{kind}'")))?;
             if name.is_empty() || self.columns.iter().any(|(n, _)| n == name) {
                 return Err(ConnectError::fatal(format!("Invalid value {column} for configuration columns: empty or repeated name")));
@@ -222,7 +206,7 @@ impl Transformation for ParseCsv {
         self.null_values = parsed.list("null.values");
         self.allow_extra = parsed.string("extra.columns") == "ignore";
         self.parser = Some(std::sync::Mutex::new(csv_core::ReaderBuilder::new().delimiter(self.delimiter).quote(self.quote).build()));
-        let mut schema = Schema::structure(self.columns.iter().map(|(n, t)| (n.clone(), t.schema())));
+        let mut schema = Schema::structure(self.columns.iter().map(|(n, t)| (n.clone(), Schema::new(*t).optional().into_ref())));
         schema.name = parsed.optional_string("schema.name").filter(|n| !n.is_empty());
         self.schema = Some(schema.into_ref());
         Ok(())
@@ -298,7 +282,7 @@ impl ParseCsv {
             let value = if cell.is_empty() || self.null_values.iter().any(|n| n == cell) {
                 Value::Null
             } else {
-                kind.value(cell).map_err(|e| ConnectError::data(format!("ParseCsv: column {name}: {e}")))?
+                cell_value(*kind, cell).map_err(|e| ConnectError::data(format!("ParseCsv: column {name}: {e}")))?
             };
             out.put(name.clone(), value);
         }
@@ -346,27 +330,23 @@ impl Transformation for ParseJson {
                 record.value = parsed;
             }
             Some(field) => {
-                let schema = record.value_schema.take();
-                let value = std::mem::take(&mut record.value);
-                let result = fields_of(&schema, value.clone(), "ParseJson").and_then(|mut fields| {
-                    let slot = fields
-                        .iter_mut()
-                        .find(|(n, _, _)| n == field)
-                        .ok_or_else(|| ConnectError::data(format!("ParseJson: the record has no field '{field}'")))?;
-                    if !slot.2.is_null() {
-                        slot.2 =
-                            parse_json_text(&text_of(&slot.2, &format!("ParseJson field {field}"))?, &format!("ParseJson field {field}"))?;
-                    }
-                    Ok(rebuild(None, fields.into_iter().map(|(n, _, v)| (n, None, to_schemaless(v))).collect()).1)
-                });
-                match result {
-                    Ok(v) => record.value = v,
+                let (mut fields, schemaless_struct) = take_fields(record, "ParseJson")?;
+                let what = format!("ParseJson field {field}");
+                let parsed = match fields.iter().position(|(n, _, _)| n == field) {
+                    None => Err(ConnectError::data(format!("ParseJson: the record has no field '{field}'"))),
+                    Some(i) if fields[i].2.is_null() => Ok(None),
+                    Some(i) => text_of(&fields[i].2, &what).and_then(|t| parse_json_text(&t, &what)).map(|v| Some((i, v))),
+                };
+                match parsed {
                     Err(e) => {
-                        record.value_schema = schema;
-                        record.value = value;
+                        put_back(record, fields, schemaless_struct);
                         return Err(e);
                     }
+                    Ok(Some((i, v))) => fields[i].2 = v,
+                    Ok(None) => {}
                 }
+                record.value_schema = None;
+                record.value = rebuild(None, fields.into_iter().map(|(n, _, v)| (n, None, to_schemaless(v))).collect()).1;
             }
         }
         Ok(Transformed::Keep)
@@ -426,36 +406,58 @@ impl Transformation for Explode {
         if record.value.is_null() {
             return Ok(Transformed::Keep);
         }
-        let (item_schema, items) = array_at(&record.value_schema, &record.value, &self.path)?;
-        if items.is_empty() && self.keep_empty {
-            let (schema, value) = replace_at(&record.value_schema, record.value.clone(), &self.path, item_schema, Value::Null)?;
-            record.value_schema = schema;
-            record.value = value;
-            return Ok(Transformed::Keep);
+        let item_schema = array_at(&record.value_schema, &record.value, &self.path)?;
+        // Take the array out of the value, so each output copies only the rest of it (not every element again).
+        let Value::Array(items) = std::mem::take(slot_mut(&mut record.value, &self.path).expect("array_at found it")) else {
+            unreachable!("array_at checked it is an array")
+        };
+        let rest = std::mem::take(&mut record.value);
+        let one = |item: Value| -> Result<RecordData> {
+            let (schema, value) = replace_at(&record.value_schema, rest.clone(), &self.path, item_schema.clone(), item)?;
+            Ok(RecordData { value_schema: schema, value, ..record.clone() })
+        };
+        let keep_null = items.is_empty() && self.keep_empty;
+        let outputs: Result<Vec<RecordData>> =
+            if keep_null { one(Value::Null).map(|r| vec![r]) } else { items.iter().map(|item| one(item.clone())).collect() };
+        match outputs {
+            Err(e) => {
+                // Leave the record as it was, for the DLQ.
+                record.value = rest;
+                *slot_mut(&mut record.value, &self.path).expect("still there") = Value::Array(items);
+                Err(e)
+            }
+            Ok(mut out) if keep_null => {
+                *record = out.pop().expect("one output");
+                Ok(Transformed::Keep)
+            }
+            Ok(out) => Ok(Transformed::Split(out)),
         }
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            let (schema, value) = replace_at(&record.value_schema, record.value.clone(), &self.path, item_schema.clone(), item)?;
-            let mut r = record.clone();
-            r.value_schema = schema;
-            r.value = value;
-            out.push(r);
-        }
-        Ok(Transformed::Split(out))
     }
 }
 
 /// The array at `path` (and its item schema).
-fn array_at(schema: &Option<SchemaRef>, value: &Value, path: &[String]) -> Result<(Option<SchemaRef>, Vec<Value>)> {
+/// Check that there is an array at `path`; its item schema.
+fn array_at(schema: &Option<SchemaRef>, value: &Value, path: &[String]) -> Result<Option<SchemaRef>> {
     let Some((head, rest)) = path.split_first() else {
         return match value {
-            Value::Array(items) => Ok((schema.as_ref().and_then(|s| s.items().cloned()), items.clone())),
+            Value::Array(_) => Ok(schema.as_ref().and_then(|s| s.items().cloned())),
             other => Err(ConnectError::data(format!("Explode: expected an array, found {}", other.type_name()))),
         };
     };
     let inner_schema = schema.as_ref().and_then(|s| s.field(head).map(|f| f.schema.clone()));
     let inner = value.get_field(head).ok_or_else(|| ConnectError::data(format!("Explode: the record has no field '{head}'")))?;
     array_at(&inner_schema, inner, rest)
+}
+
+/// What is at `path`, to change in place (the same lookup as [`Value::get_field`], level by level).
+fn slot_mut<'a>(value: &'a mut Value, path: &[String]) -> Option<&'a mut Value> {
+    let Some((head, rest)) = path.split_first() else { return Some(value) };
+    let inner = match value {
+        Value::Struct(st) => st.get_mut(head)?,
+        Value::Map(entries) => &mut entries.iter_mut().find(|(k, _)| k.as_str() == Some(head.as_str()))?.1,
+        _ => return None,
+    };
+    slot_mut(inner, rest)
 }
 
 /// The value with what is at `path` replaced (its schema too, when the value has one).

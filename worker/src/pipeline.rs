@@ -1,14 +1,15 @@
 //! A connector's conversion and transform stages, built from its config and the worker's.
 
 use connect_core::config::{parse_list, with_prefix};
-use connect_core::converter::Converter;
+use connect_core::converter::{header_from_bytes, header_to_bytes, Converter};
 use connect_core::transform::{TransformChain, TransformStep};
-use connect_core::{Config, ConnectError, Result};
+use connect_core::{Config, ConnectError, Header, Result};
+use std::borrow::Cow;
 
 use crate::config::WorkerConfig;
 use crate::registry::Registry;
 
-/// Key and value converters plus the transform chain of one connector.
+/// Key, value and header converters plus the transform chain of one connector.
 pub struct Pipeline {
     pub key_converter: Box<dyn Converter>,
     pub value_converter: Box<dyn Converter>,
@@ -43,6 +44,24 @@ impl Pipeline {
             header_converter_class,
             transforms: transform_chain(registry, connector)?,
         })
+    }
+}
+
+impl Pipeline {
+    /// A header's bytes for Kafka, by the header converter.
+    pub fn header_to_bytes<'a>(&self, topic: &str, header: &'a Header) -> Result<Option<Cow<'a, [u8]>>> {
+        match &self.header_converter {
+            None => Ok(header_to_bytes(&header.value)),
+            Some(c) => c.from_connect(topic, header.schema.as_ref(), &header.value),
+        }
+    }
+
+    /// A header read from Kafka, by the header converter.
+    pub fn header_from_bytes(&self, topic: &str, key: &str, bytes: Option<&[u8]>) -> Result<Header> {
+        match &self.header_converter {
+            None => Ok(Header { key: key.to_string(), schema: None, value: header_from_bytes(bytes) }),
+            Some(c) => c.to_connect(topic, bytes).map(|(schema, value)| Header { key: key.to_string(), schema, value }),
+        }
     }
 }
 

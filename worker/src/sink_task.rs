@@ -4,7 +4,6 @@
 //! sink said everything before it is written. Offsets are the ORIGINAL coordinates, before transforms.
 
 use connect_core::connector::SinkRequests;
-use connect_core::converter::header_from_bytes;
 use connect_core::{
     Config, ConnectError, ErrantRecordReporter, OffsetMap, RecordData, SinkRecord, SinkTask, SinkTaskContext, TimestampType, TopicPartition,
 };
@@ -373,18 +372,13 @@ impl SinkTaskRunner {
             if let Some(headers) = message.headers() {
                 let mut failed = false;
                 for h in headers.iter() {
-                    match &self.pipeline.header_converter {
-                        None => {
-                            data.headers.add(h.key, header_from_bytes(h.value));
+                    match self.pipeline.header_from_bytes(topic, h.key, h.value) {
+                        Ok(header) => data.headers.0.push(header),
+                        Err(e) => {
+                            fail(Stage::HeaderConverter, &self.pipeline.header_converter_class, e)?;
+                            failed = true;
+                            break;
                         }
-                        Some(c) => match c.to_connect(topic, h.value) {
-                            Ok((schema, value)) => data.headers.0.push(connect_core::Header { key: h.key.to_string(), schema, value }),
-                            Err(e) => {
-                                fail(Stage::HeaderConverter, &self.pipeline.header_converter_class, e)?;
-                                failed = true;
-                                break;
-                            }
-                        },
                     }
                 }
                 if failed {

@@ -5,7 +5,6 @@
 //! acknowledged offset per partition is always safe to store.
 
 use connect_core::connector::RecordMetadata;
-use connect_core::converter::header_to_bytes;
 use connect_core::{Config, ConnectError, RecordData, SourceRecord, SourceTask, SourceTaskContext, Value};
 use futures::FutureExt;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -356,13 +355,7 @@ impl SourceTaskRunner {
             headers: data
                 .headers
                 .iter()
-                .map(|h| {
-                    let bytes = match &self.pipeline.header_converter {
-                        Some(c) => c.from_connect(topic, h.schema.as_ref(), &h.value).ok().flatten(),
-                        None => header_to_bytes(&h.value),
-                    };
-                    (h.key.clone(), bytes.map(|b| b.into_owned()))
-                })
+                .map(|h| (h.key.clone(), self.pipeline.header_to_bytes(topic, h).ok().flatten().map(|b| b.into_owned())))
                 .collect(),
             timestamp: data.timestamp,
         };
@@ -385,12 +378,9 @@ impl SourceTaskRunner {
         };
         let mut header_bytes = Vec::with_capacity(data.headers.len());
         for h in data.headers.iter() {
-            match &self.pipeline.header_converter {
-                None => header_bytes.push(header_to_bytes(&h.value)),
-                Some(c) => match c.from_connect(topic, h.schema.as_ref(), &h.value) {
-                    Ok(b) => header_bytes.push(b),
-                    Err(e) => return self.fail_record(Stage::HeaderConverter, &self.pipeline.header_converter_class, origin, data, e),
-                },
+            match self.pipeline.header_to_bytes(topic, h) {
+                Ok(b) => header_bytes.push(b),
+                Err(e) => return self.fail_record(Stage::HeaderConverter, &self.pipeline.header_converter_class, origin, data, e),
             }
         }
         self.topics.ensure(topic).await?;

@@ -113,7 +113,8 @@ fn db_error(e: tokio_postgres::Error) -> ConnectError {
 
 #[derive(Default)]
 pub struct PostgresSinkTask {
-    config: Option<PostgresSinkConfig>,
+    /// Shared with the writes of each batch (an `Arc`, not a copy per batch).
+    config: Option<Arc<PostgresSinkConfig>>,
     context: Option<SinkTaskContext>,
     client: Option<tokio_postgres::Client>,
     /// Known columns of each table (as PostgreSQL spells them).
@@ -127,7 +128,7 @@ pub struct PostgresSinkTask {
 
 impl PostgresSinkTask {
     fn config(&self) -> &PostgresSinkConfig {
-        self.config.as_ref().expect("started")
+        self.config.as_deref().expect("started")
     }
 
     /// The open connection, or a new one (`connection.attempts` tries, `connection.backoff.ms` apart).
@@ -426,16 +427,13 @@ async fn write_run(
     }
     // Upsert, update and delete go through a staging table with the target's column types; within one
     // statement a key may appear once, so the last row for a key wins (it would win row by row too).
-    let mut last_for_key: HashMap<Vec<String>, usize> = HashMap::new();
+    let mut last_for_key: HashMap<Vec<String>, usize> = HashMap::with_capacity(rows.len());
     for (i, (row, _)) in rows.iter().enumerate() {
         last_for_key.insert(row.key.iter().map(key_text).collect(), i);
     }
-    let refs: Vec<&Row> = rows
-        .iter()
-        .enumerate()
-        .filter(|(i, (row, _))| last_for_key.get(&row.key.iter().map(key_text).collect::<Vec<_>>()) == Some(i))
-        .map(|(_, (r, _))| r)
-        .collect();
+    let mut last: Vec<usize> = last_for_key.into_values().collect();
+    last.sort_unstable();
+    let refs: Vec<&Row> = last.into_iter().map(|i| &rows[i].0).collect();
     let stage = format!("connect_rs_stage_{stage_seq}");
     tx.batch_execute(&format!("CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {column_list} FROM {table} WITH NO DATA"))
         .await
@@ -470,7 +468,7 @@ impl SinkTask for PostgresSinkTask {
     async fn start(&mut self, context: SinkTaskContext, config: Config) -> Result<()> {
         let parsed = PostgresSinkConfig::parse(&config)?;
         self.retries_left = parsed.max_retries;
-        self.config = Some(parsed);
+        self.config = Some(Arc::new(parsed));
         self.context = Some(context);
         if self.config().exactly_once {
             let sql = format!(
