@@ -6,6 +6,9 @@ use connect_worker::cli::{ClientCommand, ClientOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "connect", version, about = "connect-rs: a Kafka Connect-compatible connector worker")]
 struct Cli {

@@ -5,6 +5,7 @@
 //!
 //! Depends on connect-core and tokio-postgres; it must not depend on a Kafka client or the worker.
 
+mod binary;
 pub mod config;
 pub mod dialect;
 mod sink;

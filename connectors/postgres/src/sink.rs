@@ -3,9 +3,10 @@
 //! set-based statement). A run of rows that fails is split in halves under savepoints until the rows at
 //! fault are found; they go to the errant-record reporter with PostgreSQL's own message, the rest is written.
 
+use crate::binary;
 use crate::config::{self, InsertMode, PostgresSinkConfig};
 use crate::dialect::{copy_text, ident, key_text, row_of, Row, RowOp};
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 use connect_core::{
     async_trait, Config, ConfigDef, ConnectError, Connector, ConnectorContext, Result, SinkConnector, SinkRecord, SinkTask,
     SinkTaskContext, TopicPartition,
@@ -13,6 +14,14 @@ use connect_core::{
 use futures::SinkExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use tokio_postgres::types::Type;
+
+/// A table's columns as PostgreSQL spells them, with their types (`None`: a type the driver does not know,
+/// such as a domain or an enum; such columns are written as text).
+type Columns = Arc<HashMap<String, Option<Type>>>;
+
+/// Bytes per COPY data message: PostgreSQL parses one while the sink encodes the next.
+const COPY_CHUNK_BYTES: usize = 256 * 1024;
 
 #[derive(Default)]
 pub struct PostgresSinkConnector {
@@ -117,8 +126,8 @@ pub struct PostgresSinkTask {
     config: Option<Arc<PostgresSinkConfig>>,
     context: Option<SinkTaskContext>,
     client: Option<tokio_postgres::Client>,
-    /// Known columns of each table (as PostgreSQL spells them).
-    tables: HashMap<String, HashSet<String>>,
+    /// Known columns of each table.
+    tables: HashMap<String, Columns>,
     /// Next offset per partition already in the database (exactly-once): records below it are skipped.
     written: HashMap<TopicPartition, i64>,
     retries_left: u32,
@@ -178,11 +187,7 @@ impl PostgresSinkTask {
     }
 
     fn name_in_catalog(&self, name: &str) -> String {
-        if self.config().quote_identifiers {
-            name.to_string()
-        } else {
-            name.to_lowercase()
-        }
+        catalog_name(name, self.config().quote_identifiers)
     }
 
     /// Make sure each table exists with every column its rows need (auto.create / auto.evolve). Rows that need
@@ -236,7 +241,7 @@ impl PostgresSinkTask {
             }
             let known = self.tables.get(table).cloned().unwrap_or_default();
             let missing: Vec<&(&str, &'static str, bool)> =
-                wanted.iter().filter(|(n, _, _)| !known.contains(&self.name_in_catalog(n))).collect();
+                wanted.iter().filter(|(n, _, _)| !known.contains_key(&self.name_in_catalog(n))).collect();
             if missing.is_empty() {
                 continue;
             }
@@ -260,17 +265,18 @@ impl PostgresSinkTask {
         Ok(refused)
     }
 
-    async fn load_columns(&mut self, table: &str) -> Result<Option<HashSet<String>>> {
+    async fn load_columns(&mut self, table: &str) -> Result<Option<Columns>> {
         let rows = self
             .client()
             .await?
             .query(
-                "SELECT column_name::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1",
+                "SELECT a.attname::text, a.atttypid FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+                 WHERE c.relnamespace = current_schema()::regnamespace AND c.relname = $1 AND a.attnum > 0 AND NOT a.attisdropped",
                 &[&table],
             )
             .await
             .map_err(db_error)?;
-        Ok((!rows.is_empty()).then(|| rows.iter().map(|r| r.get::<_, String>(0)).collect()))
+        Ok((!rows.is_empty()).then(|| Arc::new(rows.iter().map(|r| (r.get::<_, String>(0), Type::from_oid(r.get::<_, u32>(1)))).collect())))
     }
 
     async fn report(&self, record: &SinkRecord, message: String) -> Result<()> {
@@ -301,6 +307,7 @@ impl PostgresSinkTask {
     ) -> Result<Option<Vec<(usize, String)>>> {
         let config = self.config.clone().expect("started");
         let connector = self.context.as_ref().map(|c| c.connector_name.clone()).unwrap_or_default();
+        let tables = self.tables.clone();
         let client = self.client().await?;
         let tx = client.transaction().await.map_err(db_error)?;
         let mut bad = Vec::new();
@@ -316,7 +323,7 @@ impl PostgresSinkTask {
             }
             if !careful {
                 stage_seq += 1;
-                match write_run(&tx, &config, &rows[start..end], stage_seq).await {
+                match write_run(&tx, &config, &tables, &rows[start..end], stage_seq).await {
                     Ok(()) => {}
                     Err(WriteError::Database(e)) => return Err(e),
                     Err(WriteError::Rows(_)) => return Ok(None), // dropping the transaction rolls it back
@@ -328,7 +335,7 @@ impl PostgresSinkTask {
             while let Some((lo, hi)) = stack.pop() {
                 stage_seq += 1;
                 tx.batch_execute("SAVEPOINT connect_rs_run").await.map_err(db_error)?;
-                match write_run(&tx, &config, &rows[lo..hi], stage_seq).await {
+                match write_run(&tx, &config, &tables, &rows[lo..hi], stage_seq).await {
                     Ok(()) => tx.batch_execute("RELEASE SAVEPOINT connect_rs_run").await.map_err(db_error)?,
                     Err(WriteError::Database(e)) => return Err(e),
                     Err(WriteError::Rows(message)) => {
@@ -381,15 +388,69 @@ where
     });
 }
 
-/// COPY the rows' text into `target` (their columns only).
+/// A column's name as PostgreSQL stores it: as written when quoted, folded to lower case when not.
+fn catalog_name(name: &str, quoted: bool) -> String {
+    if quoted {
+        name.to_string()
+    } else {
+        name.to_lowercase()
+    }
+}
+
+/// COPY the rows into `target` (their columns only, of these types): binary for the rows whose values all
+/// match their columns exactly, then text for the rest, where PostgreSQL converts or refuses each value.
 async fn copy_rows(
+    tx: &tokio_postgres::Transaction<'_>,
+    target: &str,
+    columns: &str,
+    rows: &[&Row<'_>],
+    types: &[Option<Type>],
+) -> std::result::Result<(), WriteError> {
+    let mut text_rows: Vec<&Row> = Vec::new();
+    let mut buffer = BytesMut::with_capacity(COPY_CHUNK_BYTES + 4096);
+    buffer.put_slice(binary::HEADER);
+    let mut sink = None;
+    let mut sent_any = false;
+    for row in rows {
+        if !binary::encode_row(row.columns(), types, &mut buffer) {
+            text_rows.push(row);
+            continue;
+        }
+        sent_any = true;
+        if buffer.len() >= COPY_CHUNK_BYTES {
+            if sink.is_none() {
+                sink =
+                    Some(Box::pin(tx.copy_in(&format!("COPY {target} ({columns}) FROM STDIN (FORMAT binary)")).await.map_err(classify)?));
+            }
+            let s = sink.as_mut().expect("opened");
+            s.send(buffer.split().freeze()).await.map_err(classify)?;
+        }
+    }
+    if sent_any {
+        if sink.is_none() {
+            sink = Some(Box::pin(tx.copy_in(&format!("COPY {target} ({columns}) FROM STDIN (FORMAT binary)")).await.map_err(classify)?));
+        }
+        let mut s = sink.expect("opened");
+        buffer.put_slice(binary::TRAILER);
+        s.send(buffer.freeze()).await.map_err(classify)?;
+        s.as_mut().finish().await.map_err(classify)?;
+    }
+    if !text_rows.is_empty() {
+        copy_text_rows(tx, target, columns, &text_rows).await?;
+    }
+    Ok(())
+}
+
+/// COPY rows in the text format (tab-separated, `\N` for null).
+async fn copy_text_rows(
     tx: &tokio_postgres::Transaction<'_>,
     target: &str,
     columns: &str,
     rows: &[&Row<'_>],
 ) -> std::result::Result<(), WriteError> {
     let sink = tx.copy_in(&format!("COPY {target} ({columns}) FROM STDIN")).await.map_err(classify)?;
-    let mut text = String::with_capacity(rows.len() * 64);
+    futures::pin_mut!(sink);
+    let mut text = String::with_capacity(COPY_CHUNK_BYTES + 4096);
     for row in rows {
         let mut first = true;
         for cell in row.columns() {
@@ -400,8 +461,10 @@ async fn copy_rows(
             copy_text(cell, &mut text);
         }
         text.push('\n');
+        if text.len() >= COPY_CHUNK_BYTES {
+            sink.send(Bytes::from(std::mem::replace(&mut text, String::with_capacity(COPY_CHUNK_BYTES + 4096)))).await.map_err(classify)?;
+        }
     }
-    futures::pin_mut!(sink);
     sink.send(Bytes::from(text)).await.map_err(classify)?;
     sink.finish().await.map_err(classify)?;
     Ok(())
@@ -411,11 +474,15 @@ async fn copy_rows(
 async fn write_run(
     tx: &tokio_postgres::Transaction<'_>,
     config: &PostgresSinkConfig,
+    tables: &HashMap<String, Columns>,
     rows: &[(Row<'_>, usize)],
     stage_seq: usize,
 ) -> std::result::Result<(), WriteError> {
     let q = config.quote_identifiers;
     let first = &rows[0].0;
+    let table_columns = tables.get(&*first.table);
+    let types: Vec<Option<Type>> =
+        first.columns().map(|c| table_columns.and_then(|t| t.get(&catalog_name(&c.column, q)).cloned().flatten())).collect();
     let table = ident(&first.table, q);
     let columns: Vec<String> = first.columns().map(|c| ident(&c.column, q)).collect();
     let column_list = columns.join(", ");
@@ -423,7 +490,7 @@ async fn write_run(
     let values: Vec<String> = first.values.iter().map(|c| ident(&c.column, q)).collect();
     if first.op == RowOp::Write && config.insert_mode == InsertMode::Insert {
         let refs: Vec<&Row> = rows.iter().map(|(r, _)| r).collect();
-        return copy_rows(tx, &table, &column_list, &refs).await;
+        return copy_rows(tx, &table, &column_list, &refs, &types).await;
     }
     // Upsert, update and delete go through a staging table with the target's column types; within one
     // statement a key may appear once, so the last row for a key wins (it would win row by row too).
@@ -438,7 +505,7 @@ async fn write_run(
     tx.batch_execute(&format!("CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {column_list} FROM {table} WITH NO DATA"))
         .await
         .map_err(classify)?;
-    copy_rows(tx, &stage, &column_list, &refs).await?;
+    copy_rows(tx, &stage, &column_list, &refs, &types).await?;
     let key_match: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
     let sql = match (first.op.clone(), config.insert_mode) {
         (RowOp::Delete, _) => format!("DELETE FROM {table} t USING {stage} s WHERE {}", key_match.join(" AND ")),
@@ -509,24 +576,40 @@ impl SinkTask for PostgresSinkTask {
         let batch_size = config.batch_size;
         for chunk in records.chunks(batch_size) {
             // Skip what the database already has (exactly-once: a redelivery after a rewind or a retry).
-            let fresh: Vec<&SinkRecord> = chunk
-                .iter()
-                .filter(|r| self.written.get(&r.original_topic_partition()).is_none_or(|next| r.original_offset() >= *next))
-                .collect();
+            let fresh: Vec<&SinkRecord> = if self.written.is_empty() {
+                chunk.iter().collect()
+            } else {
+                chunk
+                    .iter()
+                    .filter(|r| self.written.get(&r.original_topic_partition()).is_none_or(|next| r.original_offset() >= *next))
+                    .collect()
+            };
             if fresh.is_empty() {
                 continue;
             }
-            let mut offsets: HashMap<TopicPartition, i64> = HashMap::new();
+            // Per record: no allocation or hashing where the previous record's partition and table serve.
+            let mut next_offsets: Vec<(TopicPartition, i64)> = Vec::new();
+            let mut last_table: Option<(&str, Arc<str>)> = None;
             let mut rows = Vec::with_capacity(fresh.len());
             for (i, record) in fresh.iter().enumerate() {
-                let next = offsets.entry(record.original_topic_partition()).or_insert(0);
-                *next = (*next).max(record.original_offset() + 1);
-                let table = match self.table_names.get(record.topic()) {
-                    Some(t) => t.clone(),
-                    None => {
-                        let t: Arc<str> = config.table_name(record.topic()).into();
-                        self.table_names.insert(record.topic().to_string(), t.clone());
-                        t
+                let (topic, partition, offset) = (record.original_topic(), record.original_partition(), record.original_offset());
+                match next_offsets.iter_mut().rev().find(|(tp, _)| tp.partition == partition && tp.topic == topic) {
+                    Some((_, next)) => *next = (*next).max(offset + 1),
+                    None => next_offsets.push((TopicPartition::new(topic, partition), offset + 1)),
+                }
+                let table = match &last_table {
+                    Some((t, name)) if *t == record.topic() => name.clone(),
+                    _ => {
+                        let name = match self.table_names.get(record.topic()) {
+                            Some(name) => name.clone(),
+                            None => {
+                                let name: Arc<str> = config.table_name(record.topic()).into();
+                                self.table_names.insert(record.topic().to_string(), name.clone());
+                                name
+                            }
+                        };
+                        last_table = Some((record.topic(), name.clone()));
+                        name
                     }
                 };
                 match row_of(&config, record, table) {
@@ -535,6 +618,7 @@ impl SinkTask for PostgresSinkTask {
                     Err(e) => return Err(e),
                 }
             }
+            let offsets: HashMap<TopicPartition, i64> = next_offsets.into_iter().collect();
             let outcome = async {
                 let refused = self.prepare_tables(&rows).await?;
                 let mut kept = Vec::with_capacity(rows.len());

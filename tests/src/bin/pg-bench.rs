@@ -1,7 +1,7 @@
 //! pg-bench: how fast the Postgres sink lands records from Kafka in a table, against `COPY` of the same rows
 //! into the same kind of table with psql, in the same run; the upsert figure beside it.
 //!
-//! Usage: pg-bench [N] (default 1,000,000). Needs tansu on 127.0.0.1:9092 and PostgreSQL on 127.0.0.1:5432
+//! Usage: pg-bench [N] [insert|upsert] (default 1,000,000 records, both modes). Needs tansu on 127.0.0.1:9092 and PostgreSQL on 127.0.0.1:5432
 //! (`scripts/bench postgres` starts both).
 
 use connect_e2e::*;
@@ -22,6 +22,7 @@ const COLUMNS: &str = "id BIGINT, name TEXT, qty BIGINT, price DOUBLE PRECISION,
 
 fn main() {
     let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let only = std::env::args().nth(2);
     require_broker();
     let dir = tempfile::tempdir().unwrap();
     let topic = unique("pg_bench");
@@ -75,6 +76,11 @@ fn main() {
             config["pk.mode"] = json!("record_value");
             config["pk.fields"] = json!("id");
         }
+        // PG_BENCH_CONFIG: extra connector settings as a JSON object, to try a tuning.
+        if let Ok(extra) = std::env::var("PG_BENCH_CONFIG") {
+            let extra: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&extra).expect("PG_BENCH_CONFIG: a JSON object");
+            config.as_object_mut().unwrap().extend(extra);
+        }
         setup.connector(&format!("bench-pg-{mode}"), config);
         let mut worker = setup.start();
         let written =
@@ -85,16 +91,28 @@ fn main() {
         wait_for("every row", Duration::from_secs(1800), || (written() >= n).then_some(()));
         let secs = first.elapsed().as_secs_f64() * n as f64 / (n - first_count.min(n - 1)) as f64;
         worker.stop();
+        for l in std::fs::read_to_string(work.join("worker.log")).unwrap().lines().filter(|l| l.contains("PROF")) {
+            println!("{l}");
+        }
         assert_eq!(psql(&format!("SELECT count(*) FROM \"{table}\"")), n.to_string(), "{mode}: rows in the table");
         secs
     };
-    let insert_secs = run("insert");
-    let upsert_secs = run("upsert");
+    let wanted = |mode: &str| only.as_deref().is_none_or(|o| o == mode);
+    let insert_secs = wanted("insert").then(|| run("insert"));
+    let upsert_secs = wanted("upsert").then(|| run("upsert"));
     let rate = |secs: f64| n as f64 / secs;
     println!("{:<52} {:>12}", "measure", "rows/s");
     println!("{:<52} {:>12.0}", "psql COPY of the same rows (the limit)", rate(copy_secs));
-    println!("{:<52} {:>12.0}", "Kafka -> JdbcSinkConnector, insert.mode=insert", rate(insert_secs));
-    println!("{:<52} {:>12.0}", "Kafka -> JdbcSinkConnector, insert.mode=upsert", rate(upsert_secs));
-    println!("ratio insert / COPY: {:.2} (aim >= 0.7)", copy_secs / insert_secs);
-    println!("ratio upsert / COPY: {:.2}", copy_secs / upsert_secs);
+    if let Some(secs) = insert_secs {
+        println!("{:<52} {:>12.0}", "Kafka -> JdbcSinkConnector, insert.mode=insert", rate(secs));
+    }
+    if let Some(secs) = upsert_secs {
+        println!("{:<52} {:>12.0}", "Kafka -> JdbcSinkConnector, insert.mode=upsert", rate(secs));
+    }
+    if let Some(secs) = insert_secs {
+        println!("ratio insert / COPY: {:.2} (aim >= 0.7)", copy_secs / secs);
+    }
+    if let Some(secs) = upsert_secs {
+        println!("ratio upsert / COPY: {:.2}", copy_secs / secs);
+    }
 }
