@@ -3,7 +3,6 @@
 //! Invariant: a consumer offset is committed only when the task's `pre_commit` returned it, i.e. the
 //! sink said everything before it is written. Offsets are the ORIGINAL coordinates, before transforms.
 
-use connect_core::connector::SinkRequests;
 use connect_core::{
     Config, ConnectError, ErrantRecordReporter, OffsetMap, RecordData, SinkRecord, SinkTask, SinkTaskContext, TimestampType, TopicPartition,
 };
@@ -92,9 +91,10 @@ pub struct SinkTaskRunner {
     pub task_id: u32,
     pub task: Box<dyn SinkTask>,
     pub task_config: Config,
-    pub pipeline: Pipeline,
+    /// Shared with the fetches, which run on a task of their own.
+    pub pipeline: Arc<Pipeline>,
     pub errors: Arc<ErrorHandler>,
-    pub consumer: SinkConsumer,
+    pub consumer: Arc<SinkConsumer>,
     pub rebalances: mpsc::UnboundedReceiver<RebalanceEvent>,
     pub approved: Arc<Mutex<OffsetMap>>,
     /// `topics` list, or `None` with `topics_regex` set.
@@ -138,6 +138,8 @@ fn raw_record(message: &BorrowedMessage<'_>) -> RawRecord {
 pub struct DeadLetterReporter {
     errors: Arc<ErrorHandler>,
     originals: Originals,
+    /// Records reported so far: a batch's written count is its size less what its `put` reported.
+    reported: std::sync::atomic::AtomicU64,
 }
 
 #[async_trait::async_trait]
@@ -147,6 +149,7 @@ impl ErrantRecordReporter for DeadLetterReporter {
         let raw = self.originals.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
         let origin = kafka_origin(&key.0, key.1, key.2);
         let error = ConnectError::new(error.kind(), error.to_string());
+        self.reported.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match self.errors.handle(Stage::TaskPut, "SinkTask", &origin, raw.as_ref(), error)? {
             Disposition::Skipped => Ok(()),
             Disposition::DeadLettered(d) => self.errors.confirm(d).await,
@@ -154,14 +157,15 @@ impl ErrantRecordReporter for DeadLetterReporter {
     }
 }
 
-/// Apply queued rebalance events: `open` assigned partitions, `close` revoked ones.
+/// Apply queued rebalance events: `open` assigned partitions, `close` revoked ones (returned).
 async fn handle_rebalances(
     rebalances: &mut mpsc::UnboundedReceiver<RebalanceEvent>,
     task: &mut dyn SinkTask,
     tracked_topics: &crate::herder::TrackedTopics,
     context: &SinkTaskContext,
     positions: &mut OffsetMap,
-) -> Result<(), ConnectError> {
+) -> Result<Vec<TopicPartition>, ConnectError> {
+    let mut all_revoked = Vec::new();
     while let Ok(event) = rebalances.try_recv() {
         match event {
             RebalanceEvent::Assigned(parts) => {
@@ -177,16 +181,17 @@ async fn handle_rebalances(
                 for tp in &parts {
                     positions.remove(tp);
                 }
+                all_revoked.extend(parts);
             }
         }
     }
-    Ok(())
+    Ok(all_revoked)
 }
 
 impl SinkTaskRunner {
     pub async fn run(mut self) -> Result<(), ConnectError> {
-        let reporter = Arc::new(DeadLetterReporter { errors: self.errors.clone(), originals: self.originals.clone() });
-        let context = SinkTaskContext::new(self.connector.clone(), self.task_id, Some(reporter));
+        let reporter = Arc::new(DeadLetterReporter { errors: self.errors.clone(), originals: self.originals.clone(), reported: 0.into() });
+        let context = SinkTaskContext::new(self.connector.clone(), self.task_id, Some(reporter.clone()));
         self.task.start(context.clone(), self.task_config.clone()).await.map_err(|e| e.context("task start failed"))?;
         let subscription: Vec<String> = match &self.topics_regex {
             Some(re) => vec![format!("^{}", re.trim_start_matches('^'))],
@@ -198,7 +203,7 @@ impl SinkTaskRunner {
         tracing::info!(connector = %self.connector, task = self.task_id, topics = ?subscription, "sink task running");
 
         let mut positions = OffsetMap::new();
-        let result = self.main_loop(&context, &mut positions).await;
+        let result = self.main_loop(&context, &reporter, &mut positions).await;
         let counts = self.errors.metrics.snapshot();
         tracing::info!(connector = %self.connector, task = self.task_id, read = counts.records_read, written = counts.records_written, "sink task stopping");
         // Commit what was written before leaving, also after an error: positions hold only batches that
@@ -216,13 +221,29 @@ impl SinkTaskRunner {
         result.and(committed).and(closed).and(stopped)
     }
 
-    async fn main_loop(&mut self, context: &SinkTaskContext, positions: &mut OffsetMap) -> Result<(), ConnectError> {
+    /// Puts each batch while the next one is fetched and converted: a sink waiting on its target (a database
+    /// parsing a COPY, an HTTP response) no longer leaves the worker idle. Puts stay strictly in order, one at a
+    /// time, and rebalances, rewinds and commits happen between them.
+    async fn main_loop(
+        &mut self,
+        context: &SinkTaskContext,
+        reporter: &DeadLetterReporter,
+        positions: &mut OffsetMap,
+    ) -> Result<(), ConnectError> {
         let mut last_commit = Instant::now();
         let mut pending_seeks: OffsetMap = OffsetMap::new();
+        // The next batch to put, converted while the one before it was put.
+        let mut ready: Option<Batch> = None;
         loop {
-            handle_rebalances(&mut self.rebalances, self.task.as_mut(), &self.tracked_topics, context, positions).await?;
+            // The fetch that brought `ready` may have assigned partitions: `open` them before any of their records
+            // is put (as Kafka Connect does in its rebalance callback). Records of partitions revoked meanwhile, or
+            // rewound by the task (in `open` or `put`), are dropped: the new owner or the seek fetches them again.
+            let revoked = handle_rebalances(&mut self.rebalances, self.task.as_mut(), &self.tracked_topics, context, positions).await?;
             let requests = context.take_requests();
             pending_seeks.extend(requests.offsets);
+            if let Some(batch) = ready.as_mut() {
+                batch.retain_partitions(|tp| !revoked.contains(tp) && !pending_seeks.contains_key(tp));
+            }
             self.apply_seeks(&mut pending_seeks, positions);
             self.pause_resume(&requests.pause, &requests.resume);
             if requests.commit_requested || last_commit.elapsed() >= self.flush_interval {
@@ -253,49 +274,113 @@ impl SinkTaskRunner {
                 continue;
             }
             let wait = self.flush_interval.saturating_sub(last_commit.elapsed()).max(Duration::from_millis(10));
-            let batch = {
-                let mut stream = self.consumer.stream().ready_chunks(self.max_batch);
-                tokio::select! {
-                    _ = self.cancel.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(wait.min(Duration::from_millis(500))) => continue,
-                    chunk = stream.next() => match chunk {
-                        Some(mut messages) => {
-                            // The poll that fetched these may have assigned partitions: `open` them before any of
-                            // their records is put (as Kafka Connect does in its rebalance callback), and drop the
-                            // records of partitions the task rewinds there; the seek fetches them again.
-                            handle_rebalances(&mut self.rebalances, self.task.as_mut(), &self.tracked_topics, context, positions).await?;
-                            let requests = context.take_requests();
-                            pending_seeks.extend(requests.offsets.iter().map(|(tp, o)| (tp.clone(), *o)));
-                            if !pending_seeks.is_empty() {
-                                messages.retain(|m| match m {
-                                    Ok(m) => !pending_seeks.keys().any(|tp| tp.partition == m.partition() && tp.topic == m.topic()),
-                                    Err(_) => true,
-                                });
-                            }
-                            context.restore_requests(SinkRequests { offsets: Default::default(), ..requests });
-                            self.convert(messages)?
-                        }
-                        None => return Ok(()),
-                    },
-                }
+            let fetcher = Fetcher {
+                connector: self.connector.clone(),
+                consumer: self.consumer.clone(),
+                pipeline: self.pipeline.clone(),
+                errors: self.errors.clone(),
+                originals: self.originals.clone(),
+                max_batch: self.max_batch,
+                cancel: self.cancel.clone(),
             };
-            if batch.records.is_empty() && batch.consumed.is_empty() {
+            let Some(mut batch) = ready.take().filter(|b| !b.records.is_empty() || !b.consumed.is_empty()) else {
+                match fetcher.fetch(wait).await? {
+                    Fetched::Batch(b) => ready = Some(b),
+                    Fetched::Nothing => {}
+                    Fetched::Stopped => return Ok(()),
+                }
                 continue;
-            }
+            };
             // Records sent to the DLQ at conversion or transform must be there before their offsets count.
-            for delivery in batch.dead_lettered {
+            for delivery in std::mem::take(&mut batch.dead_lettered) {
                 self.errors.confirm(delivery).await?;
             }
-            let skipped_before = self.errors.metrics.snapshot().total_records_skipped;
-            if !self.put_with_retry(context, &batch.records).await? {
+            let reported_before = reporter.reported.load(std::sync::atomic::Ordering::Relaxed);
+            let put = put_with_retry(
+                self.task.as_mut(),
+                PutScope { connector: &self.connector, task_id: self.task_id, errors: &self.errors, cancel: &self.cancel },
+                context,
+                &batch.records,
+            );
+            // On a task of its own, so that it runs on another thread while this one drives the put.
+            let mut next = tokio::spawn(fetcher.fetch(wait));
+            tokio::pin!(put);
+            let mut fetched = None;
+            let put_done = loop {
+                tokio::select! {
+                    done = &mut put => break done,
+                    f = &mut next, if fetched.is_none() => fetched = Some(f),
+                }
+            };
+            // A fetch still waiting for messages holds none yet (it converts within one poll, without awaiting):
+            // aborting it loses nothing. One that finished just before the abort still hands over its batch.
+            let fetched = match fetched {
+                Some(f) => Some(f),
+                None => {
+                    next.abort();
+                    match next.await {
+                        Err(e) if e.is_cancelled() => None,
+                        other => Some(other),
+                    }
+                }
+            };
+            let fetched = match fetched {
+                Some(Ok(f)) => Some(f),
+                Some(Err(e)) => Some(Err(ConnectError::fatal(format!("the fetch of the next batch failed: {e}")))),
+                None => None,
+            };
+            if !put_done? {
                 return Ok(()); // stopped mid-retry: the batch stays uncommitted
             }
-            let reported = self.errors.metrics.snapshot().total_records_skipped - skipped_before;
+            let reported = reporter.reported.load(std::sync::atomic::Ordering::Relaxed) - reported_before;
             TaskMetrics::add(&self.errors.metrics.records_written, (batch.records.len() as u64).saturating_sub(reported));
-            self.originals.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            // The originals of the next batch, converted meanwhile, stay for its `put`.
+            self.originals.lock().unwrap_or_else(|p| p.into_inner()).retain(|(topic, partition, offset), _| {
+                !batch.consumed.iter().any(|(tp, next)| tp.partition == *partition && tp.topic == *topic && offset < next)
+            });
             for (tp, next) in batch.consumed {
                 positions.insert(tp, next);
             }
+            match fetched.transpose()? {
+                Some(Fetched::Batch(b)) => ready = Some(b),
+                Some(Fetched::Stopped) => return Ok(()),
+                Some(Fetched::Nothing) | None => {}
+            }
+        }
+    }
+}
+
+/// What one fetch brought.
+enum Fetched {
+    Batch(Batch),
+    /// Nothing within the wait.
+    Nothing,
+    /// The task is stopping, or the consumer closed.
+    Stopped,
+}
+
+/// Fetching and converting, apart from the task, so that it can run while the task puts the batch before.
+struct Fetcher {
+    connector: String,
+    consumer: Arc<SinkConsumer>,
+    pipeline: Arc<Pipeline>,
+    errors: Arc<ErrorHandler>,
+    originals: Originals,
+    max_batch: usize,
+    cancel: CancellationToken,
+}
+
+impl Fetcher {
+    /// The messages already fetched (up to `max.poll.records`), or the first to arrive within `wait`, converted.
+    async fn fetch(self, wait: Duration) -> Result<Fetched, ConnectError> {
+        let mut stream = self.consumer.stream().ready_chunks(self.max_batch);
+        tokio::select! {
+            _ = self.cancel.cancelled() => Ok(Fetched::Stopped),
+            _ = tokio::time::sleep(wait.min(Duration::from_millis(500))) => Ok(Fetched::Nothing),
+            chunk = stream.next() => match chunk {
+                Some(messages) => Ok(Fetched::Batch(self.convert(messages)?)),
+                None => Ok(Fetched::Stopped),
+            },
         }
     }
 
@@ -405,49 +490,9 @@ impl SinkTaskRunner {
         }
         Ok(batch)
     }
+}
 
-    /// `put`, redelivering the same batch after a retriable error (as Kafka Connect does), with the
-    /// delay the task asked for or an exponential backoff.
-    /// Returns `Ok(false)` when the task was stopped before the batch could be written (it is not
-    /// committed, so it will be delivered again).
-    ///
-    /// Retries go on forever by default, as in Kafka Connect; `errors.retry.timeout` > 0 bounds them,
-    /// after which the task fails (and restarts by the restart policy).
-    async fn put_with_retry(&mut self, context: &SinkTaskContext, records: &[SinkRecord]) -> Result<bool, ConnectError> {
-        let mut backoff = Duration::from_millis(300);
-        let started = Instant::now();
-        loop {
-            match self.task.put(records).await {
-                Ok(()) => return Ok(true),
-                Err(e) if e.is_retriable() => {
-                    let delay = context.take_requests().timeout.unwrap_or(backoff);
-                    if let Some(limit) = self.errors.policy.retry_timeout.filter(|t| !t.is_zero()) {
-                        if started.elapsed() + delay > limit {
-                            return Err(e.context(format!("put kept failing for errors.retry.timeout={} ms", limit.as_millis())));
-                        }
-                    }
-                    TaskMetrics::add(&self.errors.metrics.total_retries, 1);
-                    tracing::warn!(connector = %self.connector, task = self.task_id, error = %e.chain(), delay_ms = delay.as_millis() as u64, "retriable error from put; redelivering the batch");
-                    tokio::select! {
-                        _ = self.cancel.cancelled() => return Ok(false),
-                        _ = tokio::time::sleep(delay) => {}
-                    }
-                    backoff = crate::errors::next_delay(backoff, self.errors.policy.retry_delay_max);
-                }
-                Err(e) => {
-                    let first = records
-                        .first()
-                        .map(|r| kafka_origin(r.original_topic(), r.original_partition(), r.original_offset()).to_string())
-                        .unwrap_or_default();
-                    return Err(e.context(format!(
-                        "Task threw an uncaught and unrecoverable exception in stage {} (batch starting at {first})",
-                        Stage::TaskPut
-                    )));
-                }
-            }
-        }
-    }
-
+impl SinkTaskRunner {
     fn apply_seeks(&self, pending: &mut OffsetMap, positions: &mut OffsetMap) {
         pending.retain(|tp, offset| match self.consumer.seek(&tp.topic, tp.partition, Offset::Offset(*offset), Duration::from_secs(1)) {
             Ok(()) => {
@@ -506,6 +551,61 @@ impl SinkTaskRunner {
     }
 }
 
+/// What `put_with_retry` needs of the runner besides the task.
+struct PutScope<'a> {
+    connector: &'a str,
+    task_id: u32,
+    errors: &'a ErrorHandler,
+    cancel: &'a CancellationToken,
+}
+
+/// `put`, redelivering the same batch after a retriable error (as Kafka Connect does), with the
+/// delay the task asked for or an exponential backoff.
+/// Returns `Ok(false)` when the task was stopped before the batch could be written (it is not
+/// committed, so it will be delivered again).
+///
+/// Retries go on forever by default, as in Kafka Connect; `errors.retry.timeout` > 0 bounds them,
+/// after which the task fails (and restarts by the restart policy).
+async fn put_with_retry(
+    task: &mut dyn SinkTask,
+    scope: PutScope<'_>,
+    context: &SinkTaskContext,
+    records: &[SinkRecord],
+) -> Result<bool, ConnectError> {
+    let mut backoff = Duration::from_millis(300);
+    let started = Instant::now();
+    loop {
+        match task.put(records).await {
+            Ok(()) => return Ok(true),
+            Err(e) if e.is_retriable() => {
+                let delay = context.take_requests().timeout.unwrap_or(backoff);
+                if let Some(limit) = scope.errors.policy.retry_timeout.filter(|t| !t.is_zero()) {
+                    if started.elapsed() + delay > limit {
+                        return Err(e.context(format!("put kept failing for errors.retry.timeout={} ms", limit.as_millis())));
+                    }
+                }
+                TaskMetrics::add(&scope.errors.metrics.total_retries, 1);
+                tracing::warn!(connector = %scope.connector, task = scope.task_id, error = %e.chain(), delay_ms = delay.as_millis() as u64, "retriable error from put; redelivering the batch");
+                tokio::select! {
+                    _ = scope.cancel.cancelled() => return Ok(false),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                backoff = crate::errors::next_delay(backoff, scope.errors.policy.retry_delay_max);
+            }
+            Err(e) => {
+                let first = records
+                    .first()
+                    .map(|r| kafka_origin(r.original_topic(), r.original_partition(), r.original_offset()).to_string())
+                    .unwrap_or_default();
+                return Err(e.context(format!(
+                    "Task threw an uncaught and unrecoverable exception in stage {} (batch starting at {first})",
+                    Stage::TaskPut
+                )));
+            }
+        }
+    }
+}
+
 struct Batch {
     records: Vec<SinkRecord>,
     /// Next offset per consumed partition (original coordinates), including records that were filtered or
@@ -513,4 +613,16 @@ struct Batch {
     consumed: Vec<(TopicPartition, i64)>,
     /// DLQ deliveries of records that failed conversion or a transform.
     dead_lettered: Vec<rdkafka::producer::DeliveryFuture>,
+}
+
+impl Batch {
+    /// Keep only the records and positions of the partitions `keep` accepts.
+    fn retain_partitions(&mut self, keep: impl Fn(&TopicPartition) -> bool) {
+        if self.consumed.iter().all(|(tp, _)| keep(tp)) {
+            return;
+        }
+        let dropped: Vec<TopicPartition> = self.consumed.iter().filter(|(tp, _)| !keep(tp)).map(|(tp, _)| tp.clone()).collect();
+        self.consumed.retain(|(tp, _)| keep(tp));
+        self.records.retain(|r| !dropped.iter().any(|tp| tp.partition == r.original_partition() && tp.topic == r.original_topic()));
+    }
 }
