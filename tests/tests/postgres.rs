@@ -121,7 +121,8 @@ fn rail_data_upserts_by_key_drops_fields_evolves_and_deletes() {
 }
 
 /// A string into an integer column: those rows land in the DLQ with PostgreSQL's message; the good rows of
-/// the same batch are written. Rows in = rows written + records in the DLQ.
+/// the same batch are written. Rows in = rows written + records in the DLQ. The rows are long enough that a
+/// batch's binary COPY is already streaming (256 KiB pieces) when its bad rows turn out to need text COPY.
 #[test]
 fn bad_rows_go_to_the_dlq_with_the_postgres_message() {
     require_broker();
@@ -129,10 +130,12 @@ fn bad_rows_go_to_the_dlq_with_the_postgres_message() {
     let dir = tempfile::tempdir().unwrap();
     let (topic, dlq) = (unique("pg_bad_rows"), unique("pg-bad-rows-dlq"));
     psql(&format!("CREATE TABLE \"{topic}\" (id BIGINT NOT NULL, qty INTEGER, note TEXT)"));
-    let records: Vec<TestRecord> = (0..1000)
+    let padding = "p".repeat(400);
+    let records: Vec<TestRecord> = (0..2000)
         .map(|i| {
             let qty = if i % 100 == 42 { json!("many") } else { json!(i) };
-            kv(&i.to_string(), json!({"id": i, "qty": qty, "note": format!("row\t{i}\nwith \\ escapes")}))
+            let note = if i == 7 { format!("row\t{i}\nwith \\ escapes") } else { format!("row {i} {padding}") };
+            kv(&i.to_string(), json!({"id": i, "qty": qty, "note": note}))
         })
         .collect();
     produce(&topic, &records);
@@ -150,9 +153,9 @@ fn bad_rows_go_to_the_dlq_with_the_postgres_message() {
         ),
     );
     let mut worker = setup.start();
-    let dead = read_topic_full(&dlq, 10, Duration::from_secs(60));
-    wait_for("990 good rows", Duration::from_secs(60), || (count(&topic) >= 990).then_some(()));
-    assert_eq!((count(&topic), dead.len()), (990, 10), "1000 in = 990 written + 10 dead-lettered");
+    let dead = read_topic_full(&dlq, 20, Duration::from_secs(60));
+    wait_for("1980 good rows", Duration::from_secs(60), || (count(&topic) >= 1980).then_some(()));
+    assert_eq!((count(&topic), dead.len()), (1980, 20), "2000 in = 1980 written + 20 dead-lettered");
     for record in &dead {
         let message = record.header("__connect.errors.exception.message").unwrap_or_default();
         assert!(message.contains("invalid input syntax for type integer: \"many\""), "{message}");

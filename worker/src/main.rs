@@ -9,6 +9,23 @@ use std::process::ExitCode;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_arena_eager_commit` in mimalloc 3's `mi_option_e` (libmimalloc-sys names no constant for it).
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+
+/// Commit arena memory as it is used, not up front: an idle worker stays at ~13 MiB instead of ~23 MiB. It
+/// must be set before mimalloc reserves its first arena, i.e. before the first allocation, hence a
+/// constructor rather than a line in `main` (the same as `MIMALLOC_ARENA_EAGER_COMMIT=0` in the environment).
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static MIMALLOC_OPTIONS: extern "C" fn() = {
+    extern "C" fn set_options() {
+        // SAFETY: runs once, before main and before any other thread exists.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) };
+    }
+    set_options
+};
+
 #[derive(Parser)]
 #[command(name = "connect", version, about = "connect-rs: a Kafka Connect-compatible connector worker")]
 struct Cli {

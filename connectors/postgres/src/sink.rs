@@ -23,6 +23,75 @@ type Columns = Arc<HashMap<String, Option<Type>>>;
 /// Bytes per COPY data message: PostgreSQL parses one while the sink encodes the next.
 const COPY_CHUNK_BYTES: usize = 256 * 1024;
 
+/// Most statements kept prepared: schemaless records with ever new field sets must not grow the cache without end.
+const STATEMENT_CACHE_LIMIT: usize = 256;
+
+/// What this task keeps in its PostgreSQL session: prepared statements (parsed and planned once, not per
+/// batch) and staging tables (created once, emptied by each commit, instead of created and dropped per batch).
+/// Both die with the connection, and so does this.
+#[derive(Default)]
+struct Session {
+    statements: HashMap<String, tokio_postgres::Statement>,
+    /// Staging table per (target table, column list), and whether a committed transaction created it (one
+    /// created in a transaction or savepoint that is rolled back is gone).
+    stages: HashMap<(Arc<str>, String), (String, bool)>,
+    /// Stages that hold rows of the current transaction: a second run through one empties it first.
+    stages_in_use: HashSet<String>,
+}
+
+impl Session {
+    async fn statement(&mut self, db: &tokio_postgres::Client, sql: &str) -> std::result::Result<tokio_postgres::Statement, WriteError> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        if self.statements.len() >= STATEMENT_CACHE_LIMIT {
+            self.statements.clear();
+        }
+        let statement = db.prepare(sql).await.map_err(classify)?;
+        self.statements.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+
+    /// The staging table for these columns of `table`, existing and empty within the current transaction.
+    async fn stage(
+        &mut self,
+        db: &tokio_postgres::Client,
+        table: &Arc<str>,
+        quoted_table: &str,
+        column_list: &str,
+        careful: bool,
+    ) -> std::result::Result<String, WriteError> {
+        let next = self.stages.len();
+        let (name, committed) =
+            self.stages.entry((table.clone(), column_list.to_string())).or_insert_with(|| (format!("connect_rs_stage_{next}"), false));
+        let name = name.clone();
+        // Under savepoints a stage created earlier in this transaction may have been rolled back with one.
+        if !*committed || careful {
+            db.batch_execute(&format!(
+                "CREATE TEMP TABLE IF NOT EXISTS {name} ON COMMIT DELETE ROWS AS SELECT {column_list} FROM {quoted_table} WITH NO DATA"
+            ))
+            .await
+            .map_err(classify)?;
+        }
+        if !self.stages_in_use.insert(name.clone()) {
+            db.batch_execute(&format!("DELETE FROM {name}")).await.map_err(classify)?;
+        }
+        Ok(name)
+    }
+
+    fn committed(&mut self) {
+        for (_, committed) in self.stages.values_mut() {
+            *committed = true;
+        }
+        self.stages_in_use.clear();
+    }
+
+    fn rolled_back(&mut self) {
+        self.stages.retain(|_, (_, committed)| *committed);
+        self.stages_in_use.clear();
+    }
+}
+
 #[derive(Default)]
 pub struct PostgresSinkConnector {
     config: Config,
@@ -65,6 +134,9 @@ impl SinkConnector for PostgresSinkConnector {
 enum WriteError {
     Rows(String),
     Database(ConnectError),
+    /// Rows that were to be written by one statement need two (binary and text COPY): nothing was written,
+    /// write them in a transaction.
+    NeedsTransaction,
 }
 
 /// PostgreSQL's own message with its detail, hint and context (COPY says which line and column).
@@ -117,6 +189,7 @@ fn db_error(e: tokio_postgres::Error) -> ConnectError {
     match classify(e) {
         WriteError::Database(e) => e,
         WriteError::Rows(m) => ConnectError::fatal(format!("PostgreSQL: {m}")),
+        WriteError::NeedsTransaction => ConnectError::fatal("PostgreSQL: rows needed a transaction"),
     }
 }
 
@@ -133,6 +206,7 @@ pub struct PostgresSinkTask {
     retries_left: u32,
     /// `table.name.format` applied, per topic.
     table_names: HashMap<String, Arc<str>>,
+    session: Session,
 }
 
 impl PostgresSinkTask {
@@ -167,6 +241,7 @@ impl PostgresSinkTask {
                 match connected {
                     Ok(client) => {
                         self.client = Some(client);
+                        self.session = Session::default();
                         break;
                     }
                     Err(e) => {
@@ -308,36 +383,73 @@ impl PostgresSinkTask {
         let config = self.config.clone().expect("started");
         let connector = self.context.as_ref().map(|c| c.connector_name.clone()).unwrap_or_default();
         let tables = self.tables.clone();
-        let client = self.client().await?;
+        self.client().await?;
+        let mut session = std::mem::take(&mut self.session);
+        let client = self.client.as_mut().expect("connected");
+        let outcome = write_transaction(client, &mut session, &config, &connector, &tables, rows, offsets, careful).await;
+        match &outcome {
+            Ok(Some(_)) => session.committed(),
+            _ => session.rolled_back(),
+        }
+        self.session = session;
+        outcome
+    }
+}
+
+/// One transaction of [`PostgresSinkTask::write_chunk_once`].
+#[allow(clippy::too_many_arguments)]
+async fn write_transaction(
+    client: &mut tokio_postgres::Client,
+    session: &mut Session,
+    config: &PostgresSinkConfig,
+    connector: &str,
+    tables: &HashMap<String, Columns>,
+    rows: &[(Row<'_>, usize)],
+    offsets: &HashMap<TopicPartition, i64>,
+    careful: bool,
+) -> Result<Option<Vec<(usize, String)>>> {
+    let same = |a: &Row, b: &Row| a.table == b.table && a.op == b.op && a.columns().map(|c| &c.column).eq(b.columns().map(|c| &c.column));
+    // The common case, one run of inserts and no offsets to store with it: one COPY is a transaction by itself,
+    // which spares the BEGIN and COMMIT round trips. If it fails, nothing of it was written.
+    let one_insert_run = !careful
+        && (!config.exactly_once || offsets.is_empty())
+        && config.insert_mode == InsertMode::Insert
+        && rows.first().is_some_and(|(first, _)| first.op == RowOp::Write && rows.iter().all(|(r, _)| same(first, r)));
+    if one_insert_run {
+        match write_run(client, session, config, tables, rows, Mode::Lone).await {
+            Ok(()) => return Ok(Some(Vec::new())),
+            Err(WriteError::Database(e)) => return Err(e),
+            Err(WriteError::Rows(_)) => return Ok(None),
+            Err(WriteError::NeedsTransaction) => {}
+        }
+    }
+    {
         let tx = client.transaction().await.map_err(db_error)?;
         let mut bad = Vec::new();
         // Runs of consecutive rows with one table, one operation and one column list share statements.
         let mut start = 0;
-        let mut stage_seq = 0usize;
         while start < rows.len() {
-            let same =
-                |a: &Row, b: &Row| a.table == b.table && a.op == b.op && a.columns().map(|c| &c.column).eq(b.columns().map(|c| &c.column));
             let mut end = start + 1;
             while end < rows.len() && same(&rows[start].0, &rows[end].0) {
                 end += 1;
             }
             if !careful {
-                stage_seq += 1;
-                match write_run(&tx, &config, &tables, &rows[start..end], stage_seq).await {
+                match write_run(tx.client(), session, config, tables, &rows[start..end], Mode::Optimistic).await {
                     Ok(()) => {}
                     Err(WriteError::Database(e)) => return Err(e),
-                    Err(WriteError::Rows(_)) => return Ok(None), // dropping the transaction rolls it back
+                    // Dropping the transaction rolls it back.
+                    Err(WriteError::Rows(_) | WriteError::NeedsTransaction) => return Ok(None),
                 }
                 start = end;
                 continue;
             }
             let mut stack = vec![(start, end)];
             while let Some((lo, hi)) = stack.pop() {
-                stage_seq += 1;
                 tx.batch_execute("SAVEPOINT connect_rs_run").await.map_err(db_error)?;
-                match write_run(&tx, &config, &tables, &rows[lo..hi], stage_seq).await {
+                match write_run(tx.client(), session, config, tables, &rows[lo..hi], Mode::Careful).await {
                     Ok(()) => tx.batch_execute("RELEASE SAVEPOINT connect_rs_run").await.map_err(db_error)?,
                     Err(WriteError::Database(e)) => return Err(e),
+                    Err(WriteError::NeedsTransaction) => return Err(ConnectError::fatal("PostgreSQL: rows needed a transaction")),
                     Err(WriteError::Rows(message)) => {
                         tx.batch_execute("ROLLBACK TO SAVEPOINT connect_rs_run").await.map_err(db_error)?;
                         if hi - lo == 1 {
@@ -369,7 +481,13 @@ impl PostgresSinkTask {
                  ON CONFLICT (connector, topic, kafka_partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
                 ident(&config.offsets_table, true)
             );
-            tx.execute(&sql, &[&connector, &topics, &partitions, &next]).await.map_err(db_error)?;
+            let statement = match session.statement(tx.client(), &sql).await {
+                Ok(statement) => statement,
+                Err(WriteError::Database(e)) => return Err(e),
+                Err(WriteError::Rows(m)) => return Err(ConnectError::fatal(format!("PostgreSQL: {m}"))),
+                Err(WriteError::NeedsTransaction) => return Err(ConnectError::fatal("PostgreSQL: rows needed a transaction")),
+            };
+            tx.execute(&statement, &[&connector, &topics, &partitions, &next]).await.map_err(db_error)?;
         }
         tx.commit().await.map_err(db_error)?;
         Ok(Some(bad))
@@ -399,12 +517,15 @@ fn catalog_name(name: &str, quoted: bool) -> String {
 
 /// COPY the rows into `target` (their columns only, of these types): binary for the rows whose values all
 /// match their columns exactly, then text for the rest, where PostgreSQL converts or refuses each value.
+/// `lone`: outside a transaction, where only one COPY may run (else nothing is written).
 async fn copy_rows(
-    tx: &tokio_postgres::Transaction<'_>,
+    db: &tokio_postgres::Client,
+    session: &mut Session,
     target: &str,
     columns: &str,
     rows: &[&Row<'_>],
     types: &[Option<Type>],
+    lone: bool,
 ) -> std::result::Result<(), WriteError> {
     let mut text_rows: Vec<&Row> = Vec::new();
     let mut buffer = BytesMut::with_capacity(COPY_CHUNK_BYTES + 4096);
@@ -419,16 +540,21 @@ async fn copy_rows(
         sent_any = true;
         if buffer.len() >= COPY_CHUNK_BYTES {
             if sink.is_none() {
-                sink =
-                    Some(Box::pin(tx.copy_in(&format!("COPY {target} ({columns}) FROM STDIN (FORMAT binary)")).await.map_err(classify)?));
+                let statement = session.statement(db, &format!("COPY {target} ({columns}) FROM STDIN (FORMAT binary)")).await?;
+                sink = Some(Box::pin(db.copy_in(&statement).await.map_err(classify)?));
             }
             let s = sink.as_mut().expect("opened");
             s.send(buffer.split().freeze()).await.map_err(classify)?;
         }
     }
+    if lone && !text_rows.is_empty() {
+        // Two COPYs would be two transactions: drop the binary one unfinished (PostgreSQL aborts it).
+        return Err(WriteError::NeedsTransaction);
+    }
     if sent_any {
         if sink.is_none() {
-            sink = Some(Box::pin(tx.copy_in(&format!("COPY {target} ({columns}) FROM STDIN (FORMAT binary)")).await.map_err(classify)?));
+            let statement = session.statement(db, &format!("COPY {target} ({columns}) FROM STDIN (FORMAT binary)")).await?;
+            sink = Some(Box::pin(db.copy_in(&statement).await.map_err(classify)?));
         }
         let mut s = sink.expect("opened");
         buffer.put_slice(binary::TRAILER);
@@ -436,19 +562,19 @@ async fn copy_rows(
         s.as_mut().finish().await.map_err(classify)?;
     }
     if !text_rows.is_empty() {
-        copy_text_rows(tx, target, columns, &text_rows).await?;
+        let statement = session.statement(db, &format!("COPY {target} ({columns}) FROM STDIN")).await?;
+        copy_text_rows(db, &statement, &text_rows).await?;
     }
     Ok(())
 }
 
 /// COPY rows in the text format (tab-separated, `\N` for null).
 async fn copy_text_rows(
-    tx: &tokio_postgres::Transaction<'_>,
-    target: &str,
-    columns: &str,
+    db: &tokio_postgres::Client,
+    statement: &tokio_postgres::Statement,
     rows: &[&Row<'_>],
 ) -> std::result::Result<(), WriteError> {
-    let sink = tx.copy_in(&format!("COPY {target} ({columns}) FROM STDIN")).await.map_err(classify)?;
+    let sink = db.copy_in(statement).await.map_err(classify)?;
     futures::pin_mut!(sink);
     let mut text = String::with_capacity(COPY_CHUNK_BYTES + 4096);
     for row in rows {
@@ -470,13 +596,25 @@ async fn copy_text_rows(
     Ok(())
 }
 
+/// How a run of rows is written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Outside a transaction, as one statement, or not at all (`WriteError::NeedsTransaction`).
+    Lone,
+    /// In a transaction without savepoints.
+    Optimistic,
+    /// Under a savepoint of a transaction, where what this transaction created may have been rolled back.
+    Careful,
+}
+
 /// Write rows that share a table, an operation and a column list.
 async fn write_run(
-    tx: &tokio_postgres::Transaction<'_>,
+    db: &tokio_postgres::Client,
+    session: &mut Session,
     config: &PostgresSinkConfig,
     tables: &HashMap<String, Columns>,
     rows: &[(Row<'_>, usize)],
-    stage_seq: usize,
+    mode: Mode,
 ) -> std::result::Result<(), WriteError> {
     let q = config.quote_identifiers;
     let first = &rows[0].0;
@@ -490,7 +628,7 @@ async fn write_run(
     let values: Vec<String> = first.values.iter().map(|c| ident(&c.column, q)).collect();
     if first.op == RowOp::Write && config.insert_mode == InsertMode::Insert {
         let refs: Vec<&Row> = rows.iter().map(|(r, _)| r).collect();
-        return copy_rows(tx, &table, &column_list, &refs, &types).await;
+        return copy_rows(db, session, &table, &column_list, &refs, &types, mode == Mode::Lone).await;
     }
     // Upsert, update and delete go through a staging table with the target's column types; within one
     // statement a key may appear once, so the last row for a key wins (it would win row by row too).
@@ -501,11 +639,8 @@ async fn write_run(
     let mut last: Vec<usize> = last_for_key.into_values().collect();
     last.sort_unstable();
     let refs: Vec<&Row> = last.into_iter().map(|i| &rows[i].0).collect();
-    let stage = format!("connect_rs_stage_{stage_seq}");
-    tx.batch_execute(&format!("CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {column_list} FROM {table} WITH NO DATA"))
-        .await
-        .map_err(classify)?;
-    copy_rows(tx, &stage, &column_list, &refs, &types).await?;
+    let stage = session.stage(db, &first.table, &table, &column_list, mode == Mode::Careful).await?;
+    copy_rows(db, session, &stage, &column_list, &refs, &types, false).await?;
     let key_match: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
     let sql = match (first.op.clone(), config.insert_mode) {
         (RowOp::Delete, _) => format!("DELETE FROM {table} t USING {stage} s WHERE {}", key_match.join(" AND ")),
@@ -525,8 +660,8 @@ async fn write_run(
             format!("INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {stage} ON CONFLICT ({}) {action}", keys.join(", "))
         }
     };
-    tx.batch_execute(&sql).await.map_err(classify)?;
-    tx.batch_execute(&format!("DROP TABLE {stage}")).await.map_err(classify)?;
+    let statement = session.statement(db, &sql).await?;
+    db.execute(&statement, &[]).await.map_err(classify)?;
     Ok(())
 }
 

@@ -5,6 +5,8 @@
 //! (`scripts/bench postgres` starts both).
 
 use connect_e2e::*;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::json;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -58,6 +60,30 @@ fn main() {
     produce(&topic, &records);
     drop(records);
 
+    // The Kafka side's limit, for context: a plain rdkafka consumer reading the topic and doing nothing else.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", unique("pg-bench-reader"))
+        .set("enable.auto.commit", "false")
+        // As the worker's sink consumers: librdkafka's default 1 s pause after a full prefetch queue would make
+        // this limit a sleep.
+        .set("fetch.queue.backoff.ms", "20")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&topic, 0, Offset::Beginning).unwrap();
+    consumer.assign(&tpl).unwrap();
+    let start = Instant::now();
+    let mut read = 0;
+    while read < n && start.elapsed() < Duration::from_secs(300) {
+        if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+            read += 1;
+        }
+    }
+    let consume_secs = start.elapsed().as_secs_f64();
+    assert_eq!(read, n, "the plain consumer did not read every record");
+    drop(consumer);
+
     let run = |mode: &str| -> f64 {
         let table = format!("{topic}_{mode}");
         let pk = if mode == "upsert" { ", PRIMARY KEY (id)" } else { "" };
@@ -91,9 +117,6 @@ fn main() {
         wait_for("every row", Duration::from_secs(1800), || (written() >= n).then_some(()));
         let secs = first.elapsed().as_secs_f64() * n as f64 / (n - first_count.min(n - 1)) as f64;
         worker.stop();
-        for l in std::fs::read_to_string(work.join("worker.log")).unwrap().lines().filter(|l| l.contains("PROF")) {
-            println!("{l}");
-        }
         assert_eq!(psql(&format!("SELECT count(*) FROM \"{table}\"")), n.to_string(), "{mode}: rows in the table");
         secs
     };
@@ -103,6 +126,7 @@ fn main() {
     let rate = |secs: f64| n as f64 / secs;
     println!("{:<52} {:>12}", "measure", "rows/s");
     println!("{:<52} {:>12.0}", "psql COPY of the same rows (the limit)", rate(copy_secs));
+    println!("{:<52} {:>12.0}", "plain rdkafka consumer of the topic (for context)", rate(consume_secs));
     if let Some(secs) = insert_secs {
         println!("{:<52} {:>12.0}", "Kafka -> JdbcSinkConnector, insert.mode=insert", rate(secs));
     }
@@ -110,7 +134,7 @@ fn main() {
         println!("{:<52} {:>12.0}", "Kafka -> JdbcSinkConnector, insert.mode=upsert", rate(secs));
     }
     if let Some(secs) = insert_secs {
-        println!("ratio insert / COPY: {:.2} (aim >= 0.7)", copy_secs / secs);
+        println!("ratio insert / COPY: {:.2} (aim >= 0.7); insert / plain consumer: {:.2}", copy_secs / secs, consume_secs / secs);
     }
     if let Some(secs) = upsert_secs {
         println!("ratio upsert / COPY: {:.2}", copy_secs / secs);
