@@ -750,3 +750,30 @@ impl CuttableProxy {
         self.up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// Seconds a plain rdkafka consumer takes to read the first `n` records of partition 0 of `topic` (assigned,
+/// no group, nothing done with the records): the limit a sink is measured against. It gets the worker's
+/// `fetch.queue.backoff.ms` (20 ms): with librdkafka's default 1 s pause after a full prefetch queue, the
+/// limit would partly measure that sleep.
+pub fn plain_consume_secs(topic: &str, n: usize) -> f64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", unique("bench-reader"))
+        .set("enable.auto.commit", "false")
+        .set("fetch.queue.backoff.ms", "20")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    consumer.assign(&tpl).unwrap();
+    let start = Instant::now();
+    let mut read = 0;
+    while read < n && start.elapsed() < Duration::from_secs(300) {
+        if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+            read += 1;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(read, n, "the plain consumer did not read every record");
+    secs
+}

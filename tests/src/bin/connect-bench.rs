@@ -11,9 +11,7 @@ use connect_e2e::*;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -59,24 +57,7 @@ fn main() {
     let produce_secs = start.elapsed().as_secs_f64();
 
     // 2. The limit for a sink: a plain consumer reading them all.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", unique("bench-reader"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&raw_topic, 0, Offset::Beginning).unwrap();
-    consumer.assign(&tpl).unwrap();
-    let start = Instant::now();
-    let mut read = 0;
-    while read < n && start.elapsed() < Duration::from_secs(300) {
-        if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
-            read += 1;
-        }
-    }
-    let consume_secs = start.elapsed().as_secs_f64();
-    assert_eq!(read, n, "the plain consumer did not read every record");
+    let consume_secs = plain_consume_secs(&raw_topic, n);
 
     // 3. The worker, one path at a time so each is compared with its own limit:
     //    a. file source -> Kafka alone, b. Kafka -> file sink alone (reading what a. wrote),

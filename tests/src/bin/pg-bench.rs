@@ -5,8 +5,6 @@
 //! (`scripts/bench postgres` starts both).
 
 use connect_e2e::*;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::json;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -61,28 +59,7 @@ fn main() {
     drop(records);
 
     // The Kafka side's limit, for context: a plain rdkafka consumer reading the topic and doing nothing else.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", unique("pg-bench-reader"))
-        .set("enable.auto.commit", "false")
-        // As the worker's sink consumers: librdkafka's default 1 s pause after a full prefetch queue would make
-        // this limit a sleep.
-        .set("fetch.queue.backoff.ms", "20")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(&topic, 0, Offset::Beginning).unwrap();
-    consumer.assign(&tpl).unwrap();
-    let start = Instant::now();
-    let mut read = 0;
-    while read < n && start.elapsed() < Duration::from_secs(300) {
-        if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
-            read += 1;
-        }
-    }
-    let consume_secs = start.elapsed().as_secs_f64();
-    assert_eq!(read, n, "the plain consumer did not read every record");
-    drop(consumer);
+    let consume_secs = plain_consume_secs(&topic, n);
 
     let run = |mode: &str| -> f64 {
         let table = format!("{topic}_{mode}");
