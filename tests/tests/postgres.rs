@@ -305,3 +305,60 @@ fn tls_to_the_database() {
     assert!(!table_exists(&format!("{topic}_verify")), "nothing may be written without a verified server");
     assert_eq!(worker.stop(), Some(0));
 }
+
+/// Upserts, tombstones and a bad row in one batch: runs of writes and deletes share the connection's staging
+/// tables (one is used twice in a transaction, and after the bad row is found under savepoints the stages are
+/// made again inside them). Then a second batch through the stages a committed transaction left. 9 records in =
+/// 8 applied + 1 in the DLQ, and the table holds exactly what the records say, in order.
+#[test]
+fn upserts_tombstones_and_a_bad_row_share_staging_tables() {
+    require_broker();
+    require_postgres();
+    let dir = tempfile::tempdir().unwrap();
+    let (topic, dlq) = (unique("pg_upsert_mix"), unique("pg-upsert-mix-dlq"));
+    psql(&format!("CREATE TABLE \"{topic}\" (k TEXT PRIMARY KEY, n INTEGER, s TEXT)"));
+    let tombstone = |k: &str| (Some(k.as_bytes().to_vec()), None, vec![]);
+    produce(
+        &topic,
+        &[
+            kv("k1", json!({"n": 1, "s": "a"})),
+            kv("k2", json!({"n": 2, "s": "b"})),
+            tombstone("k1"),
+            kv("k3", json!({"n": "three", "s": "c"})),
+            kv("k1", json!({"n": 5, "s": "e"})),
+            kv("k2", json!({"n": 6, "s": "f"})),
+            kv("k4", json!({"n": 7, "s": "g"})),
+        ],
+    );
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    setup.connector(
+        "pg-upsert-mix",
+        merge_json(
+            base_config(&topic),
+            json!({
+                "insert.mode": "upsert",
+                "pk.mode": "record_key",
+                "pk.fields": "k",
+                "delete.enabled": true,
+                "errors.tolerance": "all",
+                "errors.deadletterqueue.topic.name": dlq,
+                "errors.deadletterqueue.topic.replication.factor": 1,
+                "errors.deadletterqueue.context.headers.enable": true,
+            }),
+        ),
+    );
+    let mut worker = setup.start();
+    let rows = || psql(&format!("SELECT string_agg(k || '=' || n || s, ',' ORDER BY k) FROM \"{topic}\""));
+    wait_for("the first batch applied", Duration::from_secs(60), || (rows() == "k1=5e,k2=6f,k4=7g").then_some(()));
+    let dead = read_topic_full(&dlq, 1, Duration::from_secs(30));
+    assert_eq!(dead.len(), 1, "one bad row in the DLQ");
+    let message = dead[0].header("__connect.errors.exception.message").unwrap_or_default();
+    assert!(message.contains("invalid input syntax for type integer: \"three\""), "{message}");
+
+    produce(&topic, &[kv("k5", json!({"n": 8, "s": "h"})), tombstone("k4"), kv("k2", json!({"n": 9, "s": "i"}))]);
+    wait_for("the second batch applied", Duration::from_secs(60), || (rows() == "k1=5e,k2=9i,k5=8h").then_some(()));
+    assert_eq!(read_topic_full(&dlq, 2, Duration::from_secs(3)).len(), 1, "nothing more in the DLQ");
+    let (_, status) = worker.get("/connectors/pg-upsert-mix/status");
+    assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
+    assert_eq!(worker.stop(), Some(0));
+}
