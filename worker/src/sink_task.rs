@@ -244,6 +244,13 @@ impl SinkTaskRunner {
             if let Some(batch) = ready.as_mut() {
                 batch.retain_partitions(|tp| !revoked.contains(tp) && !pending_seeks.contains_key(tp));
             }
+            if !revoked.is_empty() {
+                // This task will not put those partitions' records again: their DLQ originals can go.
+                self.originals
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .retain(|(topic, partition, _), _| !revoked.iter().any(|tp| tp.partition == *partition && tp.topic == *topic));
+            }
             self.apply_seeks(&mut pending_seeks, positions);
             self.pause_resume(&requests.pause, &requests.resume);
             if requests.commit_requested || last_commit.elapsed() >= self.flush_interval {
