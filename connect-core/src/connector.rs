@@ -219,17 +219,6 @@ impl SinkTaskContext {
     pub fn take_requests(&self) -> SinkRequests {
         std::mem::take(&mut self.lock().requests)
     }
-    /// Runtime side: put back requests taken but not handled yet (they merge with newer ones).
-    pub fn restore_requests(&self, requests: SinkRequests) {
-        let mut shared = self.lock();
-        let newer = std::mem::replace(&mut shared.requests, requests);
-        let r = &mut shared.requests;
-        r.offsets.extend(newer.offsets);
-        r.timeout = newer.timeout.or(r.timeout);
-        r.pause.extend(newer.pause);
-        r.resume.extend(newer.resume);
-        r.commit_requested |= newer.commit_requested;
-    }
     /// Runtime side: record the current assignment.
     pub fn set_assignment(&self, partitions: Vec<TopicPartition>) {
         self.lock().assignment = partitions;

@@ -234,6 +234,15 @@ impl SinkTaskRunner {
         let mut pending_seeks: OffsetMap = OffsetMap::new();
         // The next batch to put, converted while the one before it was put.
         let mut ready: Option<Batch> = None;
+        let fetcher = Fetcher {
+            connector: self.connector.clone(),
+            consumer: self.consumer.clone(),
+            pipeline: self.pipeline.clone(),
+            errors: self.errors.clone(),
+            originals: self.originals.clone(),
+            max_batch: self.max_batch,
+            cancel: self.cancel.clone(),
+        };
         loop {
             // The fetch that brought `ready` may have assigned partitions: `open` them before any of their records
             // is put (as Kafka Connect does in its rebalance callback). Records of partitions revoked meanwhile, or
@@ -281,15 +290,7 @@ impl SinkTaskRunner {
                 continue;
             }
             let wait = self.flush_interval.saturating_sub(last_commit.elapsed()).max(Duration::from_millis(10));
-            let fetcher = Fetcher {
-                connector: self.connector.clone(),
-                consumer: self.consumer.clone(),
-                pipeline: self.pipeline.clone(),
-                errors: self.errors.clone(),
-                originals: self.originals.clone(),
-                max_batch: self.max_batch,
-                cancel: self.cancel.clone(),
-            };
+            let fetcher = fetcher.clone();
             let Some(mut batch) = ready.take().filter(|b| !b.records.is_empty() || !b.consumed.is_empty()) else {
                 match fetcher.fetch(wait).await? {
                     Fetched::Batch(b) => ready = Some(b),
@@ -367,6 +368,7 @@ enum Fetched {
 }
 
 /// Fetching and converting, apart from the task, so that it can run while the task puts the batch before.
+#[derive(Clone)]
 struct Fetcher {
     connector: String,
     consumer: Arc<SinkConsumer>,

@@ -71,10 +71,7 @@ fn encode_value(value: &Value, logical_type: Option<&str>, ty: &Type, out: &mut 
         }
         (Value::Int32(ms), Some(logical::TIME)) if *ty == Type::TIME => put_fixed(out, &(i64::from(*ms) * 1000).to_be_bytes()),
         (_, Some(_)) => false,
-        (Value::Int8(i), None) => int(i64::from(*i), out),
-        (Value::Int16(i), None) => int(i64::from(*i), out),
-        (Value::Int32(i), None) => int(i64::from(*i), out),
-        (Value::Int64(i), None) => int(*i, out),
+        (v @ (Value::Int8(_) | Value::Int16(_) | Value::Int32(_) | Value::Int64(_)), None) => v.as_i64().is_some_and(|i| int(i, out)),
         (Value::Float64(f), None) if *ty == Type::FLOAT8 => put_fixed(out, &f.to_be_bytes()),
         (Value::Float32(f), None) if *ty == Type::FLOAT4 => put_fixed(out, &f.to_be_bytes()),
         (Value::Boolean(b), None) if *ty == Type::BOOL => put_fixed(out, &[u8::from(*b)]),

@@ -264,17 +264,8 @@ pub fn copy_text(cell: &Cell, out: &mut String) {
         (Value::Float64(f), _) => {
             let _ = write!(out, "{f}");
         }
-        (Value::Int8(i), _) => {
-            let _ = write!(out, "{i}");
-        }
-        (Value::Int16(i), _) => {
-            let _ = write!(out, "{i}");
-        }
-        (Value::Int32(i), _) => {
-            let _ = write!(out, "{i}");
-        }
-        (Value::Int64(i), _) => {
-            let _ = write!(out, "{i}");
+        (v @ (Value::Int8(_) | Value::Int16(_) | Value::Int32(_) | Value::Int64(_)), _) => {
+            let _ = write!(out, "{}", v.as_i64().unwrap_or_default());
         }
         (v @ (Value::Array(_) | Value::Map(_) | Value::Struct(_)), _) => push_escaped(out, &v.to_json().to_string()),
     }

@@ -185,12 +185,19 @@ fn classify(e: tokio_postgres::Error) -> WriteError {
     }
 }
 
-fn db_error(e: tokio_postgres::Error) -> ConnectError {
-    match classify(e) {
-        WriteError::Database(e) => e,
-        WriteError::Rows(m) => ConnectError::fatal(format!("PostgreSQL: {m}")),
-        WriteError::NeedsTransaction => ConnectError::fatal("PostgreSQL: rows needed a transaction"),
+impl WriteError {
+    /// As a task error, where no rows can be split off: row errors are fatal there.
+    fn into_connect(self) -> ConnectError {
+        match self {
+            WriteError::Database(e) => e,
+            WriteError::Rows(m) => ConnectError::fatal(format!("PostgreSQL: {m}")),
+            WriteError::NeedsTransaction => ConnectError::fatal("PostgreSQL: rows needed a transaction"),
+        }
     }
+}
+
+fn db_error(e: tokio_postgres::Error) -> ConnectError {
+    classify(e).into_connect()
 }
 
 #[derive(Default)]
@@ -448,8 +455,7 @@ async fn write_transaction(
                 tx.batch_execute("SAVEPOINT connect_rs_run").await.map_err(db_error)?;
                 match write_run(tx.client(), session, config, tables, &rows[lo..hi], Mode::Careful).await {
                     Ok(()) => tx.batch_execute("RELEASE SAVEPOINT connect_rs_run").await.map_err(db_error)?,
-                    Err(WriteError::Database(e)) => return Err(e),
-                    Err(WriteError::NeedsTransaction) => return Err(ConnectError::fatal("PostgreSQL: rows needed a transaction")),
+                    Err(e @ (WriteError::Database(_) | WriteError::NeedsTransaction)) => return Err(e.into_connect()),
                     Err(WriteError::Rows(message)) => {
                         tx.batch_execute("ROLLBACK TO SAVEPOINT connect_rs_run").await.map_err(db_error)?;
                         if hi - lo == 1 {
@@ -465,28 +471,16 @@ async fn write_transaction(
             start = end;
         }
         if config.exactly_once && !offsets.is_empty() {
-            let (topics, partitions, next): (Vec<String>, Vec<i32>, Vec<i64>) = {
-                let mut t = Vec::new();
-                let mut p = Vec::new();
-                let mut n = Vec::new();
-                for (tp, o) in offsets {
-                    t.push(tp.topic.clone());
-                    p.push(tp.partition);
-                    n.push(*o);
-                }
-                (t, p, n)
-            };
+            // A map's keys and values iterate in the same order.
+            let topics: Vec<&str> = offsets.keys().map(|tp| tp.topic.as_str()).collect();
+            let partitions: Vec<i32> = offsets.keys().map(|tp| tp.partition).collect();
+            let next: Vec<i64> = offsets.values().copied().collect();
             let sql = format!(
                 "INSERT INTO {} (connector, topic, kafka_partition, next_offset) SELECT $1, * FROM unnest($2::text[], $3::int[], $4::bigint[]) \
                  ON CONFLICT (connector, topic, kafka_partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
                 ident(&config.offsets_table, true)
             );
-            let statement = match session.statement(tx.client(), &sql).await {
-                Ok(statement) => statement,
-                Err(WriteError::Database(e)) => return Err(e),
-                Err(WriteError::Rows(m)) => return Err(ConnectError::fatal(format!("PostgreSQL: {m}"))),
-                Err(WriteError::NeedsTransaction) => return Err(ConnectError::fatal("PostgreSQL: rows needed a transaction")),
-            };
+            let statement = session.statement(tx.client(), &sql).await.map_err(WriteError::into_connect)?;
             tx.execute(&statement, &[&connector, &topics, &partitions, &next]).await.map_err(db_error)?;
         }
         tx.commit().await.map_err(db_error)?;
@@ -530,20 +524,19 @@ async fn copy_rows(
     let mut text_rows: Vec<&Row> = Vec::new();
     let mut buffer = BytesMut::with_capacity(COPY_CHUNK_BYTES + 4096);
     buffer.put_slice(binary::HEADER);
+    // Opened at the first row that has a binary form.
     let mut sink = None;
-    let mut sent_any = false;
     for row in rows {
         if !binary::encode_row(row.columns(), types, &mut buffer) {
             text_rows.push(row);
             continue;
         }
-        sent_any = true;
+        if sink.is_none() {
+            let statement = session.statement(db, &format!("COPY {target} ({columns}) FROM STDIN (FORMAT binary)")).await?;
+            sink = Some(Box::pin(db.copy_in(&statement).await.map_err(classify)?));
+        }
         if buffer.len() >= COPY_CHUNK_BYTES {
-            if sink.is_none() {
-                let statement = session.statement(db, &format!("COPY {target} ({columns}) FROM STDIN (FORMAT binary)")).await?;
-                sink = Some(Box::pin(db.copy_in(&statement).await.map_err(classify)?));
-            }
-            let s = sink.as_mut().expect("opened");
+            let s = sink.as_mut().expect("opened above");
             s.send(buffer.split().freeze()).await.map_err(classify)?;
         }
     }
@@ -551,12 +544,7 @@ async fn copy_rows(
         // Two COPYs would be two transactions: drop the binary one unfinished (PostgreSQL aborts it).
         return Err(WriteError::NeedsTransaction);
     }
-    if sent_any {
-        if sink.is_none() {
-            let statement = session.statement(db, &format!("COPY {target} ({columns}) FROM STDIN (FORMAT binary)")).await?;
-            sink = Some(Box::pin(db.copy_in(&statement).await.map_err(classify)?));
-        }
-        let mut s = sink.expect("opened");
+    if let Some(mut s) = sink {
         buffer.put_slice(binary::TRAILER);
         s.send(buffer.freeze()).await.map_err(classify)?;
         s.as_mut().finish().await.map_err(classify)?;
