@@ -3,25 +3,20 @@
 //! Kafka I/O (rdkafka), the source and sink task loops, source-offset storage, error tolerance, the
 //! standalone herder and the REST API. This is the one crate that talks to Kafka; connectors never do.
 //! The `connect` binary (src/main.rs) is a thin command line over this library.
+//!
+//! Folders by concern, each depending only on those below it:
+//! `rest` (the REST API) → `control` (the herder) → `runtime` (task loops, pipeline, errors, supervisor)
+//! → `kafka` (clients, topic creation, broker health), `store` (offsets and connector state on disk),
+//! `config` (worker and connector configs, config providers), `registry` (the plugins), `logging`.
+//! `standalone` wires them together; `cli` is the REST client behind `connect <command>`.
 
-pub mod auth;
 pub mod cli;
 pub mod config;
-pub mod config_providers;
-pub mod connector_config;
-pub mod errors;
-pub mod health;
-pub mod herder;
+pub mod control;
 pub mod kafka;
 pub mod logging;
-pub mod offsets;
-pub mod offsets_api;
-pub mod pipeline;
 pub mod registry;
 pub mod rest;
-pub mod restart;
-pub mod sink_task;
-pub mod source_task;
+pub mod runtime;
 pub mod standalone;
-pub mod state;
-pub mod status;
+pub mod store;

@@ -1,5 +1,5 @@
 //! Logging set-up and run-time log levels (`GET/PUT /admin/loggers`): loggers are tracing targets
-//! (module paths such as `connect_worker::sink_task`), `root` is the default level.
+//! (module paths such as `connect_worker::runtime::sink`), `root` is the default level.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock, RwLock};

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::{read_config_file, WorkerConfig};
-use crate::health::HealthCell;
-use crate::herder::{Herder, WorkerContext};
-use crate::offsets::OffsetStore;
+use crate::control::Herder;
+use crate::kafka::health::HealthCell;
 use crate::registry::Registry;
+use crate::runtime::WorkerContext;
+use crate::store::offsets::OffsetStore;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -18,13 +19,13 @@ pub enum StartupError {
     #[error("invalid worker config: {0}")]
     WorkerConfig(String),
     #[error(transparent)]
-    Offsets(#[from] crate::offsets::OffsetStoreError),
+    Offsets(#[from] crate::store::offsets::OffsetStoreError),
     #[error("cannot listen on {0}: {1}")]
     Listen(String, std::io::Error),
     #[error("connector state: {0}")]
     State(String),
     #[error("connector from {0}: {1}")]
-    Connector(PathBuf, crate::herder::HerderError),
+    Connector(PathBuf, crate::control::HerderError),
 }
 
 /// Run a standalone worker until SIGINT or SIGTERM; then stop every task, commit, and return.
@@ -43,7 +44,7 @@ pub async fn run(worker_file: PathBuf, connector_files: Vec<PathBuf>) -> Result<
     let ctx = Arc::new(WorkerContext { worker, registry: Registry::default(), offsets, worker_id, health: health.clone() });
     let herder = Herder::new(ctx);
 
-    let auth = crate::auth::RestAuth::from_worker(&herder.context().worker.raw).map_err(StartupError::WorkerConfig)?;
+    let auth = crate::rest::auth::RestAuth::from_worker(&herder.context().worker.raw).map_err(StartupError::WorkerConfig)?;
     let server = tokio::spawn({
         let router = crate::rest::router(herder.clone(), auth);
         async move {

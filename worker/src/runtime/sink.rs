@@ -16,10 +16,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::errors::{Disposition, ErrorHandler, Origin, RawRecord, Stage, TaskMetrics};
 use crate::kafka::kafka_error;
-use crate::pipeline::Pipeline;
-use crate::status::{State, StatusCell};
+use crate::runtime::errors::{Disposition, ErrorHandler, Origin, RawRecord, Stage, TaskMetrics};
+use crate::runtime::paused::{PauseEvent, PauseGate};
+use crate::runtime::pipeline::Pipeline;
+use crate::runtime::status::{State, StatusCell};
 
 /// Records handed to one `put`, at most, unless `max.poll.records` says otherwise (Kafka's Java consumer
 /// defaults to 500; fewer, larger batches let sinks write in bigger transactions, and a batch only takes what
@@ -107,9 +108,9 @@ pub struct SinkTaskRunner {
     pub status: StatusCell,
     /// Original bytes of the current batch's records, for the DLQ, kept only when a DLQ is configured.
     pub originals: Originals,
-    /// `true` while the connector is PAUSED.
-    pub paused: tokio::sync::watch::Receiver<bool>,
-    pub tracked_topics: crate::herder::TrackedTopics,
+    /// The connector's PAUSED flag and this task's stop.
+    pub pause: PauseGate,
+    pub tracked_topics: crate::kafka::TrackedTopics,
 }
 
 /// Original bytes by (topic, partition, offset), shared between the sink loop and its reporter.
@@ -161,7 +162,7 @@ impl ErrantRecordReporter for DeadLetterReporter {
 async fn handle_rebalances(
     rebalances: &mut mpsc::UnboundedReceiver<RebalanceEvent>,
     task: &mut dyn SinkTask,
-    tracked_topics: &crate::herder::TrackedTopics,
+    tracked_topics: &crate::kafka::TrackedTopics,
     context: &SinkTaskContext,
     positions: &mut OffsetMap,
 ) -> Result<Vec<TopicPartition>, ConnectError> {
@@ -267,21 +268,18 @@ impl SinkTaskRunner {
                 last_commit = Instant::now();
             }
 
-            if *self.paused.borrow() {
+            if self.pause.is_paused() {
                 // PAUSED: stop fetching, keep committing; a pause longer than max.poll.interval.ms
                 // makes the consumer leave its group and rejoin on resume (nothing is lost).
                 let assigned = context.assignment();
                 self.pause_resume(&assigned, &[]);
                 self.status.set(State::Paused);
                 loop {
-                    tokio::select! {
-                        _ = self.cancel.cancelled() => return Ok(()),
-                        changed = self.paused.changed() => {
-                            if changed.is_err() || !*self.paused.borrow() {
-                                break;
-                            }
-                        }
-                        _ = tokio::time::sleep(self.flush_interval) => self.commit(positions, CommitMode::Async).await?,
+                    match self.pause.wait(std::future::pending::<Option<()>>()).await {
+                        PauseEvent::Resumed => break,
+                        PauseEvent::Stopped => return Ok(()),
+                        PauseEvent::FlushDue => self.commit(positions, CommitMode::Async).await?,
+                        PauseEvent::Work(()) => {}
                     }
                 }
                 let assigned = context.assignment();
@@ -599,7 +597,7 @@ async fn put_with_retry(
                     _ = scope.cancel.cancelled() => return Ok(false),
                     _ = tokio::time::sleep(delay) => {}
                 }
-                backoff = crate::errors::next_delay(backoff, scope.errors.policy.retry_delay_max);
+                backoff = crate::runtime::errors::next_delay(backoff, scope.errors.policy.retry_delay_max);
             }
             Err(e) => {
                 let first = records

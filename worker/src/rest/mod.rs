@@ -1,6 +1,9 @@
 //! The REST API, in Kafka Connect's shapes. Status: the read endpoints, create, delete, plugins,
 //! validate and health are here; the rest of §1.2 is tracked in the README's status table (issue #3).
 
+pub mod auth;
+pub mod offsets;
+
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -11,12 +14,11 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
-use crate::auth::RestAuth;
-use crate::connector_config;
-use crate::health::WorkerHealth;
-use crate::herder::{Herder, HerderError};
-use crate::offsets_api;
-use crate::state::TargetState;
+use crate::config::connector;
+use crate::control::{Herder, HerderError};
+use crate::kafka::health::WorkerHealth;
+use crate::rest::auth::RestAuth;
+use crate::store::connectors::TargetState;
 
 /// `{"error_code":N,"message":"..."}` with that status.
 pub struct ApiError(StatusCode, String);
@@ -31,7 +33,7 @@ impl From<HerderError> for ApiError {
     fn from(e: HerderError) -> Self {
         let status = match e {
             HerderError::NotFound(_) => StatusCode::NOT_FOUND,
-            HerderError::AlreadyExists(_) => StatusCode::CONFLICT,
+            HerderError::AlreadyExists(_) | HerderError::Conflict(_) => StatusCode::CONFLICT,
             HerderError::BadRequest(_) => StatusCode::BAD_REQUEST,
             HerderError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -48,7 +50,7 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 pub fn router(herder: Arc<Herder>, auth: Option<Arc<RestAuth>>) -> Router {
     let router = routes(herder);
     match auth {
-        Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, crate::auth::require_auth)),
+        Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, crate::rest::auth::require_auth)),
         None => router,
     }
 }
@@ -91,7 +93,7 @@ async fn plugin_config(State(h): State<Arc<Herder>>, Path(plugin): Path<String>)
     let registry = &h.context().registry;
     let (class, def) = if let Some(p) = registry.connector(&plugin) {
         let instance = (p.create)();
-        (p.class, connector_config::common_def(p.kind).merge(&instance.as_connector().config_def()))
+        (p.class, connector::common_def(p.kind).merge(&instance.as_connector().config_def()))
     } else if let Some(c) = registry.converter(&plugin) {
         (registry.converter_class(&plugin).unwrap_or(""), c.config_def())
     } else if let Some((class, t)) = registry.transformation(&plugin) {
@@ -124,7 +126,7 @@ async fn health(State(h): State<Arc<Herder>>) -> Response {
 
 async fn list_connectors(State(h): State<Arc<Herder>>, Query(q): Query<Vec<(String, String)>>) -> ApiResult<Response> {
     let expands: Vec<String> = q.into_iter().filter(|(k, _)| k == "expand").map(|(_, v)| v).collect();
-    let names = h.names().await;
+    let names = h.names();
     if expands.is_empty() {
         return Ok(Json(names).into_response());
     }
@@ -132,12 +134,12 @@ async fn list_connectors(State(h): State<Arc<Herder>>, Query(q): Query<Vec<(Stri
     for name in names {
         let mut entry = serde_json::Map::new();
         if expands.iter().any(|e| e == "status") {
-            if let Ok(s) = h.status(&name).await {
+            if let Ok(s) = h.status(&name) {
                 entry.insert("status".into(), serde_json::to_value(s).unwrap_or_default());
             }
         }
         if expands.iter().any(|e| e == "info") {
-            if let Ok(i) = h.info(&name).await {
+            if let Ok(i) = h.info(&name) {
                 entry.insert("info".into(), serde_json::to_value(i).unwrap_or_default());
             }
         }
@@ -185,11 +187,11 @@ async fn create_connector(State(h): State<Arc<Herder>>, body: axum::body::Bytes)
 }
 
 async fn get_connector(State(h): State<Arc<Herder>>, Path(name): Path<String>) -> ApiResult<Response> {
-    Ok(Json(h.info(&name).await?).into_response())
+    Ok(Json(h.info(&name)?).into_response())
 }
 
 async fn get_config(State(h): State<Arc<Herder>>, Path(name): Path<String>) -> ApiResult<Response> {
-    Ok(Json(h.info(&name).await?.config).into_response())
+    Ok(Json(h.info(&name)?.config).into_response())
 }
 
 async fn delete_connector(State(h): State<Arc<Herder>>, Path(name): Path<String>) -> ApiResult<StatusCode> {
@@ -198,15 +200,15 @@ async fn delete_connector(State(h): State<Arc<Herder>>, Path(name): Path<String>
 }
 
 async fn get_status(State(h): State<Arc<Herder>>, Path(name): Path<String>) -> ApiResult<Response> {
-    Ok(Json(h.status(&name).await?).into_response())
+    Ok(Json(h.status(&name)?).into_response())
 }
 
 async fn get_tasks(State(h): State<Arc<Herder>>, Path(name): Path<String>) -> ApiResult<Response> {
-    Ok(Json(h.tasks(&name).await?).into_response())
+    Ok(Json(h.tasks(&name)?).into_response())
 }
 
 async fn get_task_status(State(h): State<Arc<Herder>>, Path((name, task)): Path<(String, String)>) -> ApiResult<Response> {
-    let status = h.status(&name).await?;
+    let status = h.status(&name)?;
     let id: u32 = task.parse().map_err(|_| ApiError(StatusCode::NOT_FOUND, format!("Task {name}-{task} not found")))?;
     let t = status
         .tasks
@@ -219,8 +221,7 @@ async fn get_task_status(State(h): State<Arc<Herder>>, Path((name, task)): Path<
 /// connect-rs extension: per-task counters, named after Kafka Connect's task error metrics.
 async fn get_metrics(State(h): State<Arc<Herder>>, Path(name): Path<String>) -> ApiResult<Response> {
     let tasks: Vec<serde_json::Value> = h
-        .metrics(&name)
-        .await?
+        .metrics(&name)?
         .into_iter()
         .map(|(id, m)| {
             let mut v = serde_json::to_value(m).unwrap_or_default();
@@ -232,16 +233,16 @@ async fn get_metrics(State(h): State<Arc<Herder>>, Path(name): Path<String>) -> 
 }
 
 async fn get_offsets(State(h): State<Arc<Herder>>, Path(name): Path<String>) -> ApiResult<Response> {
-    Ok(Json(offsets_api::get(&h, &name).await?).into_response())
+    Ok(Json(offsets::get(&h, &name).await?).into_response())
 }
 
 async fn patch_offsets(State(h): State<Arc<Herder>>, Path(name): Path<String>, body: axum::body::Bytes) -> ApiResult<Response> {
     let json = parse_json(&body)?;
-    Ok(Json(offsets_api::alter(&h, &name, &json).await?).into_response())
+    Ok(Json(offsets::alter(&h, &name, &json).await?).into_response())
 }
 
 async fn delete_offsets(State(h): State<Arc<Herder>>, Path(name): Path<String>) -> ApiResult<Response> {
-    Ok(Json(offsets_api::reset(&h, &name).await?).into_response())
+    Ok(Json(offsets::reset(&h, &name).await?).into_response())
 }
 
 async fn put_config(State(h): State<Arc<Herder>>, Path(name): Path<String>, body: axum::body::Bytes) -> ApiResult<Response> {
@@ -290,7 +291,7 @@ async fn stop_connector(State(h): State<Arc<Herder>>, Path(name): Path<String>) 
 }
 
 async fn get_topics(State(h): State<Arc<Herder>>, Path(name): Path<String>) -> ApiResult<Response> {
-    let topics = h.topics(&name).await?;
+    let topics = h.topics(&name)?;
     Ok(Json(json!({ name: {"topics": topics} })).into_response())
 }
 
@@ -301,7 +302,7 @@ async fn reset_topics(State(h): State<Arc<Herder>>, Path(name): Path<String>) ->
 
 /// Deprecated in Kafka Connect, still used by some tools: `{"<name>-<n>": {config}}`.
 async fn get_tasks_config(State(h): State<Arc<Herder>>, Path(name): Path<String>) -> ApiResult<Response> {
-    let tasks = h.tasks(&name).await?;
+    let tasks = h.tasks(&name)?;
     let map: serde_json::Map<String, serde_json::Value> = tasks
         .into_iter()
         .map(|t| (format!("{}-{}", t.id.connector, t.id.task), serde_json::to_value(t.config).unwrap_or_default()))
@@ -332,7 +333,7 @@ async fn put_logger(Path(logger): Path<String>, body: axum::body::Bytes) -> ApiR
     if !crate::logging::valid_logger(&logger) {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
-            format!("invalid logger name '{logger}': use a module path such as connect_worker::sink_task, or root"),
+            format!("invalid logger name '{logger}': use a module path such as connect_worker::runtime::sink, or root"),
         ));
     }
     let affected = log_control()?.set(&logger, level).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e))?;
@@ -379,7 +380,7 @@ async fn validate(State(h): State<Arc<Herder>>, Path(plugin): Path<String>, body
     let plugin_class = registry.connector(&plugin).map(|p| p.class).ok_or_else(|| {
         ApiError(StatusCode::NOT_FOUND, format!("Failed to find any class that implements Connector and which name matches {plugin}"))
     })?;
-    match config.get(connector_config::CONNECTOR_CLASS) {
+    match config.get(connector::CONNECTOR_CLASS) {
         Some(c) if registry.connector(c).map(|p| p.class) != Some(plugin_class) => {
             return Err(ApiError(
                 StatusCode::BAD_REQUEST,
@@ -387,11 +388,11 @@ async fn validate(State(h): State<Arc<Herder>>, Path(plugin): Path<String>, body
             ));
         }
         None => {
-            config.insert(connector_config::CONNECTOR_CLASS.into(), plugin_class.into());
+            config.insert(connector::CONNECTOR_CLASS.into(), plugin_class.into());
         }
         _ => {}
     }
-    let (_, infos) = connector_config::validate(registry, &h.context().worker.providers, &config).expect("class resolved above");
+    let (_, infos) = connector::validate(registry, &h.context().worker.providers, &config).expect("class resolved above");
     Ok(Json(infos).into_response())
 }
 
@@ -402,7 +403,7 @@ mod tests {
 
     /// Every (method, path) the router serves, read from this file's `.route(...)` calls.
     fn router_operations() -> BTreeSet<(String, String)> {
-        let source = include_str!("rest.rs");
+        let source = include_str!("mod.rs");
         let mut ops = BTreeSet::new();
         for line in source.lines().map(str::trim).filter(|l| l.starts_with(".route(\"")) {
             let path = line.split('"').nth(1).unwrap().to_string();

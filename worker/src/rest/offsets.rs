@@ -9,7 +9,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{json, Value as Json};
 use std::time::Duration;
 
-use crate::herder::{Herder, HerderError};
+use crate::control::{Herder, HerderError};
 use crate::kafka::client_config;
 
 /// The message Kafka Connect gives when offsets are changed on a connector that is not STOPPED.
@@ -28,11 +28,11 @@ fn sink_consumer(h: &Herder, name: &str) -> Result<BaseConsumer, HerderError> {
 
 /// `{"offsets":[{"partition":{...},"offset":{...}}]}`.
 pub async fn get(h: &Herder, name: &str) -> Result<Json, HerderError> {
-    let (_, kind) = h.stopped(name).await?;
+    let (_, kind) = h.stopped(name)?;
     if kind == ConnectorType::Source {
         return Ok(json!({"offsets": h.context().offsets.list(name)}));
     }
-    let topics = h.topics(name).await?;
+    let topics = h.topics(name)?;
     let consumer = sink_consumer(h, name)?;
     let list = tokio::task::spawn_blocking(move || -> Result<Vec<Json>, String> {
         let mut tpl = TopicPartitionList::new();
@@ -67,7 +67,7 @@ pub async fn get(h: &Herder, name: &str) -> Result<Json, HerderError> {
 
 /// `PATCH`: set (or with `"offset": null`, reset) the listed partitions.
 pub async fn alter(h: &Herder, name: &str, body: &Json) -> Result<Json, HerderError> {
-    let (stopped, kind) = h.stopped(name).await?;
+    let (stopped, kind) = h.stopped(name)?;
     if !stopped {
         return Err(HerderError::BadRequest(NOT_STOPPED.replace("{connector}", name)));
     }
@@ -128,7 +128,7 @@ pub async fn alter(h: &Herder, name: &str, body: &Json) -> Result<Json, HerderEr
             // A reset partition starts where a consumer without a committed offset would: rdkafka has no
             // DeleteConsumerGroupOffsets, so the offset that `auto.offset.reset` picks now is committed instead.
             let latest = {
-                let info = h.info(name).await?;
+                let info = h.info(name)?;
                 let worker_reset = h.context().worker.client_overrides("consumer").get("auto.offset.reset").cloned();
                 let reset =
                     info.config.get("consumer.override.auto.offset.reset").cloned().or(worker_reset).unwrap_or_else(|| "earliest".into());
@@ -154,7 +154,7 @@ pub async fn alter(h: &Herder, name: &str, body: &Json) -> Result<Json, HerderEr
 
 /// `DELETE`: forget every offset of the connector.
 pub async fn reset(h: &Herder, name: &str) -> Result<Json, HerderError> {
-    let (stopped, kind) = h.stopped(name).await?;
+    let (stopped, kind) = h.stopped(name)?;
     if !stopped {
         return Err(HerderError::BadRequest(NOT_STOPPED.replace("{connector}", name)));
     }

@@ -18,11 +18,12 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::errors::{Disposition, ErrorHandler, Origin, RawRecord, Stage, TaskMetrics};
 use crate::kafka::{kafka_error, TopicCreator};
-use crate::offsets::{ConnectorOffsetReader, OffsetStore, PendingOffsets};
-use crate::pipeline::Pipeline;
-use crate::status::{State, StatusCell};
+use crate::runtime::errors::{Disposition, ErrorHandler, Origin, RawRecord, Stage, TaskMetrics};
+use crate::runtime::paused::{PauseEvent, PauseGate};
+use crate::runtime::pipeline::Pipeline;
+use crate::runtime::status::{State, StatusCell};
+use crate::store::offsets::{ConnectorOffsetReader, OffsetStore, PendingOffsets};
 
 /// Records sent but not yet acknowledged, at most. Bounds memory and gives backpressure to `poll`.
 const MAX_IN_FLIGHT: usize = 20_000;
@@ -42,7 +43,8 @@ pub struct SourceTaskRunner {
     pub cancel: CancellationToken,
     pub status: StatusCell,
     /// `true` while the connector is PAUSED.
-    pub paused: tokio::sync::watch::Receiver<bool>,
+    /// The connector's PAUSED flag and this task's stop.
+    pub pause: PauseGate,
     /// Set from the task at start.
     pub poll_cancel_safe: bool,
 }
@@ -197,9 +199,8 @@ impl SourceTaskRunner {
                 self.commit_offsets(state).await?;
                 last_commit = Instant::now();
             }
-            if *self.paused.borrow() {
-                self.wait_while_paused(state).await?;
-                continue;
+            if self.pause.is_paused() && !self.wait_while_paused(state).await? {
+                return Ok(()); // stopped while paused
             }
             if state.acks.len() >= MAX_IN_FLIGHT {
                 tokio::select! {
@@ -292,23 +293,20 @@ impl SourceTaskRunner {
         Ok(())
     }
 
-    /// PAUSED: no polling, but acknowledgements and offset commits go on. Returns on resume or stop.
-    async fn wait_while_paused(&mut self, state: &mut InFlight) -> Result<(), ConnectError> {
+    /// PAUSED: no polling, but acknowledgements and offset commits go on. `true` on resume, `false` when
+    /// the task is being stopped.
+    async fn wait_while_paused(&mut self, state: &mut InFlight) -> Result<bool, ConnectError> {
         self.status.set(State::Paused);
         loop {
-            tokio::select! {
-                _ = self.cancel.cancelled() => return Ok(()),
-                changed = self.paused.changed() => {
-                    if changed.is_err() || !*self.paused.borrow() {
-                        break;
-                    }
-                }
-                Some(ack) = state.acks.next() => self.handle_ack(state, ack).await?,
-                _ = tokio::time::sleep(self.flush_interval) => self.commit_offsets(state).await?,
+            match self.pause.wait(state.acks.next()).await {
+                PauseEvent::Resumed => break,
+                PauseEvent::Stopped => return Ok(false),
+                PauseEvent::FlushDue => self.commit_offsets(state).await?,
+                PauseEvent::Work(ack) => self.handle_ack(state, ack).await?,
             }
         }
         self.status.set(State::Running);
-        Ok(())
+        Ok(true)
     }
 
     /// Apply the transform chain, trying again on a retriable error within `errors.retry.timeout`.

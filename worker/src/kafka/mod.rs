@@ -8,6 +8,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use std::collections::HashSet;
 use std::time::Duration;
 
+pub mod health;
+
 use crate::config::WorkerConfig;
 use connect_core::{Config, ConnectError};
 
@@ -89,18 +91,21 @@ pub fn kafka_error(context: &str, err: KafkaError) -> ConnectError {
     e.with_source(err)
 }
 
+/// Topics a connector used (KIP-558 topic tracking), shared by its tasks and served by REST.
+pub type TrackedTopics = std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>;
+
 /// Creates topics a source writes to when they do not exist yet.
 pub struct TopicCreator {
     admin: AdminClient<DefaultClientContext>,
     known: HashSet<String>,
     /// The connector's used topics (KIP-558 topic tracking).
-    tracked: crate::herder::TrackedTopics,
+    tracked: TrackedTopics,
     partitions: i32,
     replication: i32,
 }
 
 impl TopicCreator {
-    pub fn new(worker: &WorkerConfig, connector: &Config, tracked: crate::herder::TrackedTopics) -> Result<Self, ConnectError> {
+    pub fn new(worker: &WorkerConfig, connector: &Config, tracked: TrackedTopics) -> Result<Self, ConnectError> {
         let admin: AdminClient<DefaultClientContext> = client_config(worker, "admin", Some(connector), &[])
             .create()
             .map_err(|e| kafka_error("cannot create the Kafka admin client", e))?;

@@ -1,5 +1,8 @@
 //! Worker and connector configuration files: Java `.properties` or JSON, with Kafka Connect's keys.
 
+pub mod connector;
+pub mod providers;
+
 use connect_core::config::{config_from_json, with_prefix};
 use connect_core::config_provider::ConfigTransformer;
 use connect_core::Config;
@@ -68,7 +71,7 @@ pub struct WorkerConfig {
 impl WorkerConfig {
     pub fn from_config(raw: Config) -> Result<Self, String> {
         // As in Kafka, the worker config's own placeholders are resolved too (e.g. a REST password).
-        let providers = crate::config_providers::from_worker_config(&raw)?;
+        let providers = crate::config::providers::from_worker_config(&raw)?;
         let resolved = providers.transform(&raw).map_err(|errors| errors.into_values().collect::<Vec<_>>().join("; "))?;
         crate::logging::hide_secrets(&resolved.secrets);
         let raw = resolved.config;

@@ -1,0 +1,483 @@
+//! The owner of the connectors: applies one change at a time, in the order changes arrive, and publishes
+//! the view after each. Target states follow Kafka Connect: an update keeps the target state; restarts
+//! of a STOPPED connector leave it STOPPED; a PAUSED connector restarts paused; a STOPPED connector that
+//! is paused is PAUSED with no tasks, and `resume` starts it.
+//!
+//! Invariant: a task handle is stopped through [`TaskHandle::stop`], which is idempotent, and only by
+//! this owner; nothing else holds one.
+
+use connect_core::connector::AnyConnector;
+use connect_core::{Config, ConnectError, ConnectorContext, ConnectorType};
+use futures::FutureExt;
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Mutex};
+
+use super::view::{ConnectorInfo, ConnectorView, TaskView, View};
+use super::{HerderError, Job};
+use crate::config::connector::{CONNECTOR_CLASS, TASKS_MAX};
+use crate::kafka::TrackedTopics;
+use crate::runtime::errors::TaskMetrics;
+use crate::runtime::restart::RestartPolicy;
+use crate::runtime::status::{ConnectorStateInfo, State, StatusCell};
+use crate::runtime::supervisor::{TaskHandle, TaskSpec};
+use crate::runtime::WorkerContext;
+use crate::store::connectors::{ConnectorStore, StoredConnector, TargetState};
+
+struct ConnectorEntry {
+    /// As the user gave it: placeholders unresolved (served by REST, stored on disk).
+    config: Config,
+    /// With placeholders resolved when the connector last started; what the connector and its tasks run with.
+    resolved: Config,
+    kind: ConnectorType,
+    instance: Arc<Mutex<AnyConnector>>,
+    /// Whether `instance` was started (and not stopped since): only then are there tasks to reconcile.
+    started: bool,
+    status: StatusCell,
+    tasks: Vec<TaskHandle>,
+    /// Bumped on every (re)start and stop, so a scheduled automatic restart of an older incarnation does nothing.
+    generation: u64,
+    target: TargetState,
+    /// `true` while PAUSED; tasks watch it.
+    paused: watch::Sender<bool>,
+    topics: TrackedTopics,
+}
+
+impl ConnectorEntry {
+    fn view(&self) -> ConnectorView {
+        ConnectorView {
+            config: self.config.clone(),
+            kind: self.kind,
+            target: self.target,
+            status: self.status.clone(),
+            tasks: self
+                .tasks
+                .iter()
+                .map(|t| TaskView { status: t.status.clone(), metrics: t.metrics.clone(), shown_config: t.shown_config.clone() })
+                .collect(),
+            topics: self.topics.clone(),
+        }
+    }
+
+    fn topic_list(&self) -> Vec<String> {
+        self.topics.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+    }
+
+    /// The connector's state once it runs as its target says.
+    fn settle_status(&self) {
+        match self.target {
+            TargetState::Running => self.status.set(State::Running),
+            TargetState::Paused => self.status.set(State::Paused),
+            TargetState::Stopped => self.status.set(State::Stopped),
+        }
+    }
+}
+
+/// The context a running connector gets.
+struct RuntimeConnectorContext {
+    name: String,
+    status: StatusCell,
+}
+
+impl ConnectorContext for RuntimeConnectorContext {
+    fn request_task_reconfiguration(&self) {
+        tracing::warn!(connector = %self.name, "task reconfiguration requested; not supported yet, restart the connector to apply");
+    }
+    fn raise_error(&self, error: ConnectError) {
+        tracing::error!(connector = %self.name, error = %error.chain(), "connector raised an error");
+        self.status.fail(error.chain());
+    }
+}
+
+pub struct Actor {
+    ctx: Arc<WorkerContext>,
+    connectors: BTreeMap<String, ConnectorEntry>,
+    store: ConnectorStore,
+    view: View,
+    /// For automatic restarts, which come back as changes of their own.
+    jobs: mpsc::WeakUnboundedSender<Job>,
+    shut_down: bool,
+}
+
+fn not_found(name: &str) -> HerderError {
+    HerderError::NotFound(name.to_string())
+}
+
+impl Actor {
+    pub fn new(ctx: Arc<WorkerContext>, jobs: mpsc::WeakUnboundedSender<Job>, view: View) -> Self {
+        let store = ConnectorStore::in_dir(&ctx.worker.state_dir());
+        Actor { ctx, connectors: BTreeMap::new(), store, view, jobs, shut_down: false }
+    }
+
+    /// Apply changes one at a time until every handle is gone. A change that panics is logged and its
+    /// caller gets an error; the owner goes on with the next.
+    pub async fn run(mut self, mut queue: mpsc::UnboundedReceiver<Job>) {
+        while let Some(job) = queue.recv().await {
+            if AssertUnwindSafe(job(&mut self)).catch_unwind().await.is_err() {
+                tracing::error!("a control-plane operation panicked; the connectors stay as they were left");
+            }
+            self.publish();
+        }
+    }
+
+    fn publish(&self) {
+        self.view.publish(self.connectors.iter().map(|(name, e)| (name.clone(), e.view())).collect());
+    }
+
+    fn grace(&self) -> Duration {
+        self.ctx.worker.task_shutdown_timeout + Duration::from_secs(2)
+    }
+
+    fn policy(&self, connector_config: &Config) -> RestartPolicy {
+        RestartPolicy::resolve(&self.ctx.worker.raw, connector_config)
+    }
+
+    fn entry(&mut self, name: &str) -> Result<&mut ConnectorEntry, HerderError> {
+        if self.shut_down {
+            return Err(HerderError::Conflict("The worker is shutting down".into()));
+        }
+        self.connectors.get_mut(name).ok_or_else(|| not_found(name))
+    }
+
+    /// Write every connector's config and target state to the state directory.
+    fn persist(&self) -> Result<(), HerderError> {
+        let stored: BTreeMap<String, StoredConnector> = self
+            .connectors
+            .iter()
+            .map(|(name, e)| (name.clone(), StoredConnector { config: e.config.clone(), state: e.target, topics: e.topic_list() }))
+            .collect();
+        self.store.save(&stored).map_err(|e| HerderError::Internal(e.to_string()))
+    }
+
+    pub fn load_stored(&mut self) -> Result<BTreeMap<String, StoredConnector>, HerderError> {
+        self.store.load().map_err(|e| HerderError::Internal(e.to_string()))
+    }
+
+    pub async fn restore(&mut self, name: String, stored: StoredConnector) -> Result<(), HerderError> {
+        if self.connectors.contains_key(&name) {
+            return Ok(());
+        }
+        self.insert_and_start(&name, stored.config, stored.state, stored.topics).await;
+        Ok(())
+    }
+
+    pub async fn create(&mut self, name: String, config: Config, target: TargetState) -> Result<ConnectorInfo, HerderError> {
+        if self.shut_down {
+            return Err(HerderError::Conflict("The worker is shutting down".into()));
+        }
+        if self.connectors.contains_key(&name) {
+            return Err(HerderError::AlreadyExists(name));
+        }
+        self.insert_and_start(&name, config, target, Vec::new()).await;
+        self.persist()?;
+        Ok(self.connectors[&name].view().info(&name))
+    }
+
+    async fn insert_and_start(&mut self, name: &str, config: Config, target: TargetState, topics: Vec<String>) {
+        let plugin = self.ctx.registry.connector(&config[CONNECTOR_CLASS]).expect("validated before");
+        let (paused, _) = watch::channel(target == TargetState::Paused);
+        let entry = ConnectorEntry {
+            kind: plugin.kind,
+            instance: Arc::new(Mutex::new((plugin.create)())),
+            started: false,
+            status: StatusCell::new(&self.ctx.worker_id),
+            tasks: Vec::new(),
+            generation: 0,
+            target,
+            paused,
+            topics: Arc::new(std::sync::Mutex::new(topics.into_iter().collect())),
+            resolved: config.clone(),
+            config,
+        };
+        self.connectors.insert(name.to_string(), entry);
+        if target == TargetState::Stopped {
+            self.connectors[name].status.set(State::Stopped);
+        } else {
+            self.start_connector(name, 0).await;
+        }
+    }
+
+    /// `PUT .../config`: a changed config replaces the connector, which restarts in its target state.
+    pub async fn put_config(&mut self, name: String, config: Config) -> Result<(bool, ConnectorInfo), HerderError> {
+        if self.shut_down {
+            return Err(HerderError::Conflict("The worker is shutting down".into()));
+        }
+        let (created, target, topics) = match self.connectors.get(&name) {
+            None => (true, TargetState::Running, Vec::new()),
+            Some(existing) if existing.config == config => return Ok((false, existing.view().info(&name))),
+            Some(existing) => (false, existing.target, existing.topic_list()),
+        };
+        if let Some(mut old) = self.connectors.remove(&name) {
+            self.stop_connector(&name, &mut old).await;
+        }
+        self.insert_and_start(&name, config, target, topics).await;
+        self.persist()?;
+        Ok((created, self.connectors[&name].view().info(&name)))
+    }
+
+    /// PAUSED: tasks keep their resources but do no work. A STOPPED connector is not started for a pause
+    /// (as in Kafka Connect): it is PAUSED with no tasks, and `resume` starts it.
+    pub fn pause(&mut self, name: &str) -> Result<(), HerderError> {
+        let entry = self.entry(name)?;
+        entry.target = TargetState::Paused;
+        entry.paused.send_replace(true);
+        // A running connector's tasks go PAUSED; a STOPPED one is PAUSED with no tasks until it resumes.
+        if matches!(entry.status.get().state, State::Running | State::Stopped) {
+            entry.status.set(State::Paused);
+        }
+        self.persist()
+    }
+
+    /// A PAUSED or STOPPED connector runs again; a running one is left alone.
+    pub async fn resume(&mut self, name: &str) -> Result<(), HerderError> {
+        let entry = self.entry(name)?;
+        let was = entry.target;
+        entry.target = TargetState::Running;
+        entry.paused.send_replace(false);
+        if was != TargetState::Running {
+            if entry.started {
+                if entry.status.get().state == State::Paused {
+                    entry.status.set(State::Running);
+                }
+            } else if entry.status.get().state != State::Failed {
+                // Never started, or stopped: start it now. (A FAILED one has a restart scheduled or given up;
+                // its restart picks up the new target.)
+                entry.status.set(State::Restarting);
+                self.start_connector(name, 0).await;
+            }
+        }
+        self.persist()
+    }
+
+    /// STOPPED: tasks shut down and their resources freed; idempotent.
+    pub async fn stop(&mut self, name: &str) -> Result<(), HerderError> {
+        let grace = self.grace();
+        let entry = self.entry(name)?;
+        stop_connector_entry(name, entry, grace).await;
+        entry.target = TargetState::Stopped;
+        entry.status.set(State::Stopped);
+        self.persist()
+    }
+
+    pub async fn delete(&mut self, name: &str) -> Result<(), HerderError> {
+        self.entry(name)?;
+        let mut entry = self.connectors.remove(name).expect("checked above");
+        self.stop_connector(name, &mut entry).await;
+        self.persist()
+    }
+
+    pub fn reset_topics(&mut self, name: &str) -> Result<(), HerderError> {
+        self.entry(name)?.topics.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.persist()
+    }
+
+    pub async fn restart_task(&mut self, name: &str, id: u32) -> Result<(), HerderError> {
+        let grace = self.grace();
+        let entry = self.entry(name)?;
+        let index = id as usize;
+        if index >= entry.tasks.len() {
+            return Err(HerderError::NotFound(format!("Task {name}-{id} not found")));
+        }
+        entry.tasks[index].stop(name, grace).await;
+        let config = entry.tasks[index].config.clone();
+        let handle = self.spawn_task(name, id, config);
+        self.connectors.get_mut(name).expect("checked above").tasks[index] = handle;
+        Ok(())
+    }
+
+    /// KIP-745 restart. A STOPPED connector stays STOPPED (Kafka Connect restarts it into its target
+    /// state); a PAUSED one restarts paused.
+    pub async fn restart_connector(
+        &mut self,
+        name: &str,
+        include_tasks: bool,
+        only_failed: bool,
+    ) -> Result<ConnectorStateInfo, HerderError> {
+        let grace = self.grace();
+        let entry = self.entry(name)?;
+        let restart_connector = !only_failed || entry.status.get().state == State::Failed;
+        let chosen: Vec<usize> = if include_tasks {
+            entry.tasks.iter().enumerate().filter(|(_, t)| !only_failed || t.status.get().state == State::Failed).map(|(i, _)| i).collect()
+        } else {
+            Vec::new()
+        };
+        let mut answer = entry.view().status(name);
+        if restart_connector {
+            answer.connector.status.state = State::Restarting;
+        }
+        for &i in &chosen {
+            answer.tasks[i].status.state = State::Restarting;
+            answer.tasks[i].status.trace = None;
+        }
+        if entry.target == TargetState::Stopped {
+            return Ok(answer); // nothing runs, so nothing restarts
+        }
+        for &i in &chosen {
+            entry.tasks[i].stop(name, grace).await;
+        }
+        if restart_connector {
+            // Kafka Connect restarts the connector instance; its tasks keep running unless chosen.
+            if entry.started {
+                if let Err(e) = entry.instance.lock().await.as_connector_mut().stop().await {
+                    tracing::warn!(connector = name, error = %e.chain(), "connector stop failed");
+                }
+                entry.started = false;
+            }
+            entry.status.set(State::Restarting);
+            entry.status.reset_restarts();
+            // The chosen tasks are stopped, so the reconciliation in start_connector replaces them and keeps
+            // the others running.
+            self.start_connector(name, 0).await;
+        } else {
+            for i in chosen {
+                let config = self.connectors[name].tasks[i].config.clone();
+                let handle = self.spawn_task(name, i as u32, config);
+                self.connectors.get_mut(name).expect("checked above").tasks[i] = handle;
+            }
+        }
+        Ok(answer)
+    }
+
+    pub async fn shutdown(&mut self) -> Result<(), HerderError> {
+        self.shut_down = true;
+        let grace = self.grace();
+        let mut entries: Vec<(String, ConnectorEntry)> = std::mem::take(&mut self.connectors).into_iter().collect();
+        futures::future::join_all(entries.iter_mut().map(|(n, e)| stop_connector_entry(n, e, grace))).await;
+        Ok(())
+    }
+
+    /// Start the connector and reconcile its tasks. On failure the connector is FAILED and, by the restart
+    /// policy, a new start is scheduled (`attempt` counts the automatic ones so far).
+    async fn start_connector(&mut self, name: &str, attempt: u32) {
+        let grace = self.grace();
+        let worker_providers = &self.ctx.worker.providers;
+        let entry = self.connectors.get_mut(name).expect("caller checked");
+        entry.generation += 1;
+        let context = Arc::new(RuntimeConnectorContext { name: name.to_string(), status: entry.status.clone() });
+        let max_tasks = entry.config.get(TASKS_MAX).and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(1).max(1);
+        // Placeholders are resolved at every start, so a rotated secret is picked up by a restart.
+        match worker_providers.transform(&entry.config) {
+            Ok(resolved) => {
+                crate::logging::hide_secrets(&resolved.secrets);
+                entry.resolved = resolved.config;
+            }
+            Err(errors) => {
+                let message = errors.into_values().collect::<Vec<_>>().join("\n");
+                tracing::error!(connector = name, error = %message, "connector config placeholders cannot be resolved");
+                entry.status.fail(message);
+                self.schedule_connector_restart(name, attempt + 1);
+                return;
+            }
+        }
+        let task_configs = {
+            let mut instance = entry.instance.lock().await;
+            let started = instance.as_connector_mut().start(context, entry.resolved.clone()).await;
+            entry.started = started.is_ok();
+            started.and_then(|_| instance.as_connector().task_configs(max_tasks)).and_then(|configs| {
+                if configs.len() > max_tasks {
+                    Err(ConnectError::fatal(format!("The connector {name} has generated {} tasks, which is greater than {max_tasks}, the maximum number of tasks it is configured to create.", configs.len())))
+                } else {
+                    Ok(configs)
+                }
+            })
+        };
+        let task_configs = match task_configs {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(connector = name, error = %e.chain(), "connector failed to start");
+                entry.status.fail(e.chain());
+                self.schedule_connector_restart(name, attempt + 1);
+                return;
+            }
+        };
+        entry.settle_status();
+        if attempt == 0 {
+            entry.status.reset_restarts();
+        }
+        tracing::info!(connector = name, tasks = task_configs.len(), "connector started");
+        // Reconcile: a task still running (or FAILED on its own) with the same config is kept; every other
+        // slot gets a fresh task (on a first start there are none to keep).
+        let mut previous = std::mem::take(&mut entry.tasks).into_iter();
+        let mut tasks = Vec::with_capacity(task_configs.len());
+        for (id, task_config) in task_configs.into_iter().enumerate() {
+            match previous.next() {
+                Some(old) if !old.was_stopped() && old.config == task_config => tasks.push(old),
+                other => {
+                    if let Some(mut old) = other {
+                        old.stop(name, grace).await;
+                    }
+                    tasks.push(self.spawn_task(name, id as u32, task_config));
+                }
+            }
+        }
+        for mut extra in previous {
+            extra.stop(name, grace).await;
+        }
+        self.connectors.get_mut(name).expect("caller checked").tasks = tasks;
+    }
+
+    /// Retry a failed connector start after the policy's backoff, as a change of its own, unless the
+    /// connector was deleted, restarted or recreated meanwhile.
+    fn schedule_connector_restart(&self, name: &str, attempt: u32) {
+        let entry = &self.connectors[name];
+        let policy = self.policy(&entry.config);
+        if !policy.allows(attempt) {
+            return;
+        }
+        let delay = policy.delay(attempt);
+        entry.status.schedule_restart(attempt, delay);
+        let (jobs, name, generation) = (self.jobs.clone(), name.to_string(), entry.generation);
+        tracing::warn!(connector = %name, attempt, delay_ms = delay.as_millis() as u64, "restarting failed connector after backoff");
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let Some(jobs) = jobs.upgrade() else { return };
+            let job: Job = Box::new(move |actor: &mut Actor| {
+                Box::pin(async move {
+                    let current = actor.connectors.get(&name).filter(|e| !actor.shut_down && e.generation == generation);
+                    if current.is_some_and(|e| e.status.get().state == State::Failed) {
+                        actor.connectors[&name].status.set(State::Restarting);
+                        actor.start_connector(&name, attempt).await;
+                    }
+                })
+            });
+            let _ = jobs.send(job);
+        });
+    }
+
+    fn spawn_task(&self, name: &str, id: u32, task_config: Config) -> TaskHandle {
+        let entry = &self.connectors[name];
+        let spec = TaskSpec {
+            ctx: self.ctx.clone(),
+            connector: name.to_string(),
+            connector_config: entry.resolved.clone(),
+            instance: entry.instance.clone(),
+            id,
+            task_config: task_config.clone(),
+            policy: self.policy(&entry.config),
+            metrics: Arc::new(TaskMetrics::default()),
+            paused: entry.paused.subscribe(),
+            topics: entry.topics.clone(),
+        };
+        let shown_config = connect_core::config_provider::unresolve(&task_config, &entry.config, &entry.resolved);
+        TaskHandle::spawn(spec, shown_config)
+    }
+
+    async fn stop_connector(&self, name: &str, entry: &mut ConnectorEntry) {
+        stop_connector_entry(name, entry, self.grace()).await;
+    }
+}
+
+/// Stop a connector's tasks (in parallel, each bounded by `grace`) and the connector instance.
+async fn stop_connector_entry(name: &str, entry: &mut ConnectorEntry, grace: Duration) {
+    entry.generation += 1;
+    let mut tasks: Vec<TaskHandle> = entry.tasks.drain(..).collect();
+    futures::future::join_all(tasks.iter_mut().map(|t| t.stop(name, grace))).await;
+    if entry.started {
+        if let Err(e) = entry.instance.lock().await.as_connector_mut().stop().await {
+            tracing::warn!(connector = name, error = %e.chain(), "connector stop failed");
+        }
+        entry.started = false;
+    }
+}

@@ -1,0 +1,256 @@
+//! The control plane: the herder that owns connectors and their tasks, starts, stops, pauses and restarts
+//! them, keeps their configs and target states, and answers what REST asks.
+//!
+//! Shape (issue #13): one owner, the [`actor`], applies every change (REST calls, automatic restarts) in
+//! the order they arrive, so no two changes interleave and no task handle is stopped by two code paths at
+//! once. Reads (status, config, tasks, metrics, topics) come from a [`view`] the owner publishes after
+//! every change; they never wait for the owner, so `GET /connectors?expand=status` answers at once even
+//! while a task is being stopped.
+//!
+//! Depends on `runtime`, `store`, `config`, `registry`; never on `rest` (REST calls it).
+
+mod actor;
+pub mod view;
+
+use connect_core::{Config, ConnectorType};
+use futures::future::BoxFuture;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::connector::{self, CONNECTOR_CLASS, NAME};
+use crate::runtime::errors::TaskMetricsSnapshot;
+use crate::runtime::pipeline::Pipeline;
+use crate::runtime::status::ConnectorStateInfo;
+use crate::runtime::WorkerContext;
+use crate::store::connectors::TargetState;
+use actor::Actor;
+use view::View;
+pub use view::{ConnectorInfo, TaskId, TaskInfo};
+
+#[derive(Debug, thiserror::Error)]
+pub enum HerderError {
+    #[error("Connector {0} not found")]
+    NotFound(String),
+    #[error("Connector {0} already exists")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    BadRequest(String),
+    /// Kafka Connect's 409 for an operation that conflicts with another one under way.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// One change for the owner to apply.
+type Job = Box<dyn for<'a> FnOnce(&'a mut Actor) -> BoxFuture<'a, ()> + Send>;
+
+/// The handle REST, the CLI's startup and automatic restarts use. Cheap to share.
+pub struct Herder {
+    ctx: Arc<WorkerContext>,
+    jobs: mpsc::UnboundedSender<Job>,
+    view: View,
+}
+
+impl Herder {
+    /// Start the owner of the connectors on the current runtime.
+    pub fn new(ctx: Arc<WorkerContext>) -> Arc<Self> {
+        let (jobs, queue) = mpsc::unbounded_channel();
+        let view = View::default();
+        let actor = Actor::new(ctx.clone(), jobs.downgrade(), view.clone());
+        tokio::spawn(actor.run(queue));
+        Arc::new(Herder { ctx, jobs, view })
+    }
+
+    pub fn context(&self) -> &WorkerContext {
+        &self.ctx
+    }
+
+    /// Hand a change to the owner and wait for its answer.
+    async fn apply<T, F>(&self, change: F) -> Result<T, HerderError>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(&'a mut Actor) -> BoxFuture<'a, Result<T, HerderError>> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |actor| {
+            Box::pin(async move {
+                let _ = reply.send(change(actor).await);
+            })
+        });
+        self.jobs.send(job).map_err(|_| HerderError::Conflict("The worker is shutting down".into()))?;
+        // A dropped reply means the change panicked; the owner logged it and goes on with the next one.
+        answer.await.map_err(|_| HerderError::Internal("The operation failed unexpectedly; see the worker log".into()))?
+    }
+
+    /// Check a full connector config as Kafka Connect does before accepting it: the connector's keys,
+    /// and that its converters, transforms and predicates exist and accept their settings. Returns the
+    /// connector's name.
+    fn check_config(&self, config: &Config) -> Result<String, HerderError> {
+        let name = config
+            .get(NAME)
+            .cloned()
+            .filter(|n| !n.trim().is_empty())
+            .ok_or_else(|| HerderError::BadRequest("Connector config must contain a non-empty name".into()))?;
+        if name.contains('/') {
+            return Err(HerderError::BadRequest(format!("Connector name '{name}' may not contain '/'")));
+        }
+        let class =
+            config.get(CONNECTOR_CLASS).ok_or_else(|| HerderError::BadRequest("Connector config must contain connector.class".into()))?;
+        let Some((_, infos)) = connector::validate(&self.ctx.registry, &self.ctx.worker.providers, config) else {
+            return Err(HerderError::BadRequest(format!(
+                "Failed to find any class that implements Connector and which name matches {class}"
+            )));
+        };
+        if infos.error_count > 0 {
+            return Err(HerderError::BadRequest(connector::invalid_config_message(&infos)));
+        }
+        // Placeholders resolved above without errors; the pipeline is built as a task would build it.
+        let resolved = self.ctx.worker.providers.transform(config).map(|r| r.config).unwrap_or_else(|_| config.clone());
+        if let Err(e) = Pipeline::build(&self.ctx.registry, &self.ctx.worker, &resolved) {
+            return Err(HerderError::BadRequest(format!(
+                "Connector configuration is invalid and contains the following 1 error(s):\n{}\nYou can also find the above list of errors at the endpoint `/connector-plugins/{{connectorType}}/config/validate`",
+                crate::logging::redact(&e.to_string())
+            )));
+        }
+        Ok(name)
+    }
+
+    /// Validate and start a connector. The config must contain `name`.
+    pub async fn create(&self, config: Config) -> Result<ConnectorInfo, HerderError> {
+        self.create_in_state(config, TargetState::Running).await
+    }
+
+    /// Create a connector in `target` state (`initial_state` of `POST /connectors`).
+    pub async fn create_in_state(&self, config: Config, target: TargetState) -> Result<ConnectorInfo, HerderError> {
+        let name = self.check_config(&config)?;
+        self.apply(move |a| Box::pin(a.create(name, config, target))).await
+    }
+
+    /// Bring back the connectors of the last run, in their target states.
+    pub async fn restore(&self) -> Result<usize, HerderError> {
+        let stored = self.apply(|a| Box::pin(async { a.load_stored() })).await?;
+        let mut restored = 0;
+        for (name, s) in stored {
+            if let Err(e) = self.check_config(&s.config) {
+                tracing::error!(connector = %name, error = %e, "stored connector config is no longer valid; not started");
+                continue;
+            }
+            self.apply(move |a| Box::pin(a.restore(name, s))).await?;
+            restored += 1;
+        }
+        Ok(restored)
+    }
+
+    /// `PUT /connectors/{name}/config`: create, or replace the config and restart in the same target
+    /// state. `true`: created.
+    pub async fn put_config(&self, name: &str, mut config: Config) -> Result<(bool, ConnectorInfo), HerderError> {
+        match config.get(NAME) {
+            Some(n) if n != name => {
+                return Err(HerderError::BadRequest(format!(
+                    "Connector name configuration ({n}) doesn't match connector name in the URL ({name})"
+                )))
+            }
+            _ => {
+                config.insert(NAME.into(), name.to_string());
+            }
+        }
+        self.check_config(&config)?;
+        let name = name.to_string();
+        self.apply(move |a| Box::pin(a.put_config(name, config))).await
+    }
+
+    /// `PATCH /connectors/{name}/config`: change some keys (`None` removes one) and restart.
+    pub async fn patch_config(&self, name: &str, patch: Vec<(String, Option<String>)>) -> Result<ConnectorInfo, HerderError> {
+        let mut config = self.info(name)?.config;
+        for (k, v) in patch {
+            match v {
+                Some(v) => config.insert(k, v),
+                None => config.remove(&k),
+            };
+        }
+        Ok(self.put_config(name, config).await?.1)
+    }
+
+    /// `PUT /connectors/{name}/pause`: tasks stop processing but keep their resources; kept across restarts.
+    pub async fn pause(&self, name: &str) -> Result<(), HerderError> {
+        let name = name.to_string();
+        self.apply(move |a| Box::pin(async move { a.pause(&name) })).await
+    }
+
+    /// `PUT /connectors/{name}/resume`: a PAUSED or STOPPED connector runs again.
+    pub async fn resume(&self, name: &str) -> Result<(), HerderError> {
+        let name = name.to_string();
+        self.apply(move |a| Box::pin(async move { a.resume(&name).await })).await
+    }
+
+    /// `PUT /connectors/{name}/stop`: shut the tasks down and free their resources (idempotent).
+    pub async fn stop(&self, name: &str) -> Result<(), HerderError> {
+        let name = name.to_string();
+        self.apply(move |a| Box::pin(async move { a.stop(&name).await })).await
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<(), HerderError> {
+        let name = name.to_string();
+        self.apply(move |a| Box::pin(async move { a.delete(&name).await })).await
+    }
+
+    /// `PUT /connectors/{name}/topics/reset`.
+    pub async fn reset_topics(&self, name: &str) -> Result<(), HerderError> {
+        let name = name.to_string();
+        self.apply(move |a| Box::pin(async move { a.reset_topics(&name) })).await
+    }
+
+    /// `POST /connectors/{name}/tasks/{id}/restart`: stop the task and start it afresh (the backoff
+    /// starts over).
+    pub async fn restart_task(&self, name: &str, id: u32) -> Result<(), HerderError> {
+        let name = name.to_string();
+        self.apply(move |a| Box::pin(async move { a.restart_task(&name, id).await })).await
+    }
+
+    /// `POST /connectors/{name}/restart`. Without `include_tasks` only the connector restarts. With
+    /// `only_failed`, only instances that are FAILED restart. Returns the status as it was when the
+    /// restart began, with the chosen instances marked RESTARTING (Kafka Connect's 202 body).
+    pub async fn restart_connector(&self, name: &str, include_tasks: bool, only_failed: bool) -> Result<ConnectorStateInfo, HerderError> {
+        let name = name.to_string();
+        self.apply(move |a| Box::pin(async move { a.restart_connector(&name, include_tasks, only_failed).await })).await
+    }
+
+    /// Stop every connector (tasks commit what they wrote) and refuse changes from then on.
+    pub async fn shutdown(&self) {
+        let _ = self.apply(|a| Box::pin(async { a.shutdown().await })).await;
+    }
+
+    // Reads: from the published view, never waiting for the owner.
+
+    pub fn names(&self) -> Vec<String> {
+        self.view.names()
+    }
+
+    pub fn info(&self, name: &str) -> Result<ConnectorInfo, HerderError> {
+        self.view.with(name, |v| v.info(name))
+    }
+
+    pub fn status(&self, name: &str) -> Result<ConnectorStateInfo, HerderError> {
+        self.view.with(name, |v| v.status(name))
+    }
+
+    /// Per-task counters (connect-rs extension; names follow Kafka Connect's task error metrics).
+    pub fn metrics(&self, name: &str) -> Result<Vec<(u32, TaskMetricsSnapshot)>, HerderError> {
+        self.view.with(name, |v| v.tasks.iter().enumerate().map(|(i, t)| (i as u32, t.metrics.snapshot())).collect())
+    }
+
+    pub fn tasks(&self, name: &str) -> Result<Vec<TaskInfo>, HerderError> {
+        self.view.with(name, |v| v.task_infos(name))
+    }
+
+    /// `GET /connectors/{name}/topics`.
+    pub fn topics(&self, name: &str) -> Result<Vec<String>, HerderError> {
+        self.view.with(name, |v| v.topics.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect())
+    }
+
+    /// Whether the connector is STOPPED (offsets may be changed only then), and its type.
+    pub fn stopped(&self, name: &str) -> Result<(bool, ConnectorType), HerderError> {
+        self.view.with(name, |v| (v.is_stopped(), v.kind))
+    }
+}
