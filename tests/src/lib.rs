@@ -51,8 +51,12 @@ pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// The `connect` binary built next to the running test executable.
+/// The `connect` binary built next to the running test executable, or `CONNECT_TEST_BINARY` (to run the
+/// tests against another build, e.g. the code before a fix).
 pub fn connect_binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("CONNECT_TEST_BINARY") {
+        return PathBuf::from(bin);
+    }
     let exe = std::env::current_exe().expect("current exe");
     let mut dir = exe.parent().expect("exe dir").to_path_buf();
     if dir.ends_with("deps") {
