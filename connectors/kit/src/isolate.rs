@@ -16,7 +16,18 @@
 //! rolls back a failed one), so a failed range leaves nothing behind.
 
 use connect_core::ErrorKind;
+use std::future::Future;
 use std::ops::Range;
+
+/// One try at writing a range of the batch (indices into the caller's batch).
+///
+/// A trait rather than a closure: a try borrows the writer's state (a transaction, a statement cache)
+/// mutably while it runs, and its future must be `Send` to live in a task's `put`, which the compiler
+/// cannot prove for an async closure's borrowing future today.
+pub trait Attempt {
+    type Error;
+    fn attempt(&mut self, range: Range<usize>) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
 
 /// What a search did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -30,12 +41,12 @@ pub struct Isolation {
 /// Write `0..len` with `attempt`, bisecting data errors down to single records, which go to `reject` with
 /// their error, in index order. Returns the first non-data error as is; ranges already written stay written.
 /// See the [module docs](self).
-pub async fn isolate<E>(
+pub async fn isolate<A: Attempt>(
     len: usize,
-    mut attempt: impl AsyncFnMut(Range<usize>) -> Result<(), E>,
-    classify: impl Fn(&E) -> ErrorKind,
-    mut reject: impl FnMut(usize, E),
-) -> Result<Isolation, E> {
+    writer: &mut A,
+    classify: impl Fn(&A::Error) -> ErrorKind,
+    mut reject: impl FnMut(usize, A::Error),
+) -> Result<Isolation, A::Error> {
     let mut stats = Isolation::default();
     // Depth-first, left half first, so good records are written and bad ones reported in batch order.
     let mut ranges: Vec<Range<usize>> = Vec::new();
@@ -44,7 +55,7 @@ pub async fn isolate<E>(
     }
     while let Some(range) = ranges.pop() {
         stats.attempts += 1;
-        match attempt(range.clone()).await {
+        match writer.attempt(range.clone()).await {
             Ok(()) => {}
             Err(e) if classify(&e) != ErrorKind::Data => return Err(e),
             Err(e) if range.len() == 1 => {
@@ -79,25 +90,38 @@ mod tests {
         }
     }
 
-    /// A target that rejects a whole request when any record in it is bad, naming the first bad one.
-    async fn run(n: usize, bad: &BTreeSet<usize>) -> (Isolation, Vec<usize>, Vec<(usize, TargetError)>) {
-        let mut written = Vec::new();
-        let mut rejected = Vec::new();
-        let stats = isolate(
-            n,
-            async |range: Range<usize>| match range.clone().find(|i| bad.contains(i)) {
+    /// A target that rejects a whole request when any record in it is bad, naming the first bad one; after
+    /// `down_after` attempts it is unavailable.
+    struct Target<'a> {
+        bad: &'a BTreeSet<usize>,
+        written: Vec<usize>,
+        attempts: usize,
+        down_after: usize,
+    }
+
+    impl Attempt for Target<'_> {
+        type Error = TargetError;
+        async fn attempt(&mut self, range: Range<usize>) -> Result<(), TargetError> {
+            self.attempts += 1;
+            if self.attempts > self.down_after {
+                return Err(TargetError::Unavailable);
+            }
+            match range.clone().find(|i| self.bad.contains(i)) {
                 Some(i) => Err(TargetError::BadRecord(i)),
                 None => {
-                    written.extend(range);
+                    self.written.extend(range);
                     Ok(())
                 }
-            },
-            classify,
-            |i, e| rejected.push((i, e)),
-        )
-        .await
-        .unwrap();
-        (stats, written, rejected)
+            }
+        }
+    }
+
+    async fn run(n: usize, bad: &BTreeSet<usize>) -> (Isolation, Vec<usize>, Vec<(usize, TargetError)>) {
+        let mut target = Target { bad, written: Vec::new(), attempts: 0, down_after: usize::MAX };
+        let mut rejected = Vec::new();
+        let stats = isolate(n, &mut target, classify, |i, e| rejected.push((i, e))).await.unwrap();
+        assert_eq!(stats.attempts, target.attempts);
+        (stats, target.written, rejected)
     }
 
     #[tokio::test]
@@ -128,26 +152,13 @@ mod tests {
 
     #[tokio::test]
     async fn retriable_errors_are_returned_not_bisected() {
-        let mut attempts = 0;
-        let result = isolate(
-            100,
-            async |range: Range<usize>| {
-                attempts += 1;
-                // The first half has a bad record; while bisecting, the target goes away.
-                if attempts > 2 {
-                    Err(TargetError::Unavailable)
-                } else if range.contains(&3) {
-                    Err(TargetError::BadRecord(3))
-                } else {
-                    Ok(())
-                }
-            },
-            classify,
-            |_, _| panic!("nothing may be rejected"),
-        )
-        .await;
+        // Record 3 is bad; while bisecting (after 2 attempts), the target goes away.
+        let bad = BTreeSet::from([3]);
+        let mut target = Target { bad: &bad, written: Vec::new(), attempts: 0, down_after: 2 };
+        let result = isolate(100, &mut target, classify, |_, _| panic!("nothing may be rejected")).await;
         assert_eq!(result, Err(TargetError::Unavailable));
-        assert_eq!(attempts, 3);
-        assert_eq!(isolate(0, async |_| Err(TargetError::Unavailable), classify, |_, _| {}).await, Ok(Isolation::default()));
+        assert_eq!(target.attempts, 3, "no attempt after the retriable error");
+        let mut down = Target { bad: &bad, written: Vec::new(), attempts: 0, down_after: 0 };
+        assert_eq!(isolate(0, &mut down, classify, |_, _| {}).await, Ok(Isolation::default()), "an empty batch needs no attempt");
     }
 }

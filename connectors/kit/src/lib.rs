@@ -22,4 +22,4 @@ pub mod isolate;
 pub mod push_source;
 
 pub use backoff::{Backoff, BackoffPolicy, Jitter};
-pub use isolate::{isolate, Isolation};
+pub use isolate::{isolate, Attempt, Isolation};
