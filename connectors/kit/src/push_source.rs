@@ -80,13 +80,15 @@ pub struct PushReceiver<M> {
     rx: mpsc::Receiver<Result<M>>,
     max_batch: usize,
     empty_timeout: Duration,
+    /// The loop's error, found behind messages returned first: returned by the next `recv_batch`.
+    error: Option<ConnectError>,
 }
 
 /// A bounded channel of `capacity` messages; `poll` takes at most `max_batch` at a time and returns empty
 /// after waiting `empty_timeout` (keep it at about a second or less).
 pub fn channel<M>(capacity: usize, max_batch: usize, empty_timeout: Duration) -> (PushSender<M>, PushReceiver<M>) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
-    (PushSender { tx }, PushReceiver { rx, max_batch: max_batch.max(1), empty_timeout })
+    (PushSender { tx }, PushReceiver { rx, max_batch: max_batch.max(1), empty_timeout, error: None })
 }
 
 impl<M> PushReceiver<M> {
@@ -94,6 +96,9 @@ impl<M> PushReceiver<M> {
     /// is ready without waiting, up to `max_batch`. An error the loop sent is returned once the messages
     /// before it were taken. Cancel-safe.
     pub async fn recv_batch(&mut self) -> Result<Vec<M>> {
+        if let Some(error) = self.error.take() {
+            return Err(error);
+        }
         let first = match tokio::time::timeout(self.empty_timeout, self.rx.recv()).await {
             Err(_) => return Ok(Vec::new()),
             Ok(None) => return Err(ConnectError::fatal("the receive loop ended")),
@@ -105,23 +110,14 @@ impl<M> PushReceiver<M> {
             match self.rx.try_recv() {
                 Ok(Ok(message)) => batch.push(message),
                 Ok(Err(e)) => {
-                    // Return what came before the error now; the error itself on the next poll. Put back
-                    // is not possible on an mpsc channel, so keep it.
-                    self.pending_error(e);
+                    // What came before the error goes to Kafka first; the error on the next call.
+                    self.error = Some(e);
                     break;
                 }
                 Err(_) => break,
             }
         }
         Ok(batch)
-    }
-
-    fn pending_error(&mut self, error: ConnectError) {
-        // Close the channel: the loop has ended anyway, and a one-slot channel carries the error to the
-        // next `recv_batch` after the messages already taken.
-        let (tx, rx) = mpsc::channel(1);
-        let _ = tx.try_send(Err(error));
-        self.rx = rx;
     }
 }
 
