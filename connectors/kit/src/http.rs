@@ -10,7 +10,7 @@
 //! `https.ssl.truststore.location` (a PEM bundle of extra roots) and `https.ssl.keystore.location` (a PEM
 //! file with the client certificate and key): PEM instead of Java key stores.
 //!
-//! [`classify_status`] tells a retriable HTTP status from a data error, for [`crate::isolate`] and retries.
+//! [`classify_status`] tells a retriable HTTP status from a data error, for [`crate::isolate`](mod@crate::isolate) and retries.
 
 use connect_core::config::ConfigValue;
 use connect_core::{ConfigDef, ConfigKey, ConfigType, ConnectError, ErrorKind, Importance, ParsedConfig, Validator};

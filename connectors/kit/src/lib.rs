@@ -5,7 +5,7 @@
 //!   every connector, `Retry-After` parsing and body-supplied delays;
 //! - [`buffer`]: a sink buffer flushed on records, bytes or linger time, keeping each record's coordinates;
 //! - [`concurrency`]: bounded in-flight requests, and per-partition commits over the acknowledged prefix only;
-//! - [`isolate`]: bisection of a rejected batch down to its bad records, in O(k log n) attempts;
+//! - [`isolate`](mod@isolate): bisection of a rejected batch down to its bad records, in O(k log n) attempts;
 //! - [`http`]: the reqwest client setup of HTTP connectors (timeouts, proxy, TLS, basic/bearer/OAuth2, gzip);
 //! - [`push_source`]: a bounded channel between a push protocol's receive loop and `SourceTask::poll`, with
 //!   typed acknowledgement tokens.
