@@ -66,13 +66,7 @@ impl WriteError {
             WriteError::NeedsTransaction => ConnectError::fatal("PostgreSQL: rows needed a transaction"),
         }
     }
-}
 
-pub(crate) fn db_error(e: tokio_postgres::Error) -> ConnectError {
-    classify(e).into_connect()
-}
-
-impl WriteError {
     /// For the kit's bisection: row errors are the data's fault, everything else stops the search.
     pub(crate) fn kind(&self) -> ErrorKind {
         match self {
@@ -81,4 +75,8 @@ impl WriteError {
             WriteError::NeedsTransaction => ErrorKind::Fatal,
         }
     }
+}
+
+pub(crate) fn db_error(e: tokio_postgres::Error) -> ConnectError {
+    classify(e).into_connect()
 }
