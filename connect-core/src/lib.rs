@@ -26,4 +26,4 @@ pub use connector::{
 };
 pub use data::{logical, schemas, Schema, SchemaRef, SchemaType, Struct, Value};
 pub use error::{ConnectError, ErrorKind, Result};
-pub use record::{Header, Headers, OffsetMap, RecordData, SinkRecord, SourceMap, SourceRecord, TimestampType, TopicPartition};
+pub use record::{AckToken, Header, Headers, OffsetMap, RecordData, SinkRecord, SourceMap, SourceRecord, TimestampType, TopicPartition};

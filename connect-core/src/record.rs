@@ -92,11 +92,48 @@ pub struct SourceRecord {
     pub source_partition: Arc<SourceMap>,
     pub source_offset: SourceMap,
     pub data: RecordData,
+    /// The connector's own handle for acknowledging this record upstream (an MQTT packet id, a STOMP ack
+    /// id), handed back untouched in `SourceTask::commit_record`. Never stored, converted or transformed.
+    pub ack: Option<AckToken>,
 }
 
 impl SourceRecord {
     pub fn new(source_partition: Arc<SourceMap>, source_offset: SourceMap, data: RecordData) -> Self {
-        SourceRecord { source_partition, source_offset, data }
+        SourceRecord { source_partition, source_offset, data, ack: None }
+    }
+    /// Attach an acknowledgement handle (see [`AckToken`]).
+    pub fn with_ack(mut self, ack: AckToken) -> Self {
+        self.ack = Some(ack);
+        self
+    }
+}
+
+/// An opaque, typed acknowledgement handle a source task attaches to a record, so it need not hide an ack
+/// id in `source_offset` (which the runtime may store). The runtime only carries it; the task reads it back
+/// with [`AckToken::get`] under the type it put in.
+#[derive(Clone)]
+pub struct AckToken(Arc<dyn std::any::Any + Send + Sync>);
+
+impl AckToken {
+    pub fn new<T: std::any::Any + Send + Sync>(token: T) -> Self {
+        AckToken(Arc::new(token))
+    }
+    /// The token, if it is a `T`.
+    pub fn get<T: std::any::Any>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+}
+
+impl fmt::Debug for AckToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AckToken(..)")
+    }
+}
+
+impl PartialEq for AckToken {
+    /// The same handle, not an equal value: tokens are identities.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 

@@ -5,7 +5,8 @@
 //! (`commit_record`), so a crash redelivers instead of losing; with `mqtt.clean.session.enabled=false` each
 //! task keeps a stable client id, so messages published while the worker was down arrive when it returns.
 //!
-//! Depends on connect-core and rumqttc only; must not depend on a Kafka client or the worker.
+//! Depends on connect-core, connect-kit (push-source channel, backoff) and rumqttc; must not depend on a Kafka
+//! client or the worker.
 
 pub mod config;
 mod source;

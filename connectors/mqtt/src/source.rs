@@ -1,8 +1,9 @@
 //! The MQTT source connector and task.
 //!
-//! A background task drives rumqttc's event loop and hands messages to `poll` through a bounded channel:
-//! when Kafka is slow the channel fills, the event loop stops reading, and TCP pushes back on the broker.
-//! QoS 1/2 messages are acknowledged in `commit_record`, after Kafka took the record.
+//! A background task drives rumqttc's event loop and hands messages to `poll` through the kit's push-source
+//! channel: when Kafka is slow the channel fills, the event loop stops reading, and TCP pushes back on the
+//! broker. QoS 1/2 messages carry their packet id as a typed ack token and are acknowledged in
+//! `commit_record`, after Kafka took the record. Reconnects follow the kit's backoff.
 
 use crate::config::{self, *};
 use bytes::Bytes;
@@ -11,11 +12,19 @@ use connect_core::{
     async_trait, schemas, Config, ConfigDef, ConnectError, Connector, ConnectorContext, RecordData, RecordMetadata, Result,
     SourceConnector, SourceMap, SourceRecord, SourceTask, SourceTaskContext, Value,
 };
+use connect_kit::push_source::{self, PushReceiver, PushSender};
+use connect_kit::{Backoff, BackoffPolicy};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, SubscribeFilter, SubscribeReasonCode, TlsConfiguration, Transport};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::task::JoinHandle;
+
+/// What `commit_record` needs to acknowledge a QoS 1/2 message: carried on the record, not in its offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MqttAck {
+    pkid: u16,
+    qos: QoS,
+}
 
 #[derive(Default)]
 pub struct MqttSourceConnector {
@@ -63,12 +72,10 @@ impl SourceConnector for MqttSourceConnector {
 #[derive(Default)]
 pub struct MqttSourceTask {
     client: Option<AsyncClient>,
-    messages: Option<mpsc::Receiver<Result<Publish>>>,
+    messages: Option<PushReceiver<Publish>>,
     event_loop: Option<JoinHandle<()>>,
     kafka_topic: String,
     qos: u8,
-    max_batch: usize,
-    empty_timeout: Duration,
     /// MQTT has no replayable offsets: one empty partition, which the runtime does not store.
     partition: Arc<SourceMap>,
 }
@@ -126,59 +133,69 @@ fn options_for(uri: &ServerUri, client_id: &str, parsed: &connect_core::ParsedCo
     Ok(options)
 }
 
+/// Reconnects: 100 ms doubling up to 5 s, given up `max.retry.time.ms` after the connection was lost.
+fn reconnect_policy(max_retry: Duration) -> BackoffPolicy {
+    BackoffPolicy::exponential(Duration::from_millis(100), Duration::from_secs(5)).with_max_elapsed(max_retry)
+}
+
 /// Drive the MQTT connection: (re)subscribe on every connect, pass messages on, reconnect with backoff
 /// across the configured brokers, and give up (failing the task) after `max.retry.time.ms` without one.
+/// Ends when the task stops receiving.
 async fn run_event_loop(
     mut event_loop: rumqttc::EventLoop,
     client: AsyncClient,
     all_options: Vec<MqttOptions>,
     filters: Vec<SubscribeFilter>,
     max_retry: Duration,
-    tx: mpsc::Sender<Result<Publish>>,
+    tx: PushSender<Publish>,
 ) {
-    let mut last_connected = Instant::now();
-    let mut backoff = Duration::from_millis(100);
+    let mut reconnect = Backoff::new(reconnect_policy(max_retry));
     let mut broker = 0usize;
     loop {
-        match event_loop.poll().await {
+        let event = tokio::select! {
+            _ = tx.closed() => return, // the task stopped
+            event = event_loop.poll() => event,
+        };
+        match event {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
-                last_connected = Instant::now();
-                backoff = Duration::from_millis(100);
+                reconnect.reset();
                 tracing::info!(session_present = ack.session_present, "connected to the MQTT broker");
                 // A broker that kept our session keeps our subscriptions too; subscribing again is harmless.
                 if let Err(e) = client.try_subscribe_many(filters.clone()) {
-                    let _ = tx.send(Err(ConnectError::fatal("cannot subscribe to the MQTT topics").with_source(e))).await;
+                    tx.fail(ConnectError::fatal("cannot subscribe to the MQTT topics").with_source(e)).await;
                     return;
                 }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
                     let topics: Vec<&str> = filters.iter().map(|f| f.path.as_str()).collect();
-                    let _ = tx.send(Err(ConnectError::fatal(format!("the MQTT broker refused a subscription to {topics:?}")))).await;
+                    tx.fail(ConnectError::fatal(format!("the MQTT broker refused a subscription to {topics:?}"))).await;
                     return;
                 }
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
-                last_connected = Instant::now();
-                if tx.send(Ok(publish)).await.is_err() {
+                if tx.send(publish).await.is_err() {
                     return; // the task stopped
                 }
             }
             Ok(_) => {}
             Err(e) => {
-                if last_connected.elapsed() > max_retry {
-                    let _ = tx
-                        .send(Err(ConnectError::retriable(format!(
+                let Some(delay) = reconnect.next_delay() else {
+                    tx.fail(
+                        ConnectError::retriable(format!(
                             "no connection to an MQTT broker for {} ms (max.retry.time.ms)",
                             max_retry.as_millis()
                         ))
-                        .with_source(e)))
-                        .await;
+                        .with_source(e),
+                    )
+                    .await;
                     return;
+                };
+                tracing::warn!(error = %e, delay_ms = delay.as_millis() as u64, "MQTT connection lost; reconnecting");
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = tokio::time::sleep(delay) => {}
                 }
-                tracing::warn!(error = %e, delay_ms = backoff.as_millis() as u64, "MQTT connection lost; reconnecting");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
                 if all_options.len() > 1 {
                     broker = (broker + 1) % all_options.len();
                     event_loop.mqtt_options = all_options[broker].clone();
@@ -194,12 +211,7 @@ fn now_ms() -> i64 {
 
 impl MqttSourceTask {
     fn record(&self, publish: Publish) -> SourceRecord {
-        let mut offset = SourceMap::new();
-        if publish.qos != QoS::AtMostOnce {
-            // Not stored (the partition is empty); carried so commit_record can acknowledge the message.
-            offset.insert("pkid".into(), publish.pkid.into());
-            offset.insert("qos".into(), (publish.qos as u8).into());
-        }
+        let ack = (publish.qos != QoS::AtMostOnce).then_some(MqttAck { pkid: publish.pkid, qos: publish.qos });
         let mut data = RecordData::new(
             kafka_topic_for(&self.kafka_topic, &publish.topic),
             Some(schemas::optional_bytes()),
@@ -212,7 +224,11 @@ impl MqttSourceTask {
             .add("mqtt.qos", Value::Int32(publish.qos as i32))
             .add("mqtt.retained", Value::Boolean(publish.retain))
             .add("mqtt.duplicate", Value::Boolean(publish.dup));
-        SourceRecord::new(self.partition.clone(), offset, data)
+        let record = SourceRecord::new(self.partition.clone(), SourceMap::new(), data);
+        match ack {
+            Some(ack) => push_source::with_ack(record, ack),
+            None => record,
+        }
     }
 }
 
@@ -228,11 +244,13 @@ impl SourceTask for MqttSourceTask {
         let all_options: Vec<MqttOptions> = uris.iter().map(|u| options_for(u, &client_id, &parsed)).collect::<Result<_>>()?;
         self.qos = parsed.int(QOS) as u8;
         self.kafka_topic = parsed.string(KAFKA_TOPIC);
-        self.max_batch = parsed.int(MAX_BATCH) as usize;
-        self.empty_timeout = Duration::from_millis(parsed.int(EMPTY_TIMEOUT) as u64);
         let filters: Vec<SubscribeFilter> = parsed.list(TOPICS).into_iter().map(|t| SubscribeFilter::new(t, qos_of(self.qos))).collect();
         let (client, event_loop) = AsyncClient::new(all_options[0].clone(), 1024);
-        let (tx, rx) = mpsc::channel(parsed.int(BUFFER_SIZE) as usize);
+        let (tx, rx) = push_source::channel(
+            parsed.int(BUFFER_SIZE) as usize,
+            parsed.int(MAX_BATCH) as usize,
+            Duration::from_millis(parsed.int(EMPTY_TIMEOUT) as u64),
+        );
         let max_retry = Duration::from_millis(parsed.int(MAX_RETRY_TIME) as u64);
         self.event_loop = Some(tokio::spawn(run_event_loop(event_loop, client.clone(), all_options, filters, max_retry, tx)));
         self.client = Some(client);
@@ -243,23 +261,11 @@ impl SourceTask for MqttSourceTask {
 
     async fn poll(&mut self) -> Result<Vec<SourceRecord>> {
         let rx = self.messages.as_mut().ok_or_else(|| ConnectError::fatal("MQTT source task not started"))?;
-        let first = match tokio::time::timeout(self.empty_timeout, rx.recv()).await {
-            Err(_) => return Ok(Vec::new()),
-            Ok(None) => return Err(ConnectError::fatal("the MQTT connection task ended")),
-            Ok(Some(m)) => m?,
-        };
-        let mut publishes = vec![first];
-        while publishes.len() < self.max_batch {
-            match rx.try_recv() {
-                Ok(Ok(p)) => publishes.push(p),
-                Ok(Err(e)) => return Err(e),
-                Err(_) => break,
-            }
-        }
+        let publishes = rx.recv_batch().await?;
         Ok(publishes.into_iter().map(|p| self.record(p)).collect())
     }
 
-    /// `poll` only waits on a channel: dropping it loses nothing. The runtime then acknowledges while
+    /// `poll` only waits on the push-source channel: dropping it loses nothing. The runtime then acknowledges while
     /// `poll` waits, which matters: the broker holds back further messages until we acknowledge.
     fn poll_is_cancel_safe(&self) -> bool {
         true
@@ -267,15 +273,13 @@ impl SourceTask for MqttSourceTask {
 
     /// Kafka has the record (or it was filtered or dead-lettered): acknowledge the message to the broker.
     async fn commit_record(&mut self, record: &SourceRecord, _metadata: Option<&RecordMetadata>) -> Result<()> {
-        let (Some(pkid), Some(qos)) =
-            (record.source_offset.get("pkid").and_then(|v| v.as_u64()), record.source_offset.get("qos").and_then(|v| v.as_u64()))
-        else {
+        let Some(ack) = push_source::ack_of::<MqttAck>(record) else {
             return Ok(()); // QoS 0: nothing to acknowledge
         };
         let Some(client) = &self.client else { return Ok(()) };
-        let topic = record.data.key.as_str().unwrap_or_default();
-        let mut publish = Publish::new(topic, qos_of(qos as u8), Bytes::new());
-        publish.pkid = pkid as u16;
+        // The broker matches an acknowledgement by packet id and QoS only.
+        let mut publish = Publish::new("", ack.qos, Bytes::new());
+        publish.pkid = ack.pkid;
         client.ack(&publish).await.map_err(|e| ConnectError::retriable("cannot acknowledge an MQTT message").with_source(e))
     }
 
@@ -284,14 +288,10 @@ impl SourceTask for MqttSourceTask {
             let _ = client.try_disconnect();
         }
         // Give the event loop a moment to send the acknowledgements and the disconnect.
-        if let Some(handle) = self.event_loop.take() {
-            let _ = tokio::time::timeout(Duration::from_millis(500), async {
-                while !handle.is_finished() {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            })
-            .await;
-            handle.abort();
+        if let Some(mut handle) = self.event_loop.take() {
+            if tokio::time::timeout(Duration::from_millis(500), &mut handle).await.is_err() {
+                handle.abort();
+            }
         }
         self.messages = None;
         Ok(())
@@ -326,7 +326,8 @@ mod tests {
         assert_eq!(r.data.topic, "data_mqtt");
         assert_eq!(r.data.key, Value::String("sockfound".into()));
         assert_eq!(r.data.value, Value::Bytes(Bytes::from_static(br#"{"image":"Google","probability":97.3}"#)));
-        assert_eq!(r.source_offset["pkid"], 7);
+        assert_eq!(push_source::ack_of::<MqttAck>(&r), Some(&MqttAck { pkid: 7, qos: QoS::AtLeastOnce }));
+        assert!(r.source_offset.is_empty(), "the ack id is not an offset");
         assert_eq!(r.data.headers.last("mqtt.qos").unwrap().value, Value::Int32(1));
         assert!(r.source_partition.is_empty(), "no offsets to store for MQTT");
     }

@@ -73,7 +73,7 @@ pub fn def() -> ConfigDef {
         )
         .define(key("connection.user", ConfigType::String, None, "Database user (overrides the URL's)."))
         .define(key("connection.password", ConfigType::Password, None, "Database password (overrides the URL's)."))
-        .define(key("connection.attempts", ConfigType::Int, Some("3"), "Connection attempts before a put fails retriably.").validator(Validator::at_least(1.0)))
+        .define(key("connection.attempts", ConfigType::Int, Some("3"), "Connection attempts before a put fails retriably; each failed one also spends one of max.retries.").validator(Validator::at_least(1.0)))
         .define(key("connection.backoff.ms", ConfigType::Long, Some("10000"), "Wait between connection attempts.").validator(Validator::at_least(0.0)))
         .define(key("dialect.name", ConfigType::String, Some(""), "Accepted for compatibility; only PostgreSqlDatabaseDialect exists."))
         .define(
@@ -92,8 +92,8 @@ pub fn def() -> ConfigDef {
         .define(key("delete.enabled", ConfigType::Boolean, Some("false"), "Tombstones delete the row with the record key (needs pk.mode=record_key)."))
         .define(key("auto.create", ConfigType::Boolean, Some("false"), "CREATE TABLE from the records' fields when the table is missing."))
         .define(key("auto.evolve", ConfigType::Boolean, Some("false"), "ALTER TABLE ADD COLUMN for fields the table lacks."))
-        .define(key("max.retries", ConfigType::Int, Some("10"), "Retries of a batch that fails for a reason other than its rows.").validator(Validator::at_least(0.0)))
-        .define(key("retry.backoff.ms", ConfigType::Int, Some("3000"), "Wait before such a retry.").validator(Validator::at_least(0.0)))
+        .define(key("max.retries", ConfigType::Int, Some("10"), "The retry budget: failures in a row for a reason other than the rows (a failed batch or connection attempt) before the task fails.").validator(Validator::at_least(0.0)))
+        .define(key("retry.backoff.ms", ConfigType::Int, Some("3000"), "Wait before a failed batch is written again.").validator(Validator::at_least(0.0)))
         .define(
             key("quote.sql.identifiers", ConfigType::String, Some("always"), "always: table and column names keep their case; never: Postgres folds them.")
                 .validator(Validator::OneOf(vec!["always", "never"])),

@@ -3,15 +3,27 @@
 //! types, COPY-based batches, bad rows isolated to the DLQ with PostgreSQL's own message, and an exactly-once
 //! option that stores Kafka offsets in the rows' transaction.
 //!
-//! Depends on connect-core and tokio-postgres; it must not depend on a Kafka client or the worker.
+//! Files by concern, the template for new sinks: `connector` (config validation, task configs), `task` (the
+//! `SinkTask`: chunks, reporting, the retry budget), `session` (the connection and what lives in it:
+//! prepared statements, staging tables), `schema` (tables and columns, auto.create / auto.evolve), `write`
+//! (transactions, COPY, bisection of bad rows through `connect_kit::isolate`), `errors` (the rows' fault or
+//! the database's), plus `config`, `dialect`, `binary` and `tls`.
+//!
+//! Depends on connect-core, connect-kit and tokio-postgres; it must not depend on a Kafka client or the worker.
 
 mod binary;
 pub mod config;
+mod connector;
 pub mod dialect;
-mod sink;
+mod errors;
+mod schema;
+mod session;
+mod task;
 mod tls;
+mod write;
 
-pub use sink::{PostgresSinkConnector, PostgresSinkTask};
+pub use connector::PostgresSinkConnector;
+pub use task::PostgresSinkTask;
 
 use connect_core::plugin::ConnectorPlugin;
 use connect_core::{AnyConnector, ConnectorType};
