@@ -215,6 +215,11 @@ impl SinkTaskContext {
         self.lock().assignment.clone()
     }
 
+    /// Runtime side: take only the retry delay asked for by a failing `put`, leaving pause, resume,
+    /// rewind and commit requests for the runtime's loop to apply.
+    pub fn take_timeout(&self) -> Option<Duration> {
+        self.lock().requests.timeout.take()
+    }
     /// Runtime side: take the pending requests.
     pub fn take_requests(&self) -> SinkRequests {
         std::mem::take(&mut self.lock().requests)

@@ -192,6 +192,27 @@ fn sink_def() -> ConfigDef {
             Importance::Medium,
             "Values containing this text are rejected, as a target rejects bad rows",
         ))
+        .define(ConfigKey::new(
+            "retriable.failures.ms",
+            ConfigType::Long,
+            Some("0"),
+            Importance::Low,
+            "For this long after the first put, every put fails with a retriable error (a target that is down)",
+        ))
+        .define(ConfigKey::new(
+            "retry.timeout.ms",
+            ConfigType::Long,
+            Some("300"),
+            Importance::Low,
+            "The delay a failing put asks the runtime for (SinkTaskContext::timeout)",
+        ))
+        .define(ConfigKey::new(
+            "pause.on.retry",
+            ConfigType::Boolean,
+            Some("false"),
+            Importance::Low,
+            "A failing put also pauses every assigned partition (as an HTTP sink pausing on 429 would); they stay paused",
+        ))
 }
 
 /// A sink whose "target" rejects some records: it appends values to a file and reports every value that
@@ -230,6 +251,10 @@ pub struct RejectingSinkTask {
     file: Option<std::fs::File>,
     marker: String,
     context: Option<SinkTaskContext>,
+    failures_for: std::time::Duration,
+    retry_timeout: std::time::Duration,
+    pause_on_retry: bool,
+    first_put: Option<std::time::Instant>,
 }
 
 #[async_trait]
@@ -238,12 +263,25 @@ impl SinkTask for RejectingSinkTask {
         let parsed = sink_def().parse(&config)?;
         self.file = Some(std::fs::OpenOptions::new().create(true).append(true).open(parsed.string("file"))?);
         self.marker = parsed.string("reject.marker");
+        self.failures_for = std::time::Duration::from_millis(parsed.int("retriable.failures.ms").max(0) as u64);
+        self.retry_timeout = std::time::Duration::from_millis(parsed.int("retry.timeout.ms").max(0) as u64);
+        self.pause_on_retry = parsed.boolean("pause.on.retry");
         self.context = Some(context);
         Ok(())
     }
 
     async fn put(&mut self, records: &[SinkRecord]) -> Result<()> {
         use std::io::Write;
+        let first_put = *self.first_put.get_or_insert_with(std::time::Instant::now);
+        if first_put.elapsed() < self.failures_for {
+            if let Some(context) = &self.context {
+                context.timeout(self.retry_timeout);
+                if self.pause_on_retry {
+                    context.pause(&context.assignment());
+                }
+            }
+            return Err(ConnectError::retriable("the target is unavailable (on purpose)"));
+        }
         let reporter = self.context.as_ref().and_then(|c| c.errant_record_reporter());
         let mut out = Vec::new();
         for record in records {

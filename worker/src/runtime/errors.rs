@@ -5,6 +5,7 @@
 //! and counted, and with a DLQ configured it is in the DLQ before its offset can be committed.
 
 use connect_core::{Config, ConnectError, ErrorKind};
+use connect_kit::backoff::{Backoff, BackoffPolicy, Jitter};
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use serde::Serialize;
@@ -295,31 +296,41 @@ impl ErrorHandler {
         }
     }
 
-    /// After a retriable failure at try `started`, `delay` (starting at 300 ms): the time to wait before
-    /// trying again, or `None` when `errors.retry.timeout` is used up (0, the default, allows no retry;
-    /// -1 retries forever). Counts the retry.
-    pub fn next_retry(&self, started: std::time::Instant, delay: &mut Duration) -> Option<Duration> {
-        let wait = *delay;
-        if let Some(limit) = self.policy.retry_timeout {
-            if started.elapsed() + wait > limit {
-                return None;
-            }
-        }
+    /// The schedule of `errors.retry.*` for records (retriable transform errors): doubling from 300 ms up to
+    /// `errors.retry.delay.max.ms`, jittered below the cap once reached, within `errors.retry.timeout`
+    /// (0, the default, allows no retry; -1 retries forever).
+    pub fn record_retries(&self) -> Backoff {
+        let policy = retry_schedule(self.policy.retry_delay_max);
+        Backoff::new(match self.policy.retry_timeout {
+            Some(limit) => policy.with_max_elapsed(limit),
+            None => policy,
+        })
+    }
+
+    /// The schedule for retriable `put` errors: the same delays, but retried forever unless
+    /// `errors.retry.timeout` > 0 bounds them (Kafka Connect redelivers a failing batch until it is written).
+    pub fn put_retries(&self) -> Backoff {
+        let policy = retry_schedule(self.policy.retry_delay_max);
+        Backoff::new(match self.policy.retry_timeout.filter(|t| !t.is_zero()) {
+            Some(limit) => policy.with_max_elapsed(limit),
+            None => policy,
+        })
+    }
+
+    /// After a retriable failure: the time to wait before trying again, or `None` when the budget is spent.
+    /// Counts the retry.
+    pub fn next_retry(&self, backoff: &mut Backoff) -> Option<Duration> {
+        let wait = backoff.next_delay()?;
         TaskMetrics::add(&self.metrics.total_retries, 1);
         TaskMetrics::add(&self.metrics.total_record_failures, 1);
-        *delay = next_delay(wait, self.policy.retry_delay_max);
         Some(wait)
     }
 }
 
-/// Doubling from 300 ms; once at the cap, jittered below it.
-pub fn next_delay(current: Duration, cap: Duration) -> Duration {
-    let doubled = current * 2;
-    if doubled >= cap {
-        cap.mul_f64(0.5 + 0.5 * fastrand::f64())
-    } else {
-        doubled
-    }
+/// Doubling from 300 ms to `cap`; once at the cap, jittered below it (many tasks failing together do not
+/// retry together).
+pub fn retry_schedule(cap: Duration) -> BackoffPolicy {
+    BackoffPolicy::exponential(Duration::from_millis(300), cap).with_jitter(Jitter::WhenCapped(0.5))
 }
 
 fn now_ms() -> u64 {
@@ -367,25 +378,19 @@ mod tests {
     #[test]
     fn retries_within_the_timeout_with_growing_delays() {
         let h = handler(&[("errors.retry.timeout", "2000"), ("errors.retry.delay.max.ms", "1000")]);
-        let started = std::time::Instant::now();
-        let mut delay = Duration::from_millis(300);
-        assert_eq!(h.next_retry(started, &mut delay), Some(Duration::from_millis(300)));
-        assert_eq!(h.next_retry(started, &mut delay), Some(Duration::from_millis(600)));
-        assert_eq!(h.metrics.snapshot().total_retries, 2);
-        let mut late = Duration::from_millis(2500);
-        assert_eq!(h.next_retry(started, &mut late), None, "past errors.retry.timeout");
+        let mut backoff = h.record_retries();
+        assert_eq!(h.next_retry(&mut backoff), Some(Duration::from_millis(300)));
+        assert_eq!(h.next_retry(&mut backoff), Some(Duration::from_millis(600)));
+        let capped = h.next_retry(&mut backoff).unwrap();
+        assert!(capped >= Duration::from_millis(500) && capped <= Duration::from_millis(1000), "{capped:?}");
+        assert_eq!(h.metrics.snapshot().total_retries, 3);
         let none = handler(&[]);
-        assert_eq!(none.next_retry(std::time::Instant::now(), &mut Duration::from_millis(300)), None, "0 means no retries");
+        assert_eq!(none.next_retry(&mut none.record_retries()), None, "0 means no retries");
         let forever = handler(&[("errors.retry.timeout", "-1")]);
-        let long_ago = std::time::Instant::now() - Duration::from_secs(3600);
-        assert!(forever.next_retry(long_ago, &mut Duration::from_millis(300)).is_some());
-    }
-
-    #[test]
-    fn backoff_caps_with_jitter() {
-        let cap = Duration::from_millis(1000);
-        assert_eq!(next_delay(Duration::from_millis(300), cap), Duration::from_millis(600));
-        let d = next_delay(Duration::from_millis(600), cap);
-        assert!(d >= Duration::from_millis(500) && d <= cap);
+        let mut backoff = forever.record_retries();
+        assert!((0..100).all(|_| forever.next_retry(&mut backoff).is_some()));
+        // Puts retry forever unless errors.retry.timeout > 0 bounds them.
+        assert!(none.put_retries().next_delay().is_some());
+        assert_eq!(h.put_retries().policy().max_elapsed, Some(Duration::from_millis(2000)));
     }
 }

@@ -8,6 +8,7 @@
 //! 5-minute cap, so a flapping target is retried often at first and at most every five minutes after.
 
 use connect_core::Config;
+use connect_kit::backoff::{BackoffPolicy, Jitter};
 use std::time::Duration;
 
 pub const ENABLE: &str = "auto.restart.enable";
@@ -57,10 +58,7 @@ impl RestartPolicy {
     /// The delay before restart number `attempt` (1-based): initial × 2^(attempt-1), capped, with ±20%
     /// jitter so many tasks failing together do not restart together.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let base = self.initial.as_secs_f64() * 2f64.powi(attempt.saturating_sub(1).min(30) as i32);
-        let capped = base.min(self.max.as_secs_f64().max(self.initial.as_secs_f64()));
-        let jitter = 0.8 + 0.4 * fastrand::f64();
-        Duration::from_secs_f64(capped * jitter)
+        BackoffPolicy::exponential(self.initial, self.max.max(self.initial)).with_jitter(Jitter::Symmetric(0.2)).delay(attempt)
     }
 
     /// May restart number `attempt` happen?

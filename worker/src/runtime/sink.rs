@@ -10,7 +10,7 @@ use futures::StreamExt;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message, Timestamp};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -106,15 +106,14 @@ pub struct SinkTaskRunner {
     pub max_batch: usize,
     pub cancel: CancellationToken,
     pub status: StatusCell,
-    /// Original bytes of the current batch's records, for the DLQ, kept only when a DLQ is configured.
-    pub originals: Originals,
     /// The connector's PAUSED flag and this task's stop.
     pub pause: PauseGate,
     pub tracked_topics: crate::kafka::TrackedTopics,
 }
 
-/// Original bytes by (topic, partition, offset), shared between the sink loop and its reporter.
-pub type Originals = Arc<Mutex<HashMap<(String, i32, i64), RawRecord>>>;
+/// Original bytes of one batch's records by (topic, partition, offset), for the DLQ; kept with the batch
+/// (only when a DLQ is configured) and lent to the reporter while the batch is in `put`.
+pub type Originals = Arc<HashMap<(String, i32, i64), RawRecord>>;
 
 fn kafka_origin(topic: &str, partition: i32, offset: i64) -> Origin {
     Origin::Kafka { topic: topic.to_string(), partition, offset }
@@ -138,9 +137,17 @@ fn raw_record(message: &BorrowedMessage<'_>) -> RawRecord {
 /// opting in; with `errors.tolerance=none` reporting fails the task, as in Kafka Connect.
 pub struct DeadLetterReporter {
     errors: Arc<ErrorHandler>,
-    originals: Originals,
+    /// The originals of the batch in `put`.
+    originals: Mutex<Originals>,
     /// Records reported so far: a batch's written count is its size less what its `put` reported.
     reported: std::sync::atomic::AtomicU64,
+}
+
+impl DeadLetterReporter {
+    /// The batch about to be put: its records are the ones that may be reported.
+    fn lend(&self, originals: &Originals) {
+        *self.originals.lock().unwrap_or_else(|p| p.into_inner()) = originals.clone();
+    }
 }
 
 #[async_trait::async_trait]
@@ -191,7 +198,7 @@ async fn handle_rebalances(
 
 impl SinkTaskRunner {
     pub async fn run(mut self) -> Result<(), ConnectError> {
-        let reporter = Arc::new(DeadLetterReporter { errors: self.errors.clone(), originals: self.originals.clone(), reported: 0.into() });
+        let reporter = Arc::new(DeadLetterReporter { errors: self.errors.clone(), originals: Mutex::default(), reported: 0.into() });
         let context = SinkTaskContext::new(self.connector.clone(), self.task_id, Some(reporter.clone()));
         self.task.start(context.clone(), self.task_config.clone()).await.map_err(|e| e.context("task start failed"))?;
         let subscription: Vec<String> = match &self.topics_regex {
@@ -224,7 +231,12 @@ impl SinkTaskRunner {
 
     /// Puts each batch while the next one is fetched and converted: a sink waiting on its target (a database
     /// parsing a COPY, an HTTP response) no longer leaves the worker idle. Puts stay strictly in order, one at a
-    /// time, and rebalances, rewinds and commits happen between them.
+    /// time, and rebalances, rewinds, pauses and commits happen between them.
+    ///
+    /// A `put` that fails with a retriable error is redelivered after the delay the task asked for
+    /// (`SinkTaskContext::timeout`) or the backoff's; meanwhile every partition is paused and the consumer
+    /// is still polled, so it stays in its group however long the target is down (Kafka Connect's
+    /// "paused for redelivery"), and the pauses, resumes and rewinds the failing `put` asked for are applied.
     async fn main_loop(
         &mut self,
         context: &SinkTaskContext,
@@ -233,36 +245,41 @@ impl SinkTaskRunner {
     ) -> Result<(), ConnectError> {
         let mut last_commit = Instant::now();
         let mut pending_seeks: OffsetMap = OffsetMap::new();
-        // The next batch to put, converted while the one before it was put.
-        let mut ready: Option<Batch> = None;
+        // Batches fetched and converted, waiting for their `put`, in order.
+        let mut ready: VecDeque<Batch> = VecDeque::new();
+        // The batch whose `put` failed retriably, and when to put it again.
+        let mut redeliver: Option<(Batch, Instant)> = None;
+        let mut put_backoff = self.errors.put_retries();
+        // Partitions the task paused itself: a resume after PAUSED or after a redelivery leaves them paused.
+        let mut task_paused: BTreeSet<TopicPartition> = BTreeSet::new();
         let fetcher = Fetcher {
             connector: self.connector.clone(),
             consumer: self.consumer.clone(),
             pipeline: self.pipeline.clone(),
             errors: self.errors.clone(),
-            originals: self.originals.clone(),
             max_batch: self.max_batch,
             cancel: self.cancel.clone(),
         };
         loop {
-            // The fetch that brought `ready` may have assigned partitions: `open` them before any of their records
+            // The fetch that brought a batch may have assigned partitions: `open` them before any of their records
             // is put (as Kafka Connect does in its rebalance callback). Records of partitions revoked meanwhile, or
             // rewound by the task (in `open` or `put`), are dropped: the new owner or the seek fetches them again.
             let revoked = handle_rebalances(&mut self.rebalances, self.task.as_mut(), &self.tracked_topics, context, positions).await?;
             let requests = context.take_requests();
             pending_seeks.extend(requests.offsets);
-            if let Some(batch) = ready.as_mut() {
+            for batch in ready.iter_mut().chain(redeliver.iter_mut().map(|(b, _)| b)) {
                 batch.retain_partitions(|tp| !revoked.contains(tp) && !pending_seeks.contains_key(tp));
             }
-            if !revoked.is_empty() {
-                // This task will not put those partitions' records again: their DLQ originals can go.
-                self.originals
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .retain(|(topic, partition, _), _| !revoked.iter().any(|tp| tp.partition == *partition && tp.topic == *topic));
-            }
             self.apply_seeks(&mut pending_seeks, positions);
+            task_paused.extend(requests.pause.iter().cloned());
+            for tp in &requests.resume {
+                task_paused.remove(tp);
+            }
             self.pause_resume(&requests.pause, &requests.resume);
+            if redeliver.is_some() {
+                // Waiting to redeliver: fetch nothing new (partitions assigned meanwhile included).
+                self.pause_resume(&context.assignment(), &[]);
+            }
             if requests.commit_requested || last_commit.elapsed() >= self.flush_interval {
                 self.commit(positions, CommitMode::Async).await?;
                 last_commit = Instant::now();
@@ -271,8 +288,7 @@ impl SinkTaskRunner {
             if self.pause.is_paused() {
                 // PAUSED: stop fetching, keep committing; a pause longer than max.poll.interval.ms
                 // makes the consumer leave its group and rejoin on resume (nothing is lost).
-                let assigned = context.assignment();
-                self.pause_resume(&assigned, &[]);
+                self.pause_resume(&context.assignment(), &[]);
                 self.status.set(State::Paused);
                 loop {
                     match self.pause.wait(std::future::pending::<Option<()>>()).await {
@@ -282,77 +298,127 @@ impl SinkTaskRunner {
                         PauseEvent::Work(()) => {}
                     }
                 }
-                let assigned = context.assignment();
-                self.pause_resume(&[], &assigned);
+                if redeliver.is_none() {
+                    self.resume_all_but(context, &task_paused);
+                }
                 self.status.set(State::Running);
                 continue;
             }
             let wait = self.flush_interval.saturating_sub(last_commit.elapsed()).max(Duration::from_millis(10));
-            let fetcher = fetcher.clone();
-            let Some(mut batch) = ready.take().filter(|b| !b.records.is_empty() || !b.consumed.is_empty()) else {
-                match fetcher.fetch(wait).await? {
-                    Fetched::Batch(b) => ready = Some(b),
-                    Fetched::Nothing => {}
-                    Fetched::Stopped => return Ok(()),
+
+            let batch = match redeliver.take() {
+                Some((batch, due)) if Instant::now() < due => {
+                    // Keep polling while waiting: heartbeats, rebalances, and max.poll.interval.ms.
+                    let poll_for = due.saturating_duration_since(Instant::now()).min(wait);
+                    redeliver = Some((batch, due));
+                    match fetcher.clone().fetch(poll_for).await? {
+                        // Fetched before the pause took effect: it goes after the redelivered batch.
+                        Fetched::Batch(b) => ready.push_back(b),
+                        Fetched::Nothing => {}
+                        Fetched::Stopped => return Ok(()), // the failed batch stays uncommitted
+                    }
+                    continue;
                 }
-                continue;
+                Some((batch, _)) => {
+                    self.resume_all_but(context, &task_paused);
+                    batch
+                }
+                None => match ready.pop_front() {
+                    Some(batch) => batch,
+                    None => {
+                        match fetcher.clone().fetch(wait).await? {
+                            Fetched::Batch(b) => ready.push_back(b),
+                            Fetched::Nothing => {}
+                            Fetched::Stopped => return Ok(()),
+                        }
+                        continue;
+                    }
+                },
             };
+            if batch.records.is_empty() && batch.consumed.is_empty() {
+                continue;
+            }
+            let mut batch = batch;
             // Records sent to the DLQ at conversion or transform must be there before their offsets count.
             for delivery in std::mem::take(&mut batch.dead_lettered) {
                 self.errors.confirm(delivery).await?;
             }
+            reporter.lend(&batch.originals);
             let reported_before = reporter.reported.load(std::sync::atomic::Ordering::Relaxed);
-            let put = put_with_retry(
-                self.task.as_mut(),
-                PutScope { connector: &self.connector, task_id: self.task_id, errors: &self.errors, cancel: &self.cancel },
-                context,
-                &batch.records,
-            );
-            // On a task of its own, so that it runs on another thread while this one drives the put.
-            let mut next = tokio::spawn(fetcher.fetch(wait));
-            tokio::pin!(put);
-            let mut fetched = None;
-            let put_done = loop {
-                tokio::select! {
-                    done = &mut put => break done,
-                    f = &mut next, if fetched.is_none() => fetched = Some(f),
-                }
+            let (put_result, next, fetched) = {
+                let put = self.task.put(&batch.records);
+                // On a task of its own, so that it runs on another thread while this one drives the put. One batch
+                // ahead at most: with one already waiting, there is nothing to overlap.
+                let mut next = ready.is_empty().then(|| tokio::spawn(fetcher.clone().fetch(wait)));
+                tokio::pin!(put);
+                let mut fetched = None;
+                let put_result = loop {
+                    tokio::select! {
+                        done = &mut put => break done,
+                        f = async { next.as_mut().expect("guarded").await }, if next.is_some() && fetched.is_none() => fetched = Some(f),
+                    }
+                };
+                (put_result, next, fetched)
             };
             // A fetch still waiting for messages holds none yet (it converts within one poll, without awaiting):
             // aborting it loses nothing. One that finished just before the abort still hands over its batch.
-            let fetched = match fetched {
-                Some(f) => Some(f),
-                None => {
+            let fetched = match (fetched, next) {
+                (Some(f), _) => Some(f),
+                (None, Some(next)) => {
                     next.abort();
                     match next.await {
                         Err(e) if e.is_cancelled() => None,
                         other => Some(other),
                     }
                 }
+                (None, None) => None,
             };
-            let fetched = match fetched {
-                Some(Ok(f)) => Some(f),
-                Some(Err(e)) => Some(Err(ConnectError::fatal(format!("the fetch of the next batch failed: {e}")))),
-                None => None,
-            };
-            if !put_done? {
-                return Ok(()); // stopped mid-retry: the batch stays uncommitted
+            match fetched {
+                Some(Ok(Ok(Fetched::Batch(b)))) => ready.push_back(b),
+                Some(Ok(Ok(Fetched::Nothing))) | None => {}
+                Some(Ok(Ok(Fetched::Stopped))) => {}
+                Some(Ok(Err(e))) => return Err(e),
+                Some(Err(e)) => return Err(ConnectError::fatal(format!("the fetch of the next batch failed: {e}"))),
             }
-            let reported = reporter.reported.load(std::sync::atomic::Ordering::Relaxed) - reported_before;
-            TaskMetrics::add(&self.errors.metrics.records_written, (batch.records.len() as u64).saturating_sub(reported));
-            // The originals of the next batch, converted meanwhile, stay for its `put`.
-            self.originals.lock().unwrap_or_else(|p| p.into_inner()).retain(|(topic, partition, offset), _| {
-                !batch.consumed.iter().any(|(tp, next)| tp.partition == *partition && tp.topic == *topic && offset < next)
-            });
-            for (tp, next) in batch.consumed {
-                positions.insert(tp, next);
-            }
-            match fetched.transpose()? {
-                Some(Fetched::Batch(b)) => ready = Some(b),
-                Some(Fetched::Stopped) => return Ok(()),
-                Some(Fetched::Nothing) | None => {}
+            match put_result {
+                Ok(()) => {
+                    put_backoff.reset();
+                    let reported = reporter.reported.load(std::sync::atomic::Ordering::Relaxed) - reported_before;
+                    TaskMetrics::add(&self.errors.metrics.records_written, (batch.records.len() as u64).saturating_sub(reported));
+                    for (tp, next) in batch.consumed {
+                        positions.insert(tp, next);
+                    }
+                }
+                Err(e) if e.is_retriable() => {
+                    let Some(backoff) = put_backoff.next_delay() else {
+                        let limit = put_backoff.policy().max_elapsed.unwrap_or_default();
+                        return Err(e.context(format!("put kept failing for errors.retry.timeout={} ms", limit.as_millis())));
+                    };
+                    let delay = context.take_timeout().unwrap_or(backoff);
+                    TaskMetrics::add(&self.errors.metrics.total_retries, 1);
+                    tracing::warn!(connector = %self.connector, task = self.task_id, error = %e.chain(), delay_ms = delay.as_millis() as u64, "retriable error from put; redelivering the batch");
+                    self.pause_resume(&context.assignment(), &[]);
+                    redeliver = Some((batch, Instant::now() + delay));
+                }
+                Err(e) => {
+                    let first = batch
+                        .records
+                        .first()
+                        .map(|r| kafka_origin(r.original_topic(), r.original_partition(), r.original_offset()).to_string())
+                        .unwrap_or_default();
+                    return Err(e.context(format!(
+                        "Task threw an uncaught and unrecoverable exception in stage {} (batch starting at {first})",
+                        Stage::TaskPut
+                    )));
+                }
             }
         }
+    }
+
+    /// Resume every assigned partition but those the task paused itself.
+    fn resume_all_but(&self, context: &SinkTaskContext, task_paused: &BTreeSet<TopicPartition>) {
+        let resume: Vec<TopicPartition> = context.assignment().into_iter().filter(|tp| !task_paused.contains(tp)).collect();
+        self.pause_resume(&[], &resume);
     }
 }
 
@@ -372,7 +438,6 @@ struct Fetcher {
     consumer: Arc<SinkConsumer>,
     pipeline: Arc<Pipeline>,
     errors: Arc<ErrorHandler>,
-    originals: Originals,
     max_batch: usize,
     cancel: CancellationToken,
 }
@@ -393,9 +458,14 @@ impl Fetcher {
 
     /// Convert consumed messages; conversion and transform errors go to the error policy.
     fn convert(&self, messages: Vec<rdkafka::error::KafkaResult<BorrowedMessage<'_>>>) -> Result<Batch, ConnectError> {
-        let mut batch = Batch { records: Vec::with_capacity(messages.len()), consumed: Vec::new(), dead_lettered: Vec::new() };
+        let mut batch = Batch {
+            records: Vec::with_capacity(messages.len()),
+            consumed: Vec::new(),
+            dead_lettered: Vec::new(),
+            originals: Arc::default(),
+        };
         let keep_originals = self.errors.policy.dlq_topic.is_some();
-        let mut originals = self.originals.lock().unwrap_or_else(|p| p.into_inner());
+        let mut originals = HashMap::new();
         TaskMetrics::add(&self.errors.metrics.records_read, messages.len() as u64);
         let mut outputs = Vec::new();
         for message in messages {
@@ -495,6 +565,9 @@ impl Fetcher {
                 }
             }
         }
+        if keep_originals {
+            batch.originals = Arc::new(originals);
+        }
         Ok(batch)
     }
 }
@@ -558,61 +631,6 @@ impl SinkTaskRunner {
     }
 }
 
-/// What `put_with_retry` needs of the runner besides the task.
-struct PutScope<'a> {
-    connector: &'a str,
-    task_id: u32,
-    errors: &'a ErrorHandler,
-    cancel: &'a CancellationToken,
-}
-
-/// `put`, redelivering the same batch after a retriable error (as Kafka Connect does), with the
-/// delay the task asked for or an exponential backoff.
-/// Returns `Ok(false)` when the task was stopped before the batch could be written (it is not
-/// committed, so it will be delivered again).
-///
-/// Retries go on forever by default, as in Kafka Connect; `errors.retry.timeout` > 0 bounds them,
-/// after which the task fails (and restarts by the restart policy).
-async fn put_with_retry(
-    task: &mut dyn SinkTask,
-    scope: PutScope<'_>,
-    context: &SinkTaskContext,
-    records: &[SinkRecord],
-) -> Result<bool, ConnectError> {
-    let mut backoff = Duration::from_millis(300);
-    let started = Instant::now();
-    loop {
-        match task.put(records).await {
-            Ok(()) => return Ok(true),
-            Err(e) if e.is_retriable() => {
-                let delay = context.take_requests().timeout.unwrap_or(backoff);
-                if let Some(limit) = scope.errors.policy.retry_timeout.filter(|t| !t.is_zero()) {
-                    if started.elapsed() + delay > limit {
-                        return Err(e.context(format!("put kept failing for errors.retry.timeout={} ms", limit.as_millis())));
-                    }
-                }
-                TaskMetrics::add(&scope.errors.metrics.total_retries, 1);
-                tracing::warn!(connector = %scope.connector, task = scope.task_id, error = %e.chain(), delay_ms = delay.as_millis() as u64, "retriable error from put; redelivering the batch");
-                tokio::select! {
-                    _ = scope.cancel.cancelled() => return Ok(false),
-                    _ = tokio::time::sleep(delay) => {}
-                }
-                backoff = crate::runtime::errors::next_delay(backoff, scope.errors.policy.retry_delay_max);
-            }
-            Err(e) => {
-                let first = records
-                    .first()
-                    .map(|r| kafka_origin(r.original_topic(), r.original_partition(), r.original_offset()).to_string())
-                    .unwrap_or_default();
-                return Err(e.context(format!(
-                    "Task threw an uncaught and unrecoverable exception in stage {} (batch starting at {first})",
-                    Stage::TaskPut
-                )));
-            }
-        }
-    }
-}
-
 struct Batch {
     records: Vec<SinkRecord>,
     /// Next offset per consumed partition (original coordinates), including records that were filtered or
@@ -620,6 +638,8 @@ struct Batch {
     consumed: Vec<(TopicPartition, i64)>,
     /// DLQ deliveries of records that failed conversion or a transform.
     dead_lettered: Vec<rdkafka::producer::DeliveryFuture>,
+    /// The records' original bytes, for the DLQ (empty without one).
+    originals: Originals,
 }
 
 impl Batch {

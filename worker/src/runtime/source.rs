@@ -24,6 +24,7 @@ use crate::runtime::paused::{PauseEvent, PauseGate};
 use crate::runtime::pipeline::Pipeline;
 use crate::runtime::status::{State, StatusCell};
 use crate::store::offsets::{ConnectorOffsetReader, OffsetStore, PendingOffsets};
+use connect_kit::backoff::{Backoff, BackoffPolicy};
 
 /// Records sent but not yet acknowledged, at most. Bounds memory and gives backpressure to `poll`.
 const MAX_IN_FLIGHT: usize = 20_000;
@@ -190,7 +191,8 @@ impl SourceTaskRunner {
 
     async fn main_loop(&mut self, state: &mut InFlight) -> Result<(), ConnectError> {
         let mut last_commit = Instant::now();
-        let mut poll_backoff = Duration::from_millis(300);
+        // Retriable poll errors: doubling from 300 ms to a minute, for as long as they last.
+        let mut poll_backoff = Backoff::new(BackoffPolicy::exponential(Duration::from_millis(300), Duration::from_secs(60)));
         loop {
             while let Some(ack) = state.acks.try_next() {
                 self.handle_ack(state, ack).await?;
@@ -229,16 +231,16 @@ impl SourceTaskRunner {
             };
             let batch = match batch {
                 Ok(b) => {
-                    poll_backoff = Duration::from_millis(300);
+                    poll_backoff.reset();
                     b
                 }
                 Err(e) if e.is_retriable() => {
-                    tracing::warn!(connector = %self.connector, task = self.task_id, error = %e.chain(), delay_ms = poll_backoff.as_millis() as u64, "retriable error from poll; retrying");
+                    let delay = poll_backoff.next_delay().unwrap_or(Duration::from_secs(60));
+                    tracing::warn!(connector = %self.connector, task = self.task_id, error = %e.chain(), delay_ms = delay.as_millis() as u64, "retriable error from poll; retrying");
                     tokio::select! {
                         _ = self.cancel.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(poll_backoff) => {}
+                        _ = tokio::time::sleep(delay) => {}
                     }
-                    poll_backoff = (poll_backoff * 2).min(Duration::from_secs(60));
                     continue;
                 }
                 Err(e) => return Err(e.context(format!("stage {} failed", Stage::TaskPoll))),
@@ -316,12 +318,11 @@ impl SourceTaskRunner {
         record: &SourceRecord,
         outputs: &mut Vec<RecordData>,
     ) -> Result<(), connect_core::transform::TransformError> {
-        let started = Instant::now();
-        let mut delay = Duration::from_millis(300);
+        let mut backoff = errors.record_retries();
         loop {
             outputs.clear();
             match pipeline.transforms.apply(record.data.clone(), outputs) {
-                Err(e) if e.error.is_retriable() => match errors.next_retry(started, &mut delay) {
+                Err(e) if e.error.is_retriable() => match errors.next_retry(&mut backoff) {
                     Some(wait) => tokio::time::sleep(wait).await,
                     None => return Err(e),
                 },

@@ -132,7 +132,6 @@ impl TaskSpec {
                     max_batch,
                     cancel,
                     status,
-                    originals: Arc::default(),
                     pause,
                     tracked_topics: self.topics.clone(),
                 };
