@@ -343,7 +343,7 @@ fn random_rest_sequences_leave_every_connector_as_asked() {
     let run = unique("r");
     let names: Vec<String> = (0..4).map(|i| format!("{run}-{i}")).collect();
     let config_of = |i: usize| -> Value {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             json!({"connector.class": "FileStreamSource", "file": dir.path().join(format!("r{i}.txt")), "topic": topic, "tasks.max": "1"})
         } else {
             json!({"connector.class": "FileStreamSink", "file": dir.path().join(format!("r{i}.out")), "topics": topic})
@@ -404,7 +404,7 @@ fn random_rest_sequences_leave_every_connector_as_asked() {
                 kept_targets[k] = t;
             }
             if rng.u8(..4) == 0 {
-                append(&input, next_line..next_line + 10);
+                append(input, next_line..next_line + 10);
                 next_line += 10;
             }
         } else {
@@ -449,7 +449,7 @@ fn random_rest_sequences_leave_every_connector_as_asked() {
         &format!("all {next_line} lines of the kept pipeline"),
         Duration::from_secs(60),
         || {
-            let mut lines = read_lines(&output);
+            let mut lines = read_lines(output);
             lines.sort();
             lines.dedup();
             (lines.len() >= next_line).then_some(())
@@ -459,15 +459,15 @@ fn random_rest_sequences_leave_every_connector_as_asked() {
             std::fs::write(&log, worker.log_text()).unwrap();
             format!(
                 "{} lines of {next_line} written, {} in topic {kept_topic}; sink status {}; whole log in {}; its tail:\n{}",
-                line_count(&output),
-                topic_count(&kept_topic),
+                line_count(output),
+                topic_count(kept_topic),
                 worker.get(&format!("/connectors/{kept_sink}/status")).1,
                 log.display(),
                 tail(&worker.log_text(), 40)
             )
         },
     );
-    let mut lines = read_lines(&output);
+    let mut lines = read_lines(output);
     lines.sort();
     lines.dedup();
     assert_eq!(lines.len(), next_line, "no line lost, none invented");
