@@ -19,6 +19,8 @@ struct Pki {
     server_p12: PathBuf,
     client_cert: PathBuf,
     client_key: PathBuf,
+    /// The CA certificate as a PKCS12 truststore with password `changeit`.
+    ca_p12: PathBuf,
     /// A client certificate from a CA the worker does not trust.
     rogue_cert: PathBuf,
     rogue_key: PathBuf,
@@ -61,10 +63,15 @@ fn make_pki(dir: &Path) -> Pki {
     store.add_entry("server", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
     let p12 = dir.join("server.p12");
     std::fs::write(&p12, store.writer("changeit").write().unwrap()).unwrap();
+    let mut trust = p12_keystore::KeyStore::new();
+    trust.add_entry("ca", p12_keystore::KeyStoreEntry::Certificate(p12_keystore::Certificate::from_der(ca_cert.der()).unwrap()));
+    let ca_p12 = dir.join("truststore.p12");
+    std::fs::write(&ca_p12, trust.writer("changeit").write().unwrap()).unwrap();
     Pki {
         ca: write("ca.pem", ca_cert.pem()),
         server_keystore: write("server-keystore.pem", format!("{}{}{}", server_key.serialize_pem(), server.pem(), ca_cert.pem())),
         server_p12: p12,
+        ca_p12,
         client_cert: write("client.crt", client.pem()),
         client_key: write("client.key", client_key.serialize_pem()),
         rogue_cert: write("rogue.crt", rogue.pem()),
@@ -154,13 +161,15 @@ fn https_with_required_client_certificates() {
 }
 
 #[test]
-fn pkcs12_keystore_with_the_https_prefix_and_an_http_listener_beside_it() {
+fn pkcs12_stores_requested_client_auth_and_an_http_listener_beside_https() {
     require_broker();
     let dir = tempfile::tempdir().unwrap();
     let pki = make_pki(dir.path());
     let http_port = free_port();
     let https_port = free_port();
     let listeners = format!("http://127.0.0.1:{http_port},https://127.0.0.1:{https_port}");
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "a\n").unwrap();
     let mut setup = WorkerSetup::new(
         dir.path(),
         &[
@@ -171,19 +180,33 @@ fn pkcs12_keystore_with_the_https_prefix_and_an_http_listener_beside_it() {
             ("listeners.https.ssl.keystore.type", "PKCS12"),
             ("listeners.https.ssl.keystore.location", p(&pki.server_p12)),
             ("listeners.https.ssl.keystore.password", "changeit"),
+            ("listeners.https.ssl.client.auth", "requested"),
+            ("listeners.https.ssl.truststore.type", "PKCS12"),
+            ("listeners.https.ssl.truststore.location", p(&pki.ca_p12)),
+            ("listeners.https.ssl.truststore.password", "changeit"),
         ],
     );
     setup.port = http_port;
+    setup.connector("p12-src", json!({"connector.class": "FileStreamSource", "file": input, "topic": unique("e2e-tls-p12")}));
     let worker = setup.start();
-    // (4) The PKCS12 keystore serves HTTPS (no client certificate asked for) ...
-    let (code, status, body) = curl(&["--cacert", p(&pki.ca), &format!("https://127.0.0.1:{https_port}/connectors")]);
+    let url = format!("https://127.0.0.1:{https_port}/connectors");
+    // (4) The PKCS12 keystore serves HTTPS. `requested`: no certificate is let in, a trusted one too ...
+    let (code, status, body) = curl(&["--cacert", p(&pki.ca), &url]);
     assert_eq!((code, status.as_str()), (0, "200"), "{body}\nlog:\n{}", tail(&worker.log_text(), 30));
-    // ... and the http listener serves the same API; the worker id is the first listener's address.
+    let (code, status, _) = curl(&["--cacert", p(&pki.ca), "--cert", p(&pki.client_cert), "--key", p(&pki.client_key), &url]);
+    assert_eq!((code, status.as_str()), (0, "200"));
+    // ... but one the PKCS12 truststore's CA did not sign is refused.
+    let (code, status, _) = curl(&["--cacert", p(&pki.ca), "--cert", p(&pki.rogue_cert), "--key", p(&pki.rogue_key), &url]);
+    assert!(code != 0 && status == "000", "an untrusted client certificate must be refused: curl exit {code}, status {status}");
+    // The http listener serves the same API, and the worker id is the first listener's address.
     let (code, body) = worker.get("/connectors");
-    assert_eq!((code, body), (200, json!([])));
+    assert_eq!((code, body), (200, json!(["p12-src"])));
+    let (code, status) = worker.get("/connectors/p12-src/status");
+    assert_eq!(code, 200);
+    assert_eq!(status["connector"]["worker_id"], format!("127.0.0.1:{http_port}"));
     let (code, out, err) = cli(&["--url", &format!("https://127.0.0.1:{https_port}"), "--cacert", p(&pki.ca), "list"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(worker.log_text().contains(&format!("http://127.0.0.1:{http_port}")), "both listeners are logged");
+    assert!(out.contains("p12-src"), "{out}");
 }
 
 #[test]

@@ -425,7 +425,10 @@ pub async fn serve(listener: tokio::net::TcpListener, router: Router, tls: Optio
         .acceptor(acceptor)
         // A handshake that fails (no or untrusted client certificate, plain HTTP on the https port) ends that
         // connection only; the handler runs on the connection's own task.
-        .accept_error_handler(|peer, error| tracing::info!(peer = ?peer, %error, "REST https: connection refused (TLS handshake failed)"))
+        .accept_error_handler(|peer, error| match peer {
+            Some(peer) => tracing::info!(%peer, %error, "REST https: connection refused (TLS handshake failed)"),
+            None => tracing::info!(%error, "REST https: connection not accepted"),
+        })
         .serve(router.into_make_service())
         .await
 }
