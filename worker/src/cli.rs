@@ -4,7 +4,7 @@
 //! reached. (clap exits 2 on a usage error.)
 
 use serde_json::{json, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_API_ERROR: i32 = 1;
@@ -18,6 +18,43 @@ pub struct ClientOptions {
     pub user: Option<String>,
     pub token: Option<String>,
     pub json: bool,
+    /// PEM CA certificate(s) to trust for an https `url`, instead of the built-in roots (curl's `--cacert`).
+    pub cacert: Option<PathBuf>,
+    /// PEM client certificate (chain) and its private key, for a worker with `ssl.client.auth`.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl ClientOptions {
+    /// The HTTP client these options ask for: rustls, with the given CA and client certificate.
+    fn http_client(&self) -> Result<reqwest::Client, ClientError> {
+        let read = |path: &PathBuf| std::fs::read(path).map_err(|e| ClientError::Input(format!("cannot read {}: {e}", path.display())));
+        let mut builder = reqwest::Client::builder().use_rustls_tls();
+        if let Some(path) = &self.cacert {
+            let certs = reqwest::Certificate::from_pem_bundle(&read(path)?)
+                .map_err(|e| ClientError::Input(format!("--cacert {}: {e}", path.display())))?;
+            if certs.is_empty() {
+                return Err(ClientError::Input(format!("--cacert {}: no PEM certificate", path.display())));
+            }
+            builder = builder.tls_built_in_root_certs(false);
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => {
+                let mut pem = read(cert)?;
+                pem.push(b'\n');
+                pem.extend(read(key)?);
+                let identity = reqwest::Identity::from_pem(&pem)
+                    .map_err(|e| ClientError::Input(format!("--cert {} --key {}: {e}", cert.display(), key.display())))?;
+                builder = builder.identity(identity);
+            }
+            (None, None) => {}
+            _ => return Err(ClientError::Input("--cert and --key go together".into())),
+        }
+        builder.build().map_err(|e| ClientError::Input(format!("cannot set up the HTTP client: {e}")))
+    }
 }
 
 /// A client subcommand.
@@ -83,8 +120,11 @@ impl Client {
 
 /// Run a client subcommand; returns the process exit code.
 pub async fn run(opts: ClientOptions, command: ClientCommand) -> i32 {
-    let client = Client { http: reqwest::Client::new(), opts };
-    match execute(&client, command).await {
+    let result = match opts.http_client() {
+        Ok(http) => execute(&Client { http, opts }, command).await,
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(code) => code,
         Err(ClientError::Unreachable(m)) => {
             eprintln!("error: {m}");

@@ -38,6 +38,15 @@ struct Cli {
     /// Bearer token.
     #[arg(long, global = true, env = "CONNECT_TOKEN")]
     token: Option<String>,
+    /// PEM CA certificate(s) to trust for an https --url (instead of the system's roots).
+    #[arg(long, global = true, env = "CONNECT_CACERT")]
+    cacert: Option<PathBuf>,
+    /// PEM client certificate, for a worker with ssl.client.auth=required (with --key).
+    #[arg(long, global = true, env = "CONNECT_CERT", requires = "key")]
+    cert: Option<PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long, global = true, env = "CONNECT_KEY", requires = "cert")]
+    key: Option<PathBuf>,
     /// Output format of client subcommands.
     #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
     output: Output,
@@ -127,8 +136,15 @@ fn main() -> ExitCode {
         }
     };
     let client = |command: ClientCommand| -> ExitCode {
-        let opts =
-            ClientOptions { url: cli.url.clone(), user: cli.user.clone(), token: cli.token.clone(), json: cli.output == Output::Json };
+        let opts = ClientOptions {
+            url: cli.url.clone(),
+            user: cli.user.clone(),
+            token: cli.token.clone(),
+            json: cli.output == Output::Json,
+            cacert: cli.cacert.clone(),
+            cert: cli.cert.clone(),
+            key: cli.key.clone(),
+        };
         ExitCode::from(runtime.block_on(connect_worker::cli::run(opts, command)) as u8)
     };
     match cli.command {

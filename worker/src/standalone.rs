@@ -7,6 +7,7 @@ use crate::config::{read_config_file, WorkerConfig};
 use crate::control::Herder;
 use crate::kafka::health::HealthCell;
 use crate::registry::Registry;
+use crate::rest::tls::{HttpsConfig, ListenerConfigError, ListenerUrl};
 use crate::runtime::WorkerContext;
 use crate::store::offsets::OffsetStore;
 use std::time::Duration;
@@ -20,6 +21,8 @@ pub enum StartupError {
     WorkerConfig(String),
     #[error(transparent)]
     Offsets(#[from] crate::store::offsets::OffsetStoreError),
+    #[error(transparent)]
+    Listener(#[from] ListenerConfigError),
     #[error("cannot listen on {0}: {1}")]
     Listen(String, std::io::Error),
     #[error("connector state: {0}")]
@@ -32,12 +35,18 @@ pub enum StartupError {
 pub async fn run(worker_file: PathBuf, connector_files: Vec<PathBuf>) -> Result<(), StartupError> {
     let worker = WorkerConfig::from_config(read_config_file(&worker_file)?).map_err(StartupError::WorkerConfig)?;
     let offsets = OffsetStore::open(&worker.offsets_file)?;
-    let listener_url = worker.listeners.first().cloned().unwrap_or_else(|| "http://127.0.0.1:8083".into());
-    let address = listener_url.trim_start_matches("http://").trim_start_matches("https://").to_string();
-    // Kafka Connect's "http://:8083" means every interface; we bind loopback unless told a host.
-    let address = if address.starts_with(':') { format!("127.0.0.1{address}") } else { address };
-    let listener = tokio::net::TcpListener::bind(&address).await.map_err(|e| StartupError::Listen(address.clone(), e))?;
-    let worker_id = listener.local_addr().map(|a| a.to_string()).unwrap_or(address.clone());
+    // Bind every listener before any Kafka connection, so /health answers `starting` from the first moment;
+    // the first listener's bound address is the worker id.
+    let listeners = worker.listeners.iter().map(|url| ListenerUrl::parse(url)).collect::<Result<Vec<_>, _>>()?;
+    let https = if listeners.iter().any(|l| l.https) { Some(HttpsConfig::from_worker(&worker.raw)?) } else { None };
+    let mut bound = Vec::with_capacity(listeners.len());
+    for url in &listeners {
+        let listener = tokio::net::TcpListener::bind(&url.address).await.map_err(|e| StartupError::Listen(url.address.clone(), e))?;
+        let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| url.address.clone());
+        bound.push((url.clone(), local, listener));
+    }
+    let worker_id =
+        bound.first().map(|(_, local, _)| local.clone()).ok_or_else(|| StartupError::WorkerConfig("listeners: no listener".into()))?;
     let health = HealthCell::default();
     let stop_health = CancellationToken::new();
     health.watch_broker(&worker, Duration::from_secs(5), stop_health.clone());
@@ -45,15 +54,20 @@ pub async fn run(worker_file: PathBuf, connector_files: Vec<PathBuf>) -> Result<
     let herder = Herder::new(ctx);
 
     let auth = crate::rest::auth::RestAuth::from_worker(&herder.context().worker.raw).map_err(StartupError::WorkerConfig)?;
-    let server = tokio::spawn({
-        let router = crate::rest::router(herder.clone(), auth);
-        async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::error!(error = %e, "REST server stopped");
+    let router = crate::rest::router(herder.clone(), auth);
+    let mut servers = Vec::with_capacity(bound.len());
+    for (url, local, listener) in bound {
+        let tls = if url.https { https.as_ref().map(|h| h.server.clone()) } else { None };
+        let client_auth = https.as_ref().filter(|_| url.https).map(|h| format!("{:?}", h.client_auth));
+        let listener_url = format!("{}://{local}", url.scheme());
+        tracing::info!(listener = %listener_url, client_auth, "REST server listening");
+        let router = router.clone();
+        servers.push(tokio::spawn(async move {
+            if let Err(e) = crate::rest::tls::serve(listener, router, tls).await {
+                tracing::error!(error = %e, listener = %listener_url, "REST server stopped");
             }
-        }
-    });
-    tracing::info!(listener = %address, "REST server listening");
+        }));
+    }
 
     let restored = herder.restore().await.map_err(|e| StartupError::State(e.to_string()))?;
     if restored > 0 {
@@ -72,7 +86,9 @@ pub async fn run(worker_file: PathBuf, connector_files: Vec<PathBuf>) -> Result<
     stop_health.cancel();
     tracing::info!("shutting down: stopping tasks and committing offsets");
     herder.shutdown().await;
-    server.abort();
+    for server in servers {
+        server.abort();
+    }
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod offsets;
+pub mod tls;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
