@@ -168,7 +168,14 @@ fn websocket_transport_moves_messages() {
         format!("listeners:\n  default:\n    type: ws\n    bind: 127.0.0.1:{port}\nplugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n    allow_anonymous: true\n"),
     )
     .unwrap();
-    let log = std::fs::File::create(dir.path().join("amqtt.log")).unwrap();
+    // amqtt and amqtt_pub log every message at INFO: into files (scripts/test-all puts them under the services
+    // directory of the cache and says where), not into the test output.
+    let logs = std::env::var_os("CONNECT_TEST_SERVICE_LOGS").map(std::path::PathBuf::from).unwrap_or_else(|| dir.path().to_path_buf());
+    std::fs::create_dir_all(&logs).unwrap();
+    let broker_log = logs.join("amqtt-websocket.log");
+    let pub_log = logs.join("amqtt_pub-websocket.log");
+    eprintln!("amqtt logs: {} and {}", broker_log.display(), pub_log.display());
+    let log = std::fs::File::create(&broker_log).unwrap();
     let mut broker =
         std::process::Command::new(bin.join("amqtt")).arg("-c").arg(&config).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
     wait_for("the WebSocket broker", Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok().then_some(()));
@@ -194,16 +201,19 @@ fn websocket_transport_moves_messages() {
     let lines = payloads(0..n);
     let file = dir.path().join("payloads.txt");
     std::fs::write(&file, &lines).unwrap();
+    let pub_out = std::fs::File::create(&pub_log).unwrap();
     let status = std::process::Command::new(bin.join("amqtt_pub"))
         .args(["--url", &url, "-t", "sockfound", "-q", "1", "-f"])
         .arg(&file)
+        .stdout(pub_out.try_clone().unwrap())
+        .stderr(pub_out)
         .status()
         .unwrap();
-    assert!(status.success(), "amqtt_pub failed");
+    assert!(status.success(), "amqtt_pub failed; its log: {}", pub_log.display());
     let records = read_topic(&topic, n, Duration::from_secs(60));
     let _ = broker.kill();
     let _ = broker.wait();
-    assert_eq!(records.len(), n, "worker log:\n{}", tail(&worker.log_text(), 30));
+    assert_eq!(records.len(), n, "amqtt logs: {}, {}; worker log:\n{}", broker_log.display(), pub_log.display(), tail(&worker.log_text(), 30));
     let mut got: Vec<Vec<u8>> = records.iter().map(|r| r.3.clone().unwrap_or_default()).collect();
     got.sort();
     // amqtt_pub -f publishes each line with its newline.
