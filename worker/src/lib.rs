@@ -8,7 +8,7 @@
 //! `rest` (the REST API) → `control` (the herder) → `runtime` (task loops, pipeline, errors, supervisor)
 //! → `kafka` (clients, topic creation, broker health), `store` (offsets and connector state on disk),
 //! `config` (worker and connector configs, config providers), `registry` (the plugins), `logging`.
-//! `standalone` wires them together; `cli` is the REST client behind `connect <command>`.
+//! `standalone` wires them together, `shutdown` bounds the stop after a signal; `cli` is the REST client behind `connect <command>`.
 
 pub mod cli;
 pub mod config;
@@ -18,5 +18,6 @@ pub mod logging;
 pub mod registry;
 pub mod rest;
 pub mod runtime;
+pub mod shutdown;
 pub mod standalone;
 pub mod store;

@@ -23,6 +23,8 @@ pub enum StartupError {
     Offsets(#[from] crate::store::offsets::OffsetStoreError),
     #[error(transparent)]
     Listener(#[from] ListenerConfigError),
+    #[error("cannot install the stop-signal handlers: {0}")]
+    Signals(std::io::Error),
     #[error("cannot listen on {0}: {1}")]
     Listen(String, std::io::Error),
     #[error("connector state: {0}")]
@@ -34,6 +36,7 @@ pub enum StartupError {
 /// Run a standalone worker until SIGINT or SIGTERM; then stop every task, commit, and return.
 pub async fn run(worker_file: PathBuf, connector_files: Vec<PathBuf>) -> Result<(), StartupError> {
     let worker = WorkerConfig::from_config(read_config_file(&worker_file)?).map_err(StartupError::WorkerConfig)?;
+    let stop_requested = crate::shutdown::install(worker.shutdown_timeout).map_err(StartupError::Signals)?;
     let offsets = OffsetStore::open(&worker.offsets_file)?;
     // Bind every listener before any Kafka connection, so /health answers `starting` from the first moment;
     // the first listener's bound address is the worker id.
@@ -82,7 +85,7 @@ pub async fn run(worker_file: PathBuf, connector_files: Vec<PathBuf>) -> Result<
     }
 
     health.started();
-    wait_for_signal().await;
+    let _ = stop_requested.await;
     stop_health.cancel();
     tracing::info!("shutting down: stopping tasks and committing offsets");
     herder.shutdown().await;
@@ -90,14 +93,4 @@ pub async fn run(worker_file: PathBuf, connector_files: Vec<PathBuf>) -> Result<
         server.abort();
     }
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }

@@ -64,6 +64,9 @@ pub struct WorkerConfig {
     pub offset_flush_interval: Duration,
     pub listeners: Vec<String>,
     pub task_shutdown_timeout: Duration,
+    /// `worker.shutdown.timeout.ms` (connect-rs): after a stop signal the process exits within this, whatever
+    /// state Kafka or a target is in (default: the task timeout + 10 s).
+    pub shutdown_timeout: Duration,
     /// `config.providers`: resolves `${provider:path:key}` in connector configs (and in this config).
     pub providers: ConfigTransformer,
 }
@@ -94,6 +97,10 @@ impl WorkerConfig {
             offset_flush_interval: ms("offset.flush.interval.ms", 60_000)?,
             listeners: connect_core::config::parse_list(raw.get("listeners").map(String::as_str).unwrap_or("http://127.0.0.1:8083")),
             task_shutdown_timeout: ms("task.shutdown.graceful.timeout.ms", 5_000)?,
+            shutdown_timeout: ms(
+                "worker.shutdown.timeout.ms",
+                ms("task.shutdown.graceful.timeout.ms", 5_000)?.as_millis() as u64 + 10_000,
+            )?,
             providers,
             raw,
         })
