@@ -213,7 +213,14 @@ fn websocket_transport_moves_messages() {
     let records = read_topic(&topic, n, Duration::from_secs(60));
     let _ = broker.kill();
     let _ = broker.wait();
-    assert_eq!(records.len(), n, "amqtt logs: {}, {}; worker log:\n{}", broker_log.display(), pub_log.display(), tail(&worker.log_text(), 30));
+    assert_eq!(
+        records.len(),
+        n,
+        "amqtt logs: {}, {}; worker log:\n{}",
+        broker_log.display(),
+        pub_log.display(),
+        tail(&worker.log_text(), 30)
+    );
     let mut got: Vec<Vec<u8>> = records.iter().map(|r| r.3.clone().unwrap_or_default()).collect();
     got.sort();
     // amqtt_pub -f publishes each line with its newline.
