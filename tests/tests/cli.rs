@@ -29,7 +29,10 @@ fn client_subcommands_and_exit_codes() {
 
     let (code, out, _) = connect(port, &["list"]);
     assert_eq!(code, 0);
-    assert!(out.lines().next().unwrap().starts_with("NAME"), "{out}");
+    // The worker's own health first (Kafka reachable or not), then the connectors.
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("worker: healthy"), "{out}");
+    assert!(lines.next().unwrap().starts_with("NAME"), "{out}");
     assert!(out.contains("cli-flaky") && out.contains("0/1") && out.contains("failed"), "{out}");
     let (code, out, _) = connect(port, &["status", "cli-flaky"]);
     assert_eq!(code, 0);

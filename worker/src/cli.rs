@@ -116,6 +116,18 @@ impl Client {
     async fn get(&self, path: &str) -> Result<Value, ClientError> {
         Ok(self.call(reqwest::Method::GET, path, None).await?.1)
     }
+    /// The worker's own health line (`/health`: 500 when Kafka is unreachable, 503 while starting), so a
+    /// table of healthy connectors never hides a worker that cannot reach its cluster.
+    async fn worker_health(&self) -> String {
+        match self.call(reqwest::Method::GET, "/health", None).await {
+            Ok((_, v)) => format!("worker: {}", v["status"].as_str().unwrap_or("healthy")),
+            Err(ClientError::Api(code, message)) => {
+                let state = if code == 503 { "starting" } else { "unhealthy" };
+                format!("worker: {state} ({message})")
+            }
+            Err(ClientError::Unreachable(message) | ClientError::Input(message)) => format!("worker: unknown ({message})"),
+        }
+    }
 }
 
 /// Run a client subcommand; returns the process exit code.
@@ -164,6 +176,7 @@ async fn execute(c: &Client, command: ClientCommand) -> Result<i32, ClientError>
             if c.opts.json {
                 out(&all);
             } else {
+                println!("{}", c.worker_health().await);
                 print_connector_table(&all);
             }
         }
@@ -172,6 +185,7 @@ async fn execute(c: &Client, command: ClientCommand) -> Result<i32, ClientError>
             if c.opts.json {
                 out(&s);
             } else {
+                println!("{}", c.worker_health().await);
                 print_status(&s);
             }
         }
@@ -180,6 +194,7 @@ async fn execute(c: &Client, command: ClientCommand) -> Result<i32, ClientError>
             if c.opts.json {
                 out(&all);
             } else {
+                println!("{}", c.worker_health().await);
                 for (_, v) in all.as_object().into_iter().flatten() {
                     print_status(&v["status"]);
                     println!();
@@ -354,7 +369,8 @@ fn print_status(s: &Value) {
     for t in s["tasks"].as_array().into_iter().flatten() {
         println!(
             "  {:<5} {:<11} {:<9} {}",
-            t["id"],
+            // A JSON value's Display ignores widths: print the number itself so the columns line up.
+            t["id"].as_u64().unwrap_or(0),
             t["state"].as_str().unwrap_or(""),
             t["restart_count"].as_u64().unwrap_or(0),
             t["trace"].as_str().and_then(|tr| tr.lines().next()).unwrap_or("")
