@@ -112,7 +112,8 @@ impl Actor {
     }
 
     /// Apply changes one at a time until every handle is gone. A change that panics is logged and its
-    /// caller gets an error; the owner goes on with the next.
+    /// caller gets an error; the owner goes on with the next. Each change publishes the view before its
+    /// caller is answered (`Herder::apply`); automatic restarts are published here.
     pub async fn run(mut self, mut queue: mpsc::UnboundedReceiver<Job>) {
         while let Some(job) = queue.recv().await {
             if AssertUnwindSafe(job(&mut self)).catch_unwind().await.is_err() {
@@ -122,7 +123,7 @@ impl Actor {
         }
     }
 
-    fn publish(&self) {
+    pub(super) fn publish(&self) {
         self.view.publish(self.connectors.iter().map(|(name, e)| (name.clone(), e.view())).collect());
     }
 

@@ -75,7 +75,10 @@ impl Herder {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |actor| {
             Box::pin(async move {
-                let _ = reply.send(change(actor).await);
+                let result = change(actor).await;
+                // Publish before answering: a read sent after the answer must see the change.
+                actor.publish();
+                let _ = reply.send(result);
             })
         });
         self.jobs.send(job).map_err(|_| HerderError::Conflict("The worker is shutting down".into()))?;
