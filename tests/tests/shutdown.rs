@@ -41,7 +41,13 @@ fn with_the_broker_gone_a_stop_signal_ends_the_worker_within_its_bound() {
         .connector("bounded-source", json!({"connector.class": "FileStreamSource", "file": input, "topic": topic}))
         .connector("bounded-sink", json!({"connector.class": "FileStreamSink", "file": output, "topics": topic}));
     let mut worker = setup.start();
-    wait_for("the pipeline running", Duration::from_secs(60), || (line_count(&output) >= 200).then_some(()));
+    // The FileStreamSink flushes its file at commits (every 60 s here), so watch the topic, then give the
+    // sink time to consume it.
+    wait_for("200 records in the topic", Duration::from_secs(60), || (topic_count_at(&bootstrap, &topic) >= 200).then_some(()));
+    wait_for("the sink running", Duration::from_secs(30), || {
+        (worker.get("/connectors/bounded-sink/status").1["tasks"][0]["state"] == "RUNNING").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(8));
 
     broker.kill();
     // Let the clients notice, and give the sink something it cannot commit.
