@@ -211,7 +211,7 @@ impl Actor {
             Some(existing) => (false, existing.target, existing.topic_list()),
         };
         if let Some(mut old) = self.connectors.remove(&name) {
-            self.stop_connector(&name, &mut old).await;
+            stop_connector_entry(&name, &mut old, self.grace()).await;
         }
         self.insert_and_start(&name, config, target, topics).await;
         self.persist()?;
@@ -265,7 +265,7 @@ impl Actor {
     pub async fn delete(&mut self, name: &str) -> Result<(), HerderError> {
         self.entry(name)?;
         let mut entry = self.connectors.remove(name).expect("checked above");
-        self.stop_connector(name, &mut entry).await;
+        stop_connector_entry(name, &mut entry, self.grace()).await;
         self.persist()
     }
 
@@ -463,10 +463,6 @@ impl Actor {
         };
         let shown_config = connect_core::config_provider::unresolve(&task_config, &entry.config, &entry.resolved);
         TaskHandle::spawn(spec, shown_config)
-    }
-
-    async fn stop_connector(&self, name: &str, entry: &mut ConnectorEntry) {
-        stop_connector_entry(name, entry, self.grace()).await;
     }
 }
 

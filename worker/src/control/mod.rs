@@ -119,11 +119,6 @@ impl Herder {
         Ok(name)
     }
 
-    /// Validate and start a connector. The config must contain `name`.
-    pub async fn create(&self, config: Config) -> Result<ConnectorInfo, HerderError> {
-        self.create_in_state(config, TargetState::Running).await
-    }
-
     /// Create a connector in `target` state (`initial_state` of `POST /connectors`).
     pub async fn create_in_state(&self, config: Config, target: TargetState) -> Result<ConnectorInfo, HerderError> {
         let name = self.check_config(&config)?;

@@ -306,39 +306,32 @@ impl SinkTaskRunner {
             }
             let wait = self.flush_interval.saturating_sub(last_commit.elapsed()).max(Duration::from_millis(10));
 
-            let batch = match redeliver.take() {
-                Some((batch, due)) if Instant::now() < due => {
-                    // Keep polling while waiting: heartbeats, rebalances, and max.poll.interval.ms.
-                    let poll_for = due.saturating_duration_since(Instant::now()).min(wait);
-                    redeliver = Some((batch, due));
-                    match fetcher.clone().fetch(poll_for).await? {
-                        // Fetched before the pause took effect: it goes after the redelivered batch.
-                        Fetched::Batch(b) => ready.push_back(b),
-                        Fetched::Nothing => {}
-                        Fetched::Stopped => return Ok(()), // the failed batch stays uncommitted
-                    }
-                    continue;
+            // Waiting to redeliver, or nothing fetched yet: poll (heartbeats, rebalances, max.poll.interval.ms)
+            // and go round again.
+            let due_in = redeliver.as_ref().map(|(_, due)| due.saturating_duration_since(Instant::now()));
+            let nothing_to_put = match due_in {
+                Some(left) => !left.is_zero(),
+                None => ready.is_empty(),
+            };
+            if nothing_to_put {
+                match fetcher.clone().fetch(due_in.unwrap_or(wait).min(wait)).await? {
+                    // While a batch waits for redelivery this was fetched before the pause took effect: it goes after.
+                    Fetched::Batch(b) => ready.push_back(b),
+                    Fetched::Nothing => {}
+                    Fetched::Stopped => return Ok(()), // a failed batch stays uncommitted
                 }
+                continue;
+            }
+            let mut batch = match redeliver.take() {
                 Some((batch, _)) => {
                     self.resume_all_but(context, &task_paused);
                     batch
                 }
-                None => match ready.pop_front() {
-                    Some(batch) => batch,
-                    None => {
-                        match fetcher.clone().fetch(wait).await? {
-                            Fetched::Batch(b) => ready.push_back(b),
-                            Fetched::Nothing => {}
-                            Fetched::Stopped => return Ok(()),
-                        }
-                        continue;
-                    }
-                },
+                None => ready.pop_front().expect("checked above"),
             };
             if batch.records.is_empty() && batch.consumed.is_empty() {
                 continue;
             }
-            let mut batch = batch;
             // Records sent to the DLQ at conversion or transform must be there before their offsets count.
             for delivery in std::mem::take(&mut batch.dead_lettered) {
                 self.errors.confirm(delivery).await?;
