@@ -4,6 +4,8 @@
 //! Nothing here fakes a service: a test that cannot reach its broker fails with a message saying how
 //! to start it.
 
+pub mod http_target;
+
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;

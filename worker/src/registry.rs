@@ -19,6 +19,7 @@ impl Default for Registry {
                 .into_iter()
                 .chain(connect_mqtt::plugins())
                 .chain(connect_postgres::plugins())
+                .chain(connect_http::plugins())
                 .chain(connect_testing::plugins())
                 .collect(),
             converters: builtin_converters(),

@@ -1,0 +1,126 @@
+//! http-bench: how fast the HTTP sink posts records from Kafka to a local server, against a plain async client
+//! (reqwest) posting the same bodies to the same server with the same number of requests in flight, in the
+//! same run. Batches of 1 (the Telegram alert config) and of 100 (JSON arrays).
+//!
+//! Usage: http-bench [N] (records per run for batches of 1; ten times that for batches of 100; default 20,000).
+//! Needs tansu on 127.0.0.1:9092 (`scripts/bench http` starts it).
+
+use connect_e2e::http_target::{ok, HttpTarget};
+use connect_e2e::*;
+use futures::stream::{self, StreamExt};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+struct Case {
+    label: &'static str,
+    records: usize,
+    batch: usize,
+    in_flight: usize,
+}
+
+fn value(i: usize) -> String {
+    json!({"MESSAGE": format!("Train {i} is late by {} minutes at LEEDS", i % 60)}).to_string()
+}
+
+/// The body the sink sends for records `range` with this case's config.
+fn body(case: &Case, range: std::ops::Range<usize>) -> String {
+    if case.batch == 1 {
+        let i = range.start;
+        format!(r#"{{"chat_id":"-364377679","parse_mode": "markdown","text":"Train {i} is late by {} minutes at LEEDS"}}"#, i % 60)
+    } else {
+        format!("[{}]", range.map(value).collect::<Vec<_>>().join(","))
+    }
+}
+
+/// The limit: the same bodies posted by a plain reqwest client, `in_flight` at a time. Records per second.
+fn plain(case: &Case, url: &str) -> f64 {
+    let bodies: Vec<String> = (0..case.records).step_by(case.batch).map(|s| body(case, s..(s + case.batch).min(case.records))).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        let ok = stream::iter(bodies)
+            .map(|b| {
+                let client = client.clone();
+                async move {
+                    let response = client.post(url).header("content-type", "application/json").body(b).send().await.expect("post");
+                    response.bytes().await.is_ok()
+                }
+            })
+            .buffered(case.in_flight)
+            .filter(|ok| std::future::ready(*ok))
+            .count()
+            .await;
+        assert_eq!(ok, case.records.div_ceil(case.batch));
+        case.records as f64 / started.elapsed().as_secs_f64()
+    })
+}
+
+/// The sink: records in a topic, the connector posting them. From the first delivery to the last (the consumer
+/// group join is not throughput). Records per second.
+fn sink(case: &Case, target: &HttpTarget, path: &str, dir: &std::path::Path) -> f64 {
+    let topic = unique("http_bench");
+    let records: Vec<TestRecord> =
+        (0..case.records).map(|i| (Some(format!("train-{i}").into_bytes()), Some(value(i).into_bytes()), vec![])).collect();
+    produce(&topic, &records);
+    drop(records);
+    let mut config = json!({
+        "connector.class": "io.confluent.connect.http.HttpSinkConnector",
+        "http.api.url": target.url(path),
+        "topics": topic,
+        "headers": "Content-Type: application/json",
+        "max.in.flight.requests": case.in_flight.to_string(),
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.schemas.enable": "false",
+    });
+    if case.batch == 1 {
+        config = merge_json(
+            config,
+            json!({"batch.max.size": "1", "batch.prefix": "{\"chat_id\":\"-364377679\",\"parse_mode\": \"markdown\",", "batch.suffix": "}",
+                   "regex.patterns": ".*\\{MESSAGE=(.*)\\}.*", "regex.replacements": "\"text\":\"$1\""}),
+        );
+    } else {
+        config = merge_json(
+            config,
+            json!({"batch.max.size": case.batch.to_string(), "request.body.format": "json", "batch.json.as.array": "true"}),
+        );
+    }
+    let work = dir.join(path.trim_start_matches('/'));
+    std::fs::create_dir_all(&work).unwrap();
+    let mut setup = WorkerSetup::new(&work, &[]);
+    let name = unique("bench-http");
+    setup.connector(&name, config);
+    let mut worker = setup.start();
+    let calls_at = |p: &str| target.count(p);
+    let requests = case.records.div_ceil(case.batch);
+    let first = wait_for("the first request", Duration::from_secs(120), || (calls_at(path) > 0).then(Instant::now));
+    let first_calls = calls_at(path);
+    wait_for("every request", Duration::from_secs(1800), || (calls_at(path) >= requests).then_some(()));
+    let secs = first.elapsed().as_secs_f64() * requests as f64 / (requests - first_calls.min(requests - 1)) as f64;
+    let (_, metrics) = worker.get(&format!("/connectors/{name}/metrics"));
+    let rss = memory_kib(worker.pid()).map(|(rss, _)| rss);
+    worker.stop();
+    let bodies_ok = target.calls().iter().filter(|c| c.path == path).all(|c| c.status == 200);
+    assert!(bodies_ok);
+    eprintln!("  {}: worker RSS {} KiB, task metrics {}", case.label, rss.unwrap_or(0), metrics["tasks"][0]);
+    case.records as f64 / secs
+}
+
+fn main() {
+    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let target = HttpTarget::with_responder(|_, _| ok());
+    let cases = [
+        Case { label: "batch.max.size=1, 1 in flight", records: n, batch: 1, in_flight: 1 },
+        Case { label: "batch.max.size=1, 8 in flight", records: n, batch: 1, in_flight: 8 },
+        Case { label: "batch.max.size=100, 1 in flight", records: n * 10, batch: 100, in_flight: 1 },
+    ];
+    println!("{:<36} {:>14} {:>14} {:>7}", "case", "plain rec/s", "sink rec/s", "ratio");
+    for (i, case) in cases.iter().enumerate() {
+        let limit = plain(case, &target.url(&format!("/plain{i}")));
+        let ours = sink(case, &target, &format!("/sink{i}"), dir.path());
+        println!("{:<36} {:>14.0} {:>14.0} {:>7.2}", case.label, limit, ours, ours / limit);
+    }
+    println!("(aim: ratio >= 0.8; both post the same bodies to the same local server)");
+}
