@@ -121,8 +121,8 @@ pub enum Validator {
     NonEmptyString,
     /// A list with at least one item.
     NonEmptyList,
-    /// Anything else.
-    Custom(CustomCheck),
+    /// Anything else, with what it accepts in words for the docs (see [`Validator::described`]).
+    Custom { check: CustomCheck, description: Option<String> },
 }
 
 impl fmt::Debug for Validator {
@@ -132,7 +132,7 @@ impl fmt::Debug for Validator {
             Validator::OneOf(v) => write!(f, "OneOf({v:?})"),
             Validator::NonEmptyString => f.write_str("NonEmptyString"),
             Validator::NonEmptyList => f.write_str("NonEmptyList"),
-            Validator::Custom(_) => f.write_str("Custom"),
+            Validator::Custom { description, .. } => write!(f, "Custom({description:?})"),
         }
     }
 }
@@ -145,7 +145,30 @@ impl Validator {
         Validator::Range { min: Some(min), max: Some(max) }
     }
     pub fn custom(f: impl Fn(&ConfigValue) -> Result<(), String> + Send + Sync + 'static) -> Self {
-        Validator::Custom(Arc::new(f))
+        Validator::Custom { check: Arc::new(f), description: None }
+    }
+    /// Say in words what a custom check accepts, for [`Validator::valid_values`] and so for the generated
+    /// reference docs. The built-in validators describe themselves; this does nothing for them.
+    pub fn described(self, text: &str) -> Self {
+        match self {
+            Validator::Custom { check, .. } => Validator::Custom { check, description: Some(text.to_string()) },
+            other => other,
+        }
+    }
+
+    /// The valid values, as Kafka's config docs show them (its `Validator.toString()`): `[1,...]`,
+    /// `[0,...,100]`, `[insert, upsert]`, `non-empty string`; `None` for a custom check nobody described.
+    pub fn valid_values(&self) -> Option<String> {
+        match self {
+            Validator::Range { min: Some(min), max: Some(max) } => Some(format!("[{},...,{}]", fmt_num(*min), fmt_num(*max))),
+            Validator::Range { min: Some(min), max: None } => Some(format!("[{},...]", fmt_num(*min))),
+            Validator::Range { min: None, max: Some(max) } => Some(format!("[...,{}]", fmt_num(*max))),
+            Validator::Range { min: None, max: None } => None,
+            Validator::OneOf(allowed) => Some(format!("[{}]", allowed.join(", "))),
+            Validator::NonEmptyString => Some("non-empty string".to_string()),
+            Validator::NonEmptyList => Some("non-empty list".to_string()),
+            Validator::Custom { description, .. } => description.clone(),
+        }
     }
 
     fn check(&self, name: &str, value: &ConfigValue, raw: &str) -> Result<(), String> {
@@ -197,7 +220,7 @@ impl Validator {
                 ConfigValue::List(l) if l.is_empty() => Err(format!("Invalid value {raw} for configuration {name}: List may not be empty")),
                 _ => Ok(()),
             },
-            Validator::Custom(f) => f(value).map_err(|e| format!("Invalid value {raw} for configuration {name}: {e}")),
+            Validator::Custom { check, .. } => check(value).map_err(|e| format!("Invalid value {raw} for configuration {name}: {e}")),
         }
     }
 }

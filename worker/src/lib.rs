@@ -8,11 +8,13 @@
 //! `rest` (the REST API) → `control` (the herder) → `runtime` (task loops, pipeline, errors, supervisor)
 //! → `kafka` (clients, topic creation, broker health), `store` (offsets and connector state on disk),
 //! `config` (worker and connector configs, config providers), `registry` (the plugins), `logging`.
-//! `standalone` wires them together, `shutdown` bounds the stop after a signal; `cli` is the REST client behind `connect <command>`.
+//! `standalone` wires them together, `shutdown` bounds the stop after a signal; `cli` is the REST client behind `connect <command>`;
+//! `docs` renders the plugin reference (`connect plugins --docs`).
 
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod docs;
 pub mod kafka;
 pub mod logging;
 pub mod registry;

@@ -104,10 +104,14 @@ enum Command {
         #[command(subcommand)]
         action: OffsetsAction,
     },
-    /// List installed plugins (--all: converters, transforms and predicates too)
+    /// List installed plugins (--all: converters, transforms and predicates too), or with --docs DIR write
+    /// the plugin reference (a Markdown page per connector, from its config definition) into DIR
     Plugins {
         #[arg(long)]
         all: bool,
+        /// Write the plugin reference into DIR (the repository's is docs/connectors) instead of asking a worker
+        #[arg(long, value_name = "DIR")]
+        docs: Option<PathBuf>,
     },
 }
 
@@ -177,6 +181,18 @@ fn main() -> ExitCode {
             OffsetsAction::Alter { name, file } => ClientCommand::OffsetsAlter { name: name.clone(), file: file.clone() },
             OffsetsAction::Reset { name } => ClientCommand::OffsetsReset { name: name.clone() },
         }),
-        Command::Plugins { all } => client(ClientCommand::Plugins { all }),
+        Command::Plugins { docs: Some(ref dir), .. } => {
+            match connect_worker::docs::write(&connect_worker::registry::Registry::default(), dir) {
+                Ok(files) => {
+                    files.iter().for_each(|f| println!("{}", f.display()));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: cannot write the plugin reference into {}: {e}", dir.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Plugins { all, docs: None } => client(ClientCommand::Plugins { all }),
     }
 }

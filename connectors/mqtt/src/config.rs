@@ -97,7 +97,8 @@ pub fn def() -> ConfigDef {
                 ConfigValue::List(l) if l.is_empty() => Err("at least one server URI is required".into()),
                 ConfigValue::List(l) => l.iter().try_for_each(|u| parse_uri(u).map(|_| ())),
                 _ => Ok(()),
-            }))
+            })
+            .described("non-empty list of tcp://, ssl://, ws:// or wss:// URIs"))
             .group("Connection", 1),
         )
         .define(
@@ -114,7 +115,8 @@ pub fn def() -> ConfigDef {
                     None => Ok(()),
                 },
                 _ => Ok(()),
-            }))
+            })
+            .described("non-empty list of MQTT topic filters"))
             .group("Source", 1),
         )
         .define(

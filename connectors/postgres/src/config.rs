@@ -69,7 +69,8 @@ pub fn def() -> ConfigDef {
             .validator(Validator::custom(|v| match v {
                 connect_core::config::ConfigValue::String(s) => parse_url(s).map(|_| ()),
                 _ => Ok(()),
-            })),
+            })
+            .described("jdbc:postgresql:// or postgres:// URL")),
         )
         .define(key("connection.user", ConfigType::String, None, "Database user (overrides the URL's)."))
         .define(key("connection.password", ConfigType::Password, None, "Database password (overrides the URL's)."))
