@@ -132,6 +132,7 @@ fn one_of_any_case(allowed: &'static [&'static str]) -> Validator {
         ConfigValue::String(s) => Err(format!("{s:?} is not one of {}", allowed.join(", "))),
         _ => Ok(()),
     })
+    .described(&format!("[{}] (any case)", allowed.join(", ")))
 }
 
 pub fn def() -> ConfigDef {
@@ -183,10 +184,13 @@ pub fn def() -> ConfigDef {
                 Some(DEFAULT_RETRY_CODES),
                 "Statuses retried: codes and ranges, e.g. 404,408,500- (500 and above). Others fail the records at once.",
             )
-            .validator(Validator::custom(|v| match v {
-                ConfigValue::String(s) => StatusCodes::parse(s).map(|_| ()),
-                _ => Ok(()),
-            })),
+            .validator(
+                Validator::custom(|v| match v {
+                    ConfigValue::String(s) => StatusCodes::parse(s).map(|_| ()),
+                    _ => Ok(()),
+                })
+                .described("status codes and ranges, comma-separated (`429`, `500-599`, `500-`)"),
+            ),
         )
         .define(
             key(MAX_RETRIES, ConfigType::Int, Some("5"), "Retries of a failing request before behavior.on.error decides.")

@@ -180,13 +180,16 @@ pub fn config_def() -> ConfigDef {
     let key = |name: &str, kind, default: Option<&str>, doc: &str| ConfigKey::new(name, kind, default, Importance::Medium, doc);
     ConfigDef::new()
         .define(ConfigKey::required(API_URL, ConfigType::String, Importance::High, "The URL requests go to."))
-        .define(key(AUTH_TYPE, ConfigType::String, Some("NONE"), "NONE, BASIC, BEARER or OAUTH2 (client credentials).").validator(
-            Validator::custom(|v| match v {
-                ConfigValue::String(s) if ["NONE", "BASIC", "BEARER", "OAUTH2"].contains(&s.to_ascii_uppercase().as_str()) => Ok(()),
-                ConfigValue::String(s) => Err(format!("unknown auth type {s}: use NONE, BASIC, BEARER or OAUTH2")),
-                _ => Ok(()),
-            }),
-        ))
+        .define(
+            key(AUTH_TYPE, ConfigType::String, Some("NONE"), "NONE, BASIC, BEARER or OAUTH2 (client credentials).").validator(
+                Validator::custom(|v| match v {
+                    ConfigValue::String(s) if ["NONE", "BASIC", "BEARER", "OAUTH2"].contains(&s.to_ascii_uppercase().as_str()) => Ok(()),
+                    ConfigValue::String(s) => Err(format!("unknown auth type {s}: use NONE, BASIC, BEARER or OAUTH2")),
+                    _ => Ok(()),
+                })
+                .described("[NONE, BASIC, BEARER, OAUTH2] (any case)"),
+            ),
+        )
         .define(key(USER, ConfigType::String, None, "User for BASIC auth."))
         .define(key(PASSWORD, ConfigType::Password, None, "Password for BASIC auth."))
         .define(key(BEARER_TOKEN, ConfigType::Password, None, "Token for BEARER auth."))
