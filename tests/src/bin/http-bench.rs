@@ -64,6 +64,8 @@ fn sink(case: &Case, target: &HttpTarget, path: &str, dir: &std::path::Path) -> 
         (0..case.records).map(|i| (Some(format!("train-{i}").into_bytes()), Some(value(i).into_bytes()), vec![])).collect();
     produce(&topic, &records);
     drop(records);
+    // For context: how fast a plain rdkafka consumer reads the same topic, doing nothing else.
+    let consume = case.records as f64 / plain_consume_secs(&topic, case.records);
     let mut config = json!({
         "connector.class": "io.confluent.connect.http.HttpSinkConnector",
         "http.api.url": target.url(path),
@@ -102,7 +104,12 @@ fn sink(case: &Case, target: &HttpTarget, path: &str, dir: &std::path::Path) -> 
     worker.stop();
     let bodies_ok = target.calls().iter().filter(|c| c.path == path).all(|c| c.status == 200);
     assert!(bodies_ok);
-    eprintln!("  {}: worker RSS {} KiB, task metrics {}", case.label, rss.unwrap_or(0), metrics["tasks"][0]);
+    eprintln!(
+        "  {}: plain rdkafka consumer of the topic {consume:.0} rec/s; worker RSS {} KiB; records written {}",
+        case.label,
+        rss.unwrap_or(0),
+        metrics["tasks"][0]["records-written"]
+    );
     case.records as f64 / secs
 }
 
@@ -117,7 +124,13 @@ fn main() {
         Case { label: "batch.max.size=100, 1 in flight", records: n * 10, batch: 100, in_flight: 1 },
     ];
     println!("{:<36} {:>14} {:>14} {:>7}", "case", "plain rec/s", "sink rec/s", "ratio");
+    // HTTP_BENCH_CASES: a comma-separated list of case numbers (0, 1, 2) to run only those.
+    let only: Option<Vec<usize>> =
+        std::env::var("HTTP_BENCH_CASES").ok().map(|v| v.split(',').filter_map(|c| c.trim().parse().ok()).collect());
     for (i, case) in cases.iter().enumerate() {
+        if only.as_ref().is_some_and(|o| !o.contains(&i)) {
+            continue;
+        }
         let limit = plain(case, &target.url(&format!("/plain{i}")));
         let ours = sink(case, &target, &format!("/sink{i}"), dir.path());
         println!("{:<36} {:>14.0} {:>14.0} {:>7.2}", case.label, limit, ours, ours / limit);
