@@ -4,6 +4,7 @@
 //! Nothing here fakes a service: a test that cannot reach its broker fails with a message saying how
 //! to start it.
 
+pub mod elasticsearch;
 pub mod http_target;
 
 use rdkafka::config::ClientConfig;

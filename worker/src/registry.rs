@@ -20,6 +20,7 @@ impl Default for Registry {
                 .chain(connect_mqtt::plugins())
                 .chain(connect_postgres::plugins())
                 .chain(connect_http::plugins())
+                .chain(connect_elasticsearch::plugins())
                 .chain(connect_testing::plugins())
                 .collect(),
             converters: builtin_converters(),
