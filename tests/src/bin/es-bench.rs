@@ -1,0 +1,99 @@
+//! es-bench: how fast the Elasticsearch sink indexes documents from Kafka, against a plain `_bulk` loader
+//! (reqwest) sending the same documents with the same ids, versions, batch size and requests in flight to the
+//! same server, in the same run. The server is noida-db (an Elasticsearch 8 API emulator).
+//!
+//! Usage: es-bench [N] (default 100,000 documents). Needs tansu on 127.0.0.1:9092 (`scripts/bench elasticsearch`
+//! starts it) and noida-db (`CONNECT_TEST_NOIDA`, or found through `scripts/services noida-bin`).
+
+use connect_e2e::elasticsearch::Elasticsearch;
+use connect_e2e::*;
+use futures::stream::{self, StreamExt};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const BATCH: usize = 2000;
+const IN_FLIGHT: usize = 5;
+
+fn document(i: usize) -> String {
+    json!({"TRAIN_ID": format!("train-{i}"), "LOC_STANOX": format!("{:05}", i % 90_000), "TIMETABLE_VARIATION": i % 30, "ON_TIME": i % 3 == 0, "EVENT_TYPE": "ARRIVAL"})
+        .to_string()
+}
+
+/// The limit: the same documents in `_bulk` requests of `BATCH`, `IN_FLIGHT` at a time. Documents per second.
+fn plain(es: &Elasticsearch, n: usize, index: &str) -> f64 {
+    let bodies: Vec<String> = (0..n)
+        .step_by(BATCH)
+        .map(|start| {
+            (start..(start + BATCH).min(n))
+                .map(|i| {
+                    format!("{{\"index\":{{\"_index\":\"{index}\",\"_id\":\"train-{i}\",\"version\":{i},\"version_type\":\"external\"}}}}\n{}\n", document(i))
+                })
+                .collect()
+        })
+        .collect();
+    let url = format!("{}/_bulk", es.url());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        let ok = stream::iter(bodies)
+            .map(|b| {
+                let (client, url) = (client.clone(), url.clone());
+                async move {
+                    let answer = client.post(url).header("content-type", "application/x-ndjson").body(b).send().await.expect("post");
+                    let body: serde_json::Value = answer.json().await.expect("a bulk answer");
+                    body["errors"] == false
+                }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .filter(|ok| std::future::ready(*ok))
+            .count()
+            .await;
+        assert_eq!(ok, n.div_ceil(BATCH), "every plain request indexed without errors");
+        n as f64 / started.elapsed().as_secs_f64()
+    })
+}
+
+fn main() {
+    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let es = Elasticsearch::start(dir.path());
+    let topic = unique("es_bench");
+    let index = topic.to_lowercase();
+    println!("es-bench: producing {n} JSON records to Kafka");
+    produce(&topic, &(0..n).map(|i| (Some(format!("train-{i}").into_bytes()), Some(document(i).into_bytes()), vec![])).collect::<Vec<_>>());
+    let consume = n as f64 / plain_consume_secs(&topic, n);
+
+    let limit = plain(&es, n, &format!("{index}-plain"));
+    assert_eq!(es.count(&format!("{index}-plain")), Some(n as u64));
+
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    let name = unique("bench-es");
+    setup.connector(
+        &name,
+        json!({
+            "connector.class": "io.confluent.connect.elasticsearch.ElasticsearchSinkConnector",
+            "topics": topic, "connection.url": es.url(), "key.ignore": "false", "schema.ignore": "true",
+            "batch.size": BATCH.to_string(), "max.in.flight.requests": IN_FLIGHT.to_string(),
+            "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter", "value.converter.schemas.enable": "false",
+        }),
+    );
+    let mut worker = setup.start();
+    let written = || worker.get(&format!("/connectors/{name}/metrics")).1["tasks"][0]["records-written"].as_u64().unwrap_or(0) as usize;
+    // From the first document written to the last: the consumer group join is not throughput.
+    let first = wait_for("the first documents", Duration::from_secs(120), || (written() > 0).then(Instant::now));
+    let first_count = written();
+    wait_for("every document", Duration::from_secs(1800), || (written() >= n).then_some(()));
+    let secs = first.elapsed().as_secs_f64() * n as f64 / (n - first_count.min(n - 1)) as f64;
+    let rss = memory_kib(worker.pid()).map(|(rss, _)| rss).unwrap_or(0);
+    worker.stop();
+    assert_eq!(es.count(&index), Some(n as u64), "every document indexed");
+    let sink = n as f64 / secs;
+    println!("{:<60} {:>12}", "measure", "docs/s");
+    println!("{:<60} {:>12.0}", format!("plain _bulk loader, {BATCH} per request, {IN_FLIGHT} in flight (the limit)"), limit);
+    println!("{:<60} {:>12.0}", "plain rdkafka consumer of the topic (for context)", consume);
+    println!("{:<60} {:>12.0}", "Kafka -> ElasticsearchSinkConnector, same batch and in-flight", sink);
+    println!("ratio sink / plain _bulk loader: {:.2} (aim >= 0.8); worker RSS {rss} KiB", sink / limit);
+}
