@@ -15,7 +15,7 @@ const BATCH: usize = 2000;
 const IN_FLIGHT: usize = 5;
 
 fn document(i: usize) -> String {
-    json!({"TRAIN_ID": format!("train-{i}"), "LOC_STANOX": format!("{:05}", i % 90_000), "TIMETABLE_VARIATION": i % 30, "ON_TIME": i % 3 == 0, "EVENT_TYPE": "ARRIVAL"})
+    json!({"TRAIN_ID": format!("train-{i}"), "LOC_STANOX": format!("{:05}", i % 90_000), "TIMETABLE_VARIATION": i % 30, "ON_TIME": i.is_multiple_of(3), "EVENT_TYPE": "ARRIVAL"})
         .to_string()
 }
 

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod offsets;
+mod prometheus;
 pub mod tls;
 
 use axum::extract::{Path, Query, State};
@@ -80,6 +81,7 @@ fn routes(herder: Arc<Herder>) -> Router {
         .route("/connectors/{name}/restart", post(restart_connector))
         .route("/connectors/{name}/offsets", get(get_offsets).patch(patch_offsets).delete(delete_offsets))
         .route("/connectors/{name}/metrics", get(get_metrics))
+        .route("/metrics", get(prometheus::get))
         .route("/connector-plugins", get(list_plugins))
         .route("/connector-plugins/{plugin}/config/validate", put(validate))
         .with_state(herder)

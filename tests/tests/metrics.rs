@@ -1,0 +1,91 @@
+//! `GET /metrics` after N records through a file source and a file sink, read with the Prometheus project's
+//! own OpenMetrics parser (PyPI prometheus-client), not by string search: the counters equal N under Kafka
+//! Connect's metric names (as Strimzi's JMX exporter rules give them), statuses and worker counts are there.
+
+use connect_e2e::*;
+use serde_json::json;
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Parses OpenMetrics text with prometheus_client's parser: sample name + sorted labels → value.
+fn parse(text: &str) -> HashMap<String, f64> {
+    let python = std::env::var("CONNECT_TEST_PROMETHEUS_PYTHON").unwrap_or_else(|_| {
+        let out = Command::new("scripts/services")
+            .arg("prometheus-parser-bin")
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .output()
+            .expect("scripts/services prometheus-parser-bin");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    });
+    let script = r#"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+out = {}
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+        out[f"{s.name}{{{labels}}}"] = s.value
+print(json.dumps(out))
+"#;
+    let mut child = Command::new(&python)
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python");
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the OpenMetrics parser refused the text: {}\n{text}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn scrape(port: u16) -> String {
+    let out = Command::new("curl").args(["-sS", "-f", &format!("http://127.0.0.1:{port}/metrics")]).output().expect("curl");
+    assert!(out.status.success(), "GET /metrics: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn counters_equal_the_records_through_a_file_pipeline() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let n = 1000;
+    let input = dir.path().join("in.txt");
+    let output = dir.path().join("out.txt");
+    std::fs::write(&input, numbered_lines(0..n, 20)).unwrap();
+    let topic = unique("metrics");
+    let (source, sink) = (unique("metrics-source"), unique("metrics-sink"));
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    setup.connector(&source, json!({"connector.class": "FileStreamSource", "file": input, "topic": topic}));
+    setup.connector(&sink, json!({"connector.class": "FileStreamSink", "file": output, "topics": topic}));
+    let mut worker = setup.start();
+    wait_for("every line in the sink file", Duration::from_secs(60), || (line_count(&output) >= n).then_some(()));
+    let text = scrape(worker.port);
+    let m = parse(&text);
+    let get = |key: &str| *m.get(key).unwrap_or_else(|| panic!("{key} missing from:\n{text}"));
+    let task = |name: &str| format!("connector={name},task=0");
+    assert_eq!(get(&format!("kafka_connect_source_task_source_record_poll_total{{{}}}", task(&source))), n as f64);
+    assert_eq!(get(&format!("kafka_connect_source_task_source_record_write_total{{{}}}", task(&source))), n as f64);
+    assert_eq!(get(&format!("kafka_connect_sink_task_sink_record_read_total{{{}}}", task(&sink))), n as f64);
+    assert_eq!(get(&format!("kafka_connect_sink_task_sink_record_send_total{{{}}}", task(&sink))), n as f64);
+    assert_eq!(get(&format!("kafka_connect_task_error_total_record_errors{{{}}}", task(&sink))), 0.0);
+    assert_eq!(get(&format!("kafka_connect_task_error_deadletterqueue_produce_requests{{{}}}", task(&source))), 0.0);
+    assert_eq!(get(&format!("kafka_connect_connector_task_status{{connector={sink},status=running,task=0}}")), 1.0);
+    assert_eq!(get(&format!("kafka_connect_connector_status{{connector={source},connector_type=source,status=running}}")), 1.0);
+    assert_eq!(get(&format!("kafka_connect_connector_status{{connector={sink},connector_type=sink,status=running}}")), 1.0);
+    assert_eq!(get("kafka_connect_worker_connector_count{}"), 2.0);
+    assert_eq!(get("kafka_connect_worker_task_count{}"), 2.0);
+
+    // A pause shows in the status metric.
+    let (code, _) = http("PUT", worker.port, &format!("/connectors/{source}/pause"), None);
+    assert_eq!(code, 202);
+    wait_for("the paused status in /metrics", Duration::from_secs(30), || {
+        parse(&scrape(worker.port))
+            .get(&format!("kafka_connect_connector_status{{connector={source},connector_type=source,status=paused}}"))
+            .map(|_| ())
+    });
+    assert_eq!(worker.stop(), Some(0));
+}
