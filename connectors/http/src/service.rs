@@ -79,6 +79,7 @@ impl Service {
         };
         let status = response.status();
         let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let response_location = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
         // Read to the end either way, so the connection goes back to the pool.
         let body = match response.bytes().await {
             Ok(b) => b,
@@ -93,7 +94,12 @@ impl Service {
         if status.is_success() {
             return Outcome::Delivered;
         }
-        let message = format!("{what} answered {status}: {}", quote(&body));
+        let mut message = format!("{what} answered {status}: {}", quote(&body));
+        if status.is_redirection() {
+            // Not followed: a POST redirected becomes a GET without its body.
+            let location = response_location.as_deref().unwrap_or("no Location header");
+            message.push_str(&format!(" (a redirect to {location}; redirects are not followed: use the final URL)"));
+        }
         let code = status.as_u16();
         if code == 401 && matches!(self.client.settings().auth, Auth::OAuth2(_)) {
             // The token may have been revoked or expired early: fetch a new one and try again.

@@ -4,27 +4,23 @@
 //!
 //! The runtime then pauses the partitions, keeps polling Kafka, and redelivers the same batch after the delay
 //! (`SinkTaskContext::timeout`): no thread sleeps here and the consumer stays in its group. Records of that
-//! batch already delivered (or reported) are remembered by their Kafka coordinates and not sent again.
+//! batch already delivered (or reported) are remembered (the kit's `redelivery`) and not sent again.
 //!
 //! One retry budget per stuck request: `max.retries` retries of the first request that has not got through,
 //! `retry.backoff.ms` doubling (or the server's `Retry-After` when longer); progress restores the budget.
-//! When it is spent, the request's records count as refused (`behavior.on.error`).
+//! When it is spent on the target's condition (unreachable, 408/425/429, 5xx) the task fails, as Confluent's
+//! does, and the worker restarts it later: an outage is not the records' fault, so they are not dead-lettered.
+//! When it is spent on a 4xx the config asked to retry, the request's records are refused (`behavior.on.error`).
 
 use crate::config::{HttpSinkConfig, OnError, OnNull};
 use crate::request::{Batcher, Prepared};
 use crate::service::{Outcome, Service};
 use connect_core::{async_trait, Config, ConnectError, Result, SinkRecord, SinkTask, SinkTaskContext};
 use connect_kit::concurrency::InFlight;
+use connect_kit::redelivery::{RecordId, Settled};
 use connect_kit::Backoff;
-use std::collections::HashSet;
 use std::sync::Arc;
-
-/// A record's Kafka coordinates: what identifies it across redeliveries.
-type Coordinates = (String, i32, i64);
-
-fn coordinates(record: &SinkRecord) -> Coordinates {
-    (record.original_topic().to_string(), record.original_partition(), record.original_offset())
-}
+use std::time::Duration;
 
 #[derive(Default)]
 pub struct HttpSinkTask {
@@ -33,7 +29,7 @@ pub struct HttpSinkTask {
     service: Option<Arc<Service>>,
     retries: Option<Backoff>,
     /// Records of the batch being redelivered that need nothing more: delivered, reported or skipped.
-    settled: HashSet<Coordinates>,
+    settled: Settled,
 }
 
 /// How a put's requests went.
@@ -41,6 +37,14 @@ struct Round {
     outcomes: Vec<(Prepared, Outcome)>,
     /// Requests not started because an earlier one must be retried first (they keep their order).
     not_sent: usize,
+}
+
+/// The first request that must be retried, and why.
+struct Stuck {
+    request: Prepared,
+    message: String,
+    status: Option<u16>,
+    server_delay: Option<Duration>,
 }
 
 impl HttpSinkTask {
@@ -80,22 +84,55 @@ impl HttpSinkTask {
     }
 
     /// A record the target refused for good (or whose retries are spent), per `behavior.on.error`.
-    async fn refused(&mut self, record: &SinkRecord, message: &str) -> Result<()> {
-        let at = format!("{}-{}@{}", record.original_topic(), record.original_partition(), record.original_offset());
+    async fn refused(&mut self, record: &SinkRecord, id: &RecordId, message: &str) -> Result<()> {
         match self.config().on_error {
-            OnError::Ignore => tracing::debug!(record = %at, "skipping a refused record (behavior.on.error=ignore): {message}"),
-            OnError::Log => tracing::warn!(record = %at, "skipping a refused record (behavior.on.error=log): {message}"),
+            OnError::Ignore => tracing::debug!(record = %id, "skipping a refused record (behavior.on.error=ignore): {message}"),
+            OnError::Log => tracing::warn!(record = %id, "skipping a refused record (behavior.on.error=log): {message}"),
             OnError::Fail => {
                 let reporter = self.context.as_ref().and_then(|c| c.errant_record_reporter());
                 match reporter {
                     Some(reporter) => reporter.report(record, &ConnectError::data(message.to_string())).await?,
-                    None => return Err(ConnectError::fatal(format!("{message} (record {at}; behavior.on.error=fail)"))),
+                    None => return Err(ConnectError::fatal(format!("{message} (record {id}; behavior.on.error=fail)"))),
                 }
             }
         }
-        self.settled.insert(coordinates(record));
+        self.settled.insert(id.clone());
         Ok(())
     }
+
+    /// Requests for the records not yet settled; null values handled per `behavior.on.null.values`.
+    async fn prepare(&mut self, records: &[SinkRecord], ids: &[RecordId]) -> Result<Vec<Prepared>> {
+        let config = self.config.clone().expect("started");
+        let mut batcher = Batcher::new(&config);
+        let mut null_failures = Vec::new();
+        for (index, record) in records.iter().enumerate() {
+            if self.settled.contains(&ids[index]) {
+                continue;
+            }
+            if !record.data.value.is_null() {
+                batcher.push(index, record);
+                continue;
+            }
+            match config.on_null {
+                OnNull::Ignore => self.settled.insert(ids[index].clone()),
+                OnNull::Log => {
+                    tracing::warn!(record = %ids[index], key = %crate::render::key_text(record), "skipping a record with a null value (behavior.on.null.values=log)");
+                    self.settled.insert(ids[index].clone());
+                }
+                OnNull::Delete => batcher.push_delete(index, record),
+                OnNull::Fail => null_failures.push(index),
+            }
+        }
+        for index in null_failures {
+            self.refused(&records[index], &ids[index], "the record's value is null (behavior.on.null.values=fail)").await?;
+        }
+        Ok(batcher.finish())
+    }
+}
+
+/// Statuses that are the target's condition rather than the records' fault (no status: not reached at all).
+fn target_condition(status: Option<u16>) -> bool {
+    status.is_none_or(|s| matches!(s, 408 | 425 | 429) || s >= 500)
 }
 
 #[async_trait]
@@ -111,102 +148,76 @@ impl SinkTask for HttpSinkTask {
 
     async fn put(&mut self, records: &[SinkRecord]) -> Result<()> {
         let config = self.config.clone().expect("started");
-        let mut batcher = Batcher::new(&config);
-        let mut null_failures = Vec::new();
-        for (index, record) in records.iter().enumerate() {
-            if self.settled.contains(&coordinates(record)) {
-                continue;
+        let ids = RecordId::of_batch(records);
+        // Goes round again only when a request whose retries are spent was refused: the rest of the batch goes on.
+        loop {
+            let requests = self.prepare(records, &ids).await?;
+            if requests.is_empty() {
+                self.settled.clear();
+                self.retries.as_mut().expect("started").reset();
+                return Ok(());
             }
-            if !record.data.value.is_null() {
-                batcher.push(index, record);
-                continue;
-            }
-            match config.on_null {
-                OnNull::Ignore => {
-                    self.settled.insert(coordinates(record));
-                }
-                OnNull::Log => {
-                    tracing::warn!(topic = record.original_topic(), partition = record.original_partition(), offset = record.original_offset(), key = %crate::render::key_text(record), "skipping a record with a null value (behavior.on.null.values=log)");
-                    self.settled.insert(coordinates(record));
-                }
-                OnNull::Delete => batcher.push_delete(index, record),
-                OnNull::Fail => null_failures.push(index),
-            }
-        }
-        for index in null_failures {
-            self.refused(&records[index], "the record's value is null (behavior.on.null.values=fail)").await?;
-        }
-        let requests = batcher.finish();
-        if requests.is_empty() {
-            self.settled.clear();
-            return Ok(());
-        }
-        let round = self.send_all(requests).await;
-        let mut progressed = false;
-        let mut retry: Option<(Prepared, String, Option<u16>, Option<std::time::Duration>)> = None;
-        for (request, outcome) in round.outcomes {
-            match outcome {
-                Outcome::Delivered => {
-                    progressed = true;
-                    self.settled.extend(request.records.iter().map(|&i| coordinates(&records[i])));
-                }
-                Outcome::Refused { message } => {
-                    progressed = true;
-                    for &i in &request.records {
-                        self.refused(&records[i], &message).await?;
-                    }
-                }
-                Outcome::Unauthorized { message } => match config.on_error {
-                    OnError::Fail => {
-                        return Err(ConnectError::fatal(format!("{message} (no record can be delivered; check the credentials)")))
-                    }
-                    _ => {
+            let round = self.send_all(requests).await;
+            // Settle what got through before reporting anything: a report that fails must not cost a re-send.
+            let mut progressed = false;
+            let mut refusals = Vec::new();
+            let mut stuck: Option<Stuck> = None;
+            for (request, outcome) in round.outcomes {
+                match outcome {
+                    Outcome::Delivered => {
+                        progressed = true;
                         for &i in &request.records {
-                            self.refused(&records[i], &message).await?;
+                            self.settled.insert(ids[i].clone());
                         }
                     }
-                },
-                Outcome::Retry { message, status, server_delay } => {
-                    if retry.is_none() {
-                        retry = Some((request, message, status, server_delay));
+                    Outcome::Refused { message } => {
+                        progressed = true;
+                        refusals.push((request, message));
+                    }
+                    Outcome::Unauthorized { message } if config.on_error == OnError::Fail => {
+                        return Err(ConnectError::fatal(format!("{message} (no record can be delivered; check the credentials)")));
+                    }
+                    Outcome::Unauthorized { message } => refusals.push((request, message)),
+                    Outcome::Retry { message, status, server_delay } => {
+                        if stuck.is_none() {
+                            stuck = Some(Stuck { request, message, status, server_delay });
+                        }
                     }
                 }
             }
-        }
-        let retries = self.retries.as_mut().expect("started");
-        if progressed {
-            retries.reset();
-        }
-        let Some((request, message, status, server_delay)) = retry else {
-            debug_assert_eq!(round.not_sent, 0);
-            retries.reset();
-            self.settled.clear();
-            return Ok(());
-        };
-        match retries.next_delay_at_least(server_delay) {
-            Some(delay) => {
+            for (request, message) in refusals {
+                for &i in &request.records {
+                    self.refused(&records[i], &ids[i], &message).await?;
+                }
+            }
+            let retries = self.retries.as_mut().expect("started");
+            if progressed {
+                retries.reset();
+            }
+            let Some(stuck) = stuck else { continue };
+            if let Some(delay) = retries.next_delay_at_least(stuck.server_delay) {
                 tracing::warn!(
                     attempt = retries.attempts(),
                     delay_ms = delay.as_millis() as u64,
                     waiting = round.not_sent,
-                    "{message}; retrying"
+                    "{}; retrying",
+                    stuck.message
                 );
                 if let Some(context) = &self.context {
                     context.timeout(delay);
                 }
-                Err(ConnectError::retriable(message))
+                return Err(ConnectError::retriable(stuck.message));
             }
-            None => {
-                // The budget is spent: this request's records are refused; the rest of the batch goes on.
-                retries.reset();
-                let max_retries = config.max_retries;
-                let message = format!("{message} (gave up after max.retries={max_retries})");
-                tracing::warn!(status, "{message}");
-                for &i in &request.records {
-                    self.refused(&records[i], &message).await?;
-                }
-                // What is left of the batch: put again at once (not redelivered by the runtime, so no wait).
-                self.put(records).await
+            retries.reset();
+            let message = format!("{} (gave up after max.retries={})", stuck.message, config.max_retries);
+            // The target's condition (down, overloaded) is not the records' fault: the task fails (and restarts by
+            // itself) rather than dead-lettering them; behavior.on.error=ignore/log skips them, as asked.
+            if target_condition(stuck.status) && config.on_error == OnError::Fail {
+                return Err(ConnectError::fatal(message));
+            }
+            tracing::warn!(status = stuck.status, "{message}");
+            for &i in &stuck.request.records {
+                self.refused(&records[i], &ids[i], &message).await?;
             }
         }
     }

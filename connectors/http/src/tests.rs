@@ -151,11 +151,12 @@ async fn without_error_reporting_a_400_fails_the_task_with_the_answer() {
 }
 
 #[tokio::test]
-async fn spent_retries_refuse_the_stuck_request_and_go_on_with_the_rest() {
+async fn spent_retries_of_a_retried_4xx_refuse_the_stuck_request_and_go_on_with_the_rest() {
     let (server, url) =
-        serve(|_, body| if body.contains("Train 1 ") { (StatusCode::BAD_GATEWAY, "upstream down").into_response() } else { ok() }).await;
+        serve(|_, body| if body.contains("Train 1 ") { (StatusCode::NOT_FOUND, "no such chat").into_response() } else { ok() }).await;
     let reporter = Arc::new(Reporter::default());
-    let (mut task, context) = started(telegram_config(&url, &[("max.retries", "2")]), Some(reporter.clone())).await;
+    let config = telegram_config(&url, &[("max.retries", "2"), ("retry.on.status.codes", "404,500-")]);
+    let (mut task, context) = started(config, Some(reporter.clone())).await;
     let records: Vec<SinkRecord> = (0..3).map(|i| alert(i, &format!("Train {i} is late"))).collect();
     for _ in 0..2 {
         assert!(task.put(&records).await.unwrap_err().is_retriable());
@@ -166,6 +167,42 @@ async fn spent_retries_refuse_the_stuck_request_and_go_on_with_the_rest() {
     assert!(reporter.0.lock().unwrap()[0].1.contains("gave up after max.retries=2"));
     // Record 0 once, record 1 three times (first try and two retries), record 2 once.
     assert_eq!(server.calls.lock().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn spent_retries_on_an_outage_fail_the_task_instead_of_dead_lettering() {
+    let (_, url) = serve(|_, _| (StatusCode::BAD_GATEWAY, "upstream down").into_response()).await;
+    let reporter = Arc::new(Reporter::default());
+    let (mut task, _) = started(telegram_config(&url, &[("max.retries", "1")]), Some(reporter.clone())).await;
+    assert!(task.put(&[alert(0, "x")]).await.unwrap_err().is_retriable());
+    let err = task.put(&[alert(0, "x")]).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Fatal, "{err}");
+    assert!(err.to_string().contains("502") && err.to_string().contains("gave up after max.retries=1"), "{err}");
+    assert!(reporter.0.lock().unwrap().is_empty(), "nothing dead-lettered for an outage");
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_not_taken_for_a_delivery() {
+    let (server, url) = serve(|_, _| (StatusCode::FOUND, [("location", "https://elsewhere.example/hook")], "").into_response()).await;
+    let reporter = Arc::new(Reporter::default());
+    let (mut task, _) = started(telegram_config(&url, &[]), Some(reporter.clone())).await;
+    task.put(&[alert(0, "x")]).await.unwrap();
+    assert_eq!(server.calls.lock().unwrap().len(), 1, "no GET after the 302");
+    let reported = reporter.0.lock().unwrap();
+    assert!(reported[0].1.contains("302") && reported[0].1.contains("https://elsewhere.example/hook"), "{}", reported[0].1);
+}
+
+#[tokio::test]
+async fn parts_of_one_kafka_record_are_each_sent_once_across_a_redelivery() {
+    // An exploded record: two parts with the same coordinates; the second is rate-limited once.
+    let (server, url) = serve(|n, _| if n == 1 { (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response() } else { ok() }).await;
+    let (mut task, _) = started(telegram_config(&url, &[]), None).await;
+    let parts = [alert(5, "part one"), alert(5, "part two")];
+    assert!(task.put(&parts).await.unwrap_err().is_retriable());
+    task.put(&parts).await.unwrap();
+    let bodies: Vec<String> = server.calls.lock().unwrap().iter().map(|(_, _, b)| b.clone()).collect();
+    assert_eq!(bodies.len(), 3, "{bodies:?}");
+    assert!(bodies[2].contains("part two"), "the second part is sent again, not skipped as settled: {bodies:?}");
 }
 
 #[tokio::test]

@@ -241,6 +241,9 @@ impl HttpClient {
             .use_rustls_tls()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
+            // A redirect would turn a POST into a GET without its body, whose 2xx would look like a delivery:
+            // a 3xx is handed to the connector as it is (the HTTP sink refuses the records, naming Location).
+            .redirect(reqwest::redirect::Policy::none())
             .gzip(true);
         if let Some((url, credentials)) = &settings.proxy {
             let mut proxy = reqwest::Proxy::all(url).map_err(|e| HttpError::Config { key: PROXY_HOST, message: e.to_string() })?;

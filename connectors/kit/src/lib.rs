@@ -7,6 +7,8 @@
 //! - [`concurrency`]: bounded in-flight requests, and per-partition commits over the acknowledged prefix only;
 //! - [`isolate`](mod@isolate): bisection of a rejected batch down to its bad records, in O(k log n) attempts;
 //! - [`http`]: the reqwest client setup of HTTP connectors (timeouts, proxy, TLS, basic/bearer/OAuth2, gzip);
+//! - [`redelivery`]: what a sink remembers across redeliveries of a batch, so a retry sends nothing twice
+//!   (records told apart even when a transform made several of one Kafka record);
 //! - [`push_source`]: a bounded channel between a push protocol's receive loop and `SourceTask::poll`, with
 //!   typed acknowledgement tokens.
 //!
@@ -20,6 +22,7 @@ pub mod concurrency;
 pub mod http;
 pub mod isolate;
 pub mod push_source;
+pub mod redelivery;
 
 pub use backoff::{Backoff, BackoffPolicy, Jitter};
 pub use isolate::{isolate, Attempt, Isolation};
