@@ -110,6 +110,36 @@ fn a_malformed_document_among_1000_goes_to_the_dlq_with_the_reason() {
     assert_eq!(worker.stop(), Some(0));
 }
 
+/// Network Rail's feed carries arrays of movements; Explode makes one record per movement, all with the
+/// coordinates of the one Kafka record. With ids from coordinates each part must still be a document of its own.
+#[test]
+fn exploded_records_are_a_document_each() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let es = Elasticsearch::start(dir.path());
+    let topic = unique("train_mvt");
+    let batches: Vec<TestRecord> = (0..100)
+        .map(|i| kv(&format!("m{i}"), json!([{"TRAIN_ID": i, "N": 0}, {"TRAIN_ID": i, "N": 1}, {"TRAIN_ID": i, "N": 2}])))
+        .collect();
+    produce(&topic, &batches);
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    setup.connector(
+        &unique("es-explode"),
+        merge_json(
+            rail_config(&topic, &es),
+            json!({
+                "key.ignore": "true",
+                "value.converter": "org.apache.kafka.connect.json.JsonConverter", "value.converter.schemas.enable": "false",
+                "transforms": "explode", "transforms.explode.type": "io.connectrs.transforms.Explode$Value",
+            }),
+        ),
+    );
+    let worker = setup.start();
+    wait_count(&es, &topic.to_lowercase(), 300, &worker);
+    let third = es.get(&format!("/{}/_doc/{topic}+0+7+2", topic.to_lowercase())).expect("the third part of offset 7");
+    assert_eq!(third["_source"], json!({"TRAIN_ID": 7, "N": 2}));
+}
+
 #[test]
 fn the_cluster_frozen_for_20_s_loses_nothing_and_fails_nothing() {
     require_broker();
@@ -118,7 +148,8 @@ fn the_cluster_frozen_for_20_s_loses_nothing_and_fails_nothing() {
     let topic = unique("es_outage");
     let mut setup = WorkerSetup::new(dir.path(), &[]);
     let name = unique("es-outage");
-    setup.connector(&name, merge_json(rail_config(&topic, &es), json!({"max.retries": "10", "retry.backoff.ms": "500"})));
+    // The rail config with its defaults (max.retries=5, retry.backoff.ms=100): an outage does not spend them.
+    setup.connector(&name, rail_config(&topic, &es));
     let mut worker = setup.start();
     let index = topic.to_lowercase();
     produce(&topic, &(0..500).map(|i| kv(&format!("k{i}"), json!({"n": i}))).collect::<Vec<_>>());
@@ -137,6 +168,39 @@ fn the_cluster_frozen_for_20_s_loses_nothing_and_fails_nothing() {
     wait_count(&es, &index, 1500, &worker);
     assert!(states.iter().all(|s| s == "RUNNING"), "RUNNING throughout the outage: {states:?}");
     assert!(worker.log_text().contains("retrying"), "the retries are logged");
+    assert_eq!(worker.stop(), Some(0));
+}
+
+/// The same with the cluster unreachable (connections refused at once) rather than hanging: with Confluent's
+/// defaults (5 retries from 100 ms) that is a task failure within seconds; here the partitions wait it out.
+#[test]
+fn the_cluster_unreachable_for_20_s_with_default_retries_fails_nothing() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let es = Elasticsearch::start(dir.path());
+    let proxy = CuttableProxy::start(&format!("127.0.0.1:{}", es.port));
+    let topic = unique("es_unreachable");
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    let name = unique("es-unreachable");
+    let mut config = rail_config(&topic, &es);
+    config["connection.url"] = json!(format!("http://127.0.0.1:{}", proxy.port));
+    setup.connector(&name, config);
+    let mut worker = setup.start();
+    let index = topic.to_lowercase();
+    produce(&topic, &(0..200).map(|i| kv(&format!("k{i}"), json!({"n": i}))).collect::<Vec<_>>());
+    wait_count(&es, &index, 200, &worker);
+    proxy.down();
+    let down_at = std::time::Instant::now();
+    produce(&topic, &(200..600).map(|i| kv(&format!("k{i}"), json!({"n": i}))).collect::<Vec<_>>());
+    let mut states = Vec::new();
+    while down_at.elapsed() < Duration::from_secs(20) {
+        let (_, status) = worker.get(&format!("/connectors/{name}/status"));
+        states.push(status["tasks"][0]["state"].as_str().unwrap_or("?").to_string());
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    proxy.up();
+    wait_count(&es, &index, 600, &worker);
+    assert!(states.iter().all(|s| s == "RUNNING"), "RUNNING throughout the outage: {states:?}");
     assert_eq!(worker.stop(), Some(0));
 }
 

@@ -15,7 +15,10 @@ const MALFORMED_TYPES: &[&str] = &[
 ];
 
 /// Appends one action (and its source) to an NDJSON body.
-pub fn append(body: &mut Vec<u8>, action: &Action, write_method: WriteMethod, data_stream: bool) {
+///
+/// Upserts carry `retry_on_conflict` (as Confluent's connector: `min(max.in.flight.requests, 5)`), so two
+/// updates of one document in requests in flight together do not fail each other.
+pub fn append(body: &mut Vec<u8>, action: &Action, write_method: WriteMethod, data_stream: bool, retry_on_conflict: usize) {
     let write_meta = |body: &mut Vec<u8>, op: &str, target: &str, id: Option<&str>, version: Option<i64>| {
         body.extend_from_slice(b"{\"");
         body.extend_from_slice(op.as_bytes());
@@ -27,6 +30,9 @@ pub fn append(body: &mut Vec<u8>, action: &Action, write_method: WriteMethod, da
         }
         if let Some(v) = version {
             write!(body, ",\"version\":{v},\"version_type\":\"external\"").expect("a Vec");
+        }
+        if op == "update" {
+            write!(body, ",\"retry_on_conflict\":{retry_on_conflict}").expect("a Vec");
         }
         body.extend_from_slice(b"}}\n");
     };
@@ -83,6 +89,8 @@ pub fn outcomes(body: &[u8], expected: usize, versioned: &[bool]) -> Result<Vec<
                 404 if op == "delete" => ItemOutcome::Done,
                 // A replay of a version the cluster has (or has newer): done, when we set the version ourselves.
                 409 if kind == "version_conflict_engine_exception" && versioned.get(i).copied().unwrap_or(false) => ItemOutcome::Done,
+                // An update that lost a race with another update of the same document: try it again.
+                409 if op == "update" => ItemOutcome::Retry(describe(status, error)),
                 429 | 500..=599 => ItemOutcome::Retry(describe(status, error)),
                 _ => ItemOutcome::Refused { reason: describe(status, error), malformed: MALFORMED_TYPES.contains(&kind) },
             }
@@ -113,16 +121,16 @@ mod tests {
     fn ndjson_lines() {
         let mut body = Vec::new();
         let write = Action::Write { target: "t".into(), id: Some("a\"1".into()), version: Some(7), source: br#"{"x":1}"#.to_vec() };
-        append(&mut body, &write, WriteMethod::Insert, false);
-        append(&mut body, &Action::Delete { target: "t".into(), id: "b".into(), version: Some(8) }, WriteMethod::Insert, false);
-        append(&mut body, &write, WriteMethod::Upsert, false);
-        append(&mut body, &write, WriteMethod::Insert, true);
+        append(&mut body, &write, WriteMethod::Insert, false, 5);
+        append(&mut body, &Action::Delete { target: "t".into(), id: "b".into(), version: Some(8) }, WriteMethod::Insert, false, 5);
+        append(&mut body, &write, WriteMethod::Upsert, false, 5);
+        append(&mut body, &write, WriteMethod::Insert, true, 5);
         assert_eq!(
             String::from_utf8(body).unwrap(),
             concat!(
                 "{\"index\":{\"_index\":\"t\",\"_id\":\"a\\\"1\",\"version\":7,\"version_type\":\"external\"}}\n{\"x\":1}\n",
                 "{\"delete\":{\"_index\":\"t\",\"_id\":\"b\",\"version\":8,\"version_type\":\"external\"}}\n",
-                "{\"update\":{\"_index\":\"t\",\"_id\":\"a\\\"1\"}}\n{\"doc\":{\"x\":1},\"doc_as_upsert\":true}\n",
+                "{\"update\":{\"_index\":\"t\",\"_id\":\"a\\\"1\",\"retry_on_conflict\":5}}\n{\"doc\":{\"x\":1},\"doc_as_upsert\":true}\n",
                 "{\"create\":{\"_index\":\"t\",\"_id\":\"a\\\"1\"}}\n{\"x\":1}\n",
             )
         );

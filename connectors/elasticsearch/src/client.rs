@@ -1,4 +1,4 @@
-//! Requests to the cluster: `connection.url` hosts taken round robin (a failed request moves on to the next
+//! Requests to the cluster: `connection.url` hosts taken round robin (so a retried request goes to another
 //! host), basic authentication, TLS from PEM files, all on the kit's HTTP client.
 
 use crate::config::ElasticsearchSinkConfig;
@@ -52,34 +52,24 @@ impl Client {
         Ok(Client { http: HttpClient::new(settings)?, urls: config.urls.clone(), next: AtomicUsize::new(0) })
     }
 
-    /// Sends `body` to `path` on the next host; on a transport error or a 5xx the following request goes to
-    /// another host. Returns the status and body of a 2xx or 4xx answer other than 429.
+    /// Sends `body` to `path` on the next host (round robin, so a retry goes to another one). Returns the status and body of a 2xx or 4xx answer other than 429.
     pub async fn send(&self, method: Method, path: &str, content_type: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>), RequestError> {
-        let host = &self.urls[self.next.load(Ordering::Relaxed) % self.urls.len()];
+        // Round robin: each request to the next host; a failed one is retried (later) on the host after it.
+        let host = &self.urls[self.next.fetch_add(1, Ordering::Relaxed) % self.urls.len()];
         let url = format!("{host}{path}");
-        let failover = || {
-            self.next.fetch_add(1, Ordering::Relaxed);
-        };
         let request = self.http.request(method.clone(), &url).await.map_err(|e| RequestError::Fatal(e.to_string()))?;
         let response = match request.header(CONTENT_TYPE, content_type).body(body).send().await {
             Ok(r) => r,
             Err(e) => {
-                failover();
                 let cause = std::error::Error::source(&e).map(|s| format!(": {s}")).unwrap_or_default();
                 return Err(RequestError::Retriable(format!("{method} {url}: {e}{cause}")));
             }
         };
         let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| {
-            failover();
-            RequestError::Retriable(format!("{method} {url}: reading the answer: {e}"))
-        })?;
+        let bytes = response.bytes().await.map_err(|e| RequestError::Retriable(format!("{method} {url}: reading the answer: {e}")))?;
         match status {
             429 => Err(RequestError::Retriable(format!("{method} {url} answered 429: {}", quote(&bytes)))),
-            500..=599 => {
-                failover();
-                Err(RequestError::Retriable(format!("{method} {url} answered {status}: {}", quote(&bytes))))
-            }
+            500..=599 => Err(RequestError::Retriable(format!("{method} {url} answered {status}: {}", quote(&bytes)))),
             401 | 403 | 413 => Err(RequestError::Fatal(format!("{method} {url} answered {status}: {}", quote(&bytes)))),
             _ => Ok((status, bytes.to_vec())),
         }

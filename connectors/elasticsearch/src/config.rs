@@ -66,7 +66,8 @@ pub struct DataStream {
     pub dataset: String,
     /// With `${topic}` for the record's topic.
     pub namespace: String,
-    pub timestamp_field: Option<String>,
+    /// `data.stream.timestamp.field`: the first of these the document has becomes `@timestamp`.
+    pub timestamp_fields: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -201,7 +202,7 @@ impl ElasticsearchSinkConfig {
                     kind: kind.to_string(),
                     dataset,
                     namespace: parsed.string(DATA_STREAM_NAMESPACE),
-                    timestamp_field: parsed.list(DATA_STREAM_TIMESTAMP_FIELD).into_iter().next(),
+                    timestamp_fields: parsed.list(DATA_STREAM_TIMESTAMP_FIELD),
                 })
             }
         };
