@@ -50,8 +50,19 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// A free TCP port on 127.0.0.1.
+///
+/// The port is free when asked, and taken only later by the server a test starts; tests of one binary run in
+/// parallel, so a port is never handed out twice in one process (the kernel may offer a just-released port again).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 /// The `connect` binary built next to the running test executable, or `CONNECT_TEST_BINARY` (to run the
@@ -122,6 +133,8 @@ impl WorkerSetup {
     pub fn start(&self) -> Worker {
         let log_path = self.dir.join("worker.log");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
+        // Earlier runs in this directory wrote to the same log: only what this run writes counts.
+        let log_start = log.metadata().map(|m| m.len() as usize).unwrap_or(0);
         let child = Command::new(connect_binary())
             .arg("standalone")
             .arg(&self.worker_config)
@@ -132,8 +145,8 @@ impl WorkerSetup {
             .stderr(log)
             .spawn()
             .expect("spawn connect");
-        let worker = Worker { child: Some(child), port: self.port, log: log_path };
-        worker.wait_rest();
+        let mut worker = Worker { child: Some(child), port: self.port, log: log_path };
+        worker.wait_rest(log_start);
         worker
     }
 }
@@ -146,11 +159,23 @@ pub struct Worker {
 }
 
 impl Worker {
-    fn wait_rest(&self) {
+    /// Until this worker says its REST server listens (another process on the same port must not pass for it).
+    fn wait_rest(&mut self, log_start: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        let listening = format!("REST server listening listener=http://127.0.0.1:{}", self.port);
+        let listening_tls = format!("REST server listening listener=https://127.0.0.1:{}", self.port);
+        loop {
+            let full = self.log_text();
+            let log = full.get(log_start..).unwrap_or(&full);
+            if (log.contains(&listening) || log.contains(&listening_tls)) && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("the worker exited ({status}) before its REST port {} opened; log:\n{}", self.port, tail(log, 40));
+            }
             if Instant::now() > deadline {
-                panic!("worker REST port {} never opened; log:\n{}", self.port, self.log_text());
+                panic!("worker REST port {} never opened; log:\n{}", self.port, tail(log, 40));
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -2,7 +2,7 @@
 //! host), basic authentication, TLS from PEM files, all on the kit's HTTP client.
 
 use crate::config::ElasticsearchSinkConfig;
-use connect_kit::http::{Auth, HttpClient, HttpSettings};
+use connect_kit::http::{quote_body, Auth, HttpClient, HttpSettings};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::Method;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,15 +25,6 @@ pub struct Client {
     http: HttpClient,
     urls: Vec<String>,
     next: AtomicUsize,
-}
-
-fn quote(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(QUOTE_LIMIT)]);
-    if body.len() > QUOTE_LIMIT {
-        format!("{text}... ({} bytes)", body.len())
-    } else {
-        text.into_owned()
-    }
 }
 
 impl Client {
@@ -68,9 +59,9 @@ impl Client {
         let status = response.status().as_u16();
         let bytes = response.bytes().await.map_err(|e| RequestError::Retriable(format!("{method} {url}: reading the answer: {e}")))?;
         match status {
-            429 => Err(RequestError::Retriable(format!("{method} {url} answered 429: {}", quote(&bytes)))),
-            500..=599 => Err(RequestError::Retriable(format!("{method} {url} answered {status}: {}", quote(&bytes)))),
-            401 | 403 | 413 => Err(RequestError::Fatal(format!("{method} {url} answered {status}: {}", quote(&bytes)))),
+            429 => Err(RequestError::Retriable(format!("{method} {url} answered 429: {}", quote_body(&bytes, QUOTE_LIMIT)))),
+            500..=599 => Err(RequestError::Retriable(format!("{method} {url} answered {status}: {}", quote_body(&bytes, QUOTE_LIMIT)))),
+            401 | 403 | 413 => Err(RequestError::Fatal(format!("{method} {url} answered {status}: {}", quote_body(&bytes, QUOTE_LIMIT)))),
             _ => Ok((status, bytes.to_vec())),
         }
     }
@@ -79,7 +70,7 @@ impl Client {
     pub async fn bulk(&self, body: Vec<u8>) -> Result<Vec<u8>, RequestError> {
         match self.send(Method::POST, "/_bulk", "application/x-ndjson", body).await? {
             (200, answer) => Ok(answer),
-            (status, answer) => Err(RequestError::Fatal(format!("POST /_bulk answered {status}: {}", quote(&answer)))),
+            (status, answer) => Err(RequestError::Fatal(format!("POST /_bulk answered {status}: {}", quote_body(&answer, QUOTE_LIMIT)))),
         }
     }
 
@@ -93,7 +84,9 @@ impl Client {
         match self.send(Method::PUT, &path, "application/json", body).await? {
             (200..=299, _) => Ok(()),
             (400, answer) if String::from_utf8_lossy(&answer).contains("resource_already_exists_exception") => Ok(()),
-            (status, answer) => Err(RequestError::Fatal(format!("creating index {index} answered {status}: {}", quote(&answer)))),
+            (status, answer) => {
+                Err(RequestError::Fatal(format!("creating index {index} answered {status}: {}", quote_body(&answer, QUOTE_LIMIT))))
+            }
         }
     }
 }

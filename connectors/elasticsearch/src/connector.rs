@@ -23,15 +23,9 @@ impl Connector for ElasticsearchSinkConnector {
     /// What the per-key checks cannot see (URLs that are not http(s), a data stream without a dataset),
     /// reported against the key it names.
     fn validate(&self, config: &Config) -> BTreeMap<String, Vec<String>> {
-        let mut errors = BTreeMap::new();
-        if config::def().parse(config).is_ok() {
-            if let Err(e) = ElasticsearchSinkConfig::parse(config) {
-                let message = e.to_string();
-                let key = config::def().keys().iter().map(|k| k.name.clone()).find(|k| message.starts_with(&format!("{k}:")));
-                errors.insert(key.unwrap_or_else(|| config::CONNECTION_URL.to_string()), vec![message]);
-            }
-        }
-        errors
+        connect_kit::validate::cross_key_errors(&config::def(), config, config::CONNECTION_URL, |c| {
+            ElasticsearchSinkConfig::parse(c).map(|_| ())
+        })
     }
     async fn start(&mut self, _context: Arc<dyn ConnectorContext>, config: Config) -> Result<()> {
         ElasticsearchSinkConfig::parse(&config)?;

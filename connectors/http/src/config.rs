@@ -126,21 +126,12 @@ pub struct HttpSinkConfig {
     pub max_in_flight: usize,
 }
 
-fn one_of_any_case(allowed: &'static [&'static str]) -> Validator {
-    Validator::custom(move |v| match v {
-        ConfigValue::String(s) if allowed.iter().any(|a| a.eq_ignore_ascii_case(s.trim())) => Ok(()),
-        ConfigValue::String(s) => Err(format!("{s:?} is not one of {}", allowed.join(", "))),
-        _ => Ok(()),
-    })
-    .described(&format!("[{}] (any case)", allowed.join(", ")))
-}
-
 pub fn def() -> ConfigDef {
     let key = |name: &str, kind, default: Option<&str>, doc: &str| ConfigKey::new(name, kind, default, Importance::Medium, doc);
     kit_http::config_def()
         .define(
             key(REQUEST_METHOD, ConfigType::String, Some("POST"), "POST, PUT or PATCH (any case).")
-                .validator(one_of_any_case(&["POST", "PUT", "PATCH"])),
+                .validator(Validator::OneOf(vec!["POST", "PUT", "PATCH"])),
         )
         .define(key(HEADERS, ConfigType::String, Some(""), "Request headers, `Name: value`, separated by header.separator."))
         .define(key(HEADER_SEPARATOR, ConfigType::String, Some("|"), "Separator of the headers list."))
@@ -165,7 +156,7 @@ pub fn def() -> ConfigDef {
         ))
         .define(
             key(BODY_FORMAT, ConfigType::String, Some("string"), "string: the record's string form; json: its value as JSON.")
-                .validator(one_of_any_case(&["string", "json"])),
+                .validator(Validator::OneOf(vec!["string", "json"])),
         )
         .define(key(
             BODY_TEMPLATE,
@@ -207,7 +198,7 @@ pub fn def() -> ConfigDef {
                 Some("EXPONENTIAL_WITH_JITTER"),
                 "CONSTANT_VALUE or EXPONENTIAL_WITH_JITTER (doubling up to 5 minutes, ±20%).",
             )
-            .validator(one_of_any_case(&["CONSTANT_VALUE", "EXPONENTIAL_WITH_JITTER"])),
+            .validator(Validator::OneOf(vec!["CONSTANT_VALUE", "EXPONENTIAL_WITH_JITTER"])),
         )
         .define(key(
             RETRY_AFTER_BODY_POINTER,
@@ -222,7 +213,7 @@ pub fn def() -> ConfigDef {
                 Some("ignore"),
                 "Records with a null value: ignore, log, delete (an HTTP DELETE) or fail.",
             )
-            .validator(one_of_any_case(&["ignore", "log", "delete", "fail"])),
+            .validator(Validator::OneOf(vec!["ignore", "log", "delete", "fail"])),
         )
         .define(
             key(
@@ -232,7 +223,7 @@ pub fn def() -> ConfigDef {
                 "Records the target refused for good: fail (to the errant-record reporter; without one the task fails), \
                  ignore or log (skipped).",
             )
-            .validator(one_of_any_case(&["fail", "ignore", "log"])),
+            .validator(Validator::OneOf(vec!["fail", "ignore", "log"])),
         )
         .define(
             key(

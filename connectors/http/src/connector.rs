@@ -23,15 +23,9 @@ impl Connector for HttpSinkConnector {
     /// What the per-key checks cannot see: headers, regexes and templates that do not parse, a URL that is
     /// not one, auth keys missing for the chosen `auth.type`. Reported against the key they name.
     fn validate(&self, config: &Config) -> BTreeMap<String, Vec<String>> {
-        let mut errors = BTreeMap::new();
-        if config::def().parse(config).is_ok() {
-            if let Err(e) = HttpSinkConfig::parse(config) {
-                let message = e.to_string();
-                let key = config::def().keys().iter().map(|k| k.name.clone()).find(|k| message.starts_with(&format!("{k}:")));
-                errors.insert(key.unwrap_or_else(|| "http.api.url".to_string()), vec![message]);
-            }
-        }
-        errors
+        connect_kit::validate::cross_key_errors(&config::def(), config, connect_kit::http::API_URL, |c| {
+            HttpSinkConfig::parse(c).map(|_| ())
+        })
     }
     async fn start(&mut self, _context: Arc<dyn ConnectorContext>, config: Config) -> Result<()> {
         HttpSinkConfig::parse(&config)?;

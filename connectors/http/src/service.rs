@@ -4,7 +4,7 @@ use crate::config::HttpSinkConfig;
 use crate::request::Prepared;
 use connect_core::ErrorKind;
 use connect_kit::backoff::{json_body_delay, server_delay, BodyDelay};
-use connect_kit::http::{Auth, HttpClient};
+use connect_kit::http::{quote_body, Auth, HttpClient};
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
 use std::time::{Duration, SystemTime};
@@ -32,15 +32,6 @@ pub enum Outcome {
 pub struct Service {
     client: HttpClient,
     body_delay: Option<BodyDelay>,
-}
-
-fn quote(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(BODY_QUOTE_LIMIT)]);
-    if body.len() > BODY_QUOTE_LIMIT {
-        format!("{text}... ({} bytes)", body.len())
-    } else {
-        text.into_owned()
-    }
 }
 
 impl Service {
@@ -94,7 +85,7 @@ impl Service {
         if status.is_success() {
             return Outcome::Delivered;
         }
-        let mut message = format!("{what} answered {status}: {}", quote(&body));
+        let mut message = format!("{what} answered {status}: {}", quote_body(&body, BODY_QUOTE_LIMIT));
         if status.is_redirection() {
             // Not followed: a POST redirected becomes a GET without its body.
             let location = response_location.as_deref().unwrap_or("no Location header");

@@ -88,6 +88,16 @@ pub fn classify_status(status: StatusCode) -> ErrorKind {
     }
 }
 
+/// A response body for an error message (and a DLQ header): as text, cut at `limit` bytes with the full size said.
+pub fn quote_body(body: &[u8], limit: usize) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(limit)]);
+    if body.len() > limit {
+        format!("{text}... ({} bytes)", body.len())
+    } else {
+        text.into_owned()
+    }
+}
+
 /// How requests authenticate.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Auth {

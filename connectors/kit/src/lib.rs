@@ -9,6 +9,7 @@
 //! - [`http`]: the reqwest client setup of HTTP connectors (timeouts, proxy, TLS, basic/bearer/OAuth2, gzip);
 //! - [`redelivery`]: what a sink remembers across redeliveries of a batch, so a retry sends nothing twice
 //!   (records told apart even when a transform made several of one Kafka record);
+//! - [`validate`]: cross-key checks for `Connector::validate`, filed under the key they name;
 //! - [`push_source`]: a bounded channel between a push protocol's receive loop and `SourceTask::poll`, with
 //!   typed acknowledgement tokens.
 //!
@@ -23,6 +24,7 @@ pub mod http;
 pub mod isolate;
 pub mod push_source;
 pub mod redelivery;
+pub mod validate;
 
 pub use backoff::{Backoff, BackoffPolicy, Jitter};
 pub use isolate::{isolate, Attempt, Isolation};
