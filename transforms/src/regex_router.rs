@@ -1,5 +1,6 @@
 //! `org.apache.kafka.connect.transforms.RegexRouter`: rewrites the topic when the whole name matches.
 
+use connect_core::java_regex::Replacement;
 use connect_core::transform::{Transformation, Transformed};
 use connect_core::{Config, ConfigDef, ConfigKey, ConfigType, ConnectError, Importance, RecordData, Result};
 use regex::Regex;
@@ -7,7 +8,8 @@ use regex::Regex;
 #[derive(Default)]
 pub struct RegexRouter {
     regex: Option<Regex>,
-    replacement: String,
+    /// In Java's syntax (`$1_$2` is group 1, `_`, group 2).
+    replacement: Option<Replacement>,
 }
 
 impl Transformation for RegexRouter {
@@ -22,14 +24,21 @@ impl Transformation for RegexRouter {
         // Java's Matcher.matches() needs the whole topic to match.
         let regex = Regex::new(&format!("^(?:{pattern})$"))
             .map_err(|e| ConnectError::fatal(format!("Invalid value {pattern} for configuration regex")).with_source(e))?;
+        let text = parsed.string("replacement");
+        let replacement = Replacement::parse(&text, &regex, &[])
+            .map_err(|e| ConnectError::fatal(format!("Invalid value {text} for configuration replacement: {e}")))?;
         self.regex = Some(regex);
-        self.replacement = parsed.string("replacement");
+        self.replacement = Some(replacement);
         Ok(())
     }
     fn apply(&self, record: &mut RecordData) -> Result<Transformed> {
-        let regex = self.regex.as_ref().ok_or_else(|| ConnectError::fatal("RegexRouter is not configured"))?;
-        if regex.is_match(&record.topic) {
-            record.topic = regex.replace(&record.topic, self.replacement.as_str()).into_owned();
+        let (Some(regex), Some(replacement)) = (&self.regex, &self.replacement) else {
+            return Err(ConnectError::fatal("RegexRouter is not configured"));
+        };
+        if let Some(caps) = regex.captures(&record.topic) {
+            let mut topic = String::new();
+            replacement.expand(&caps, &|_| String::new(), &mut topic);
+            record.topic = topic;
         }
         Ok(Transformed::Keep)
     }
@@ -51,6 +60,19 @@ mod tests {
         let mut r = RecordData::new("xsock", None, Value::Null);
         t.apply(&mut r).unwrap();
         assert_eq!(r.topic, "xsock");
+    }
+
+    #[test]
+    fn replacements_read_groups_as_java_does() {
+        // A group followed by an underscore: the regex crate's syntax would read a group named `1_` (empty).
+        let mut t = RegexRouter::default();
+        let cfg: Config = [("regex", "(.*)-(.*)"), ("replacement", "$1_$2")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        t.configure(&cfg).unwrap();
+        let mut r = RecordData::new("trains-raw", None, Value::Null);
+        t.apply(&mut r).unwrap();
+        assert_eq!(r.topic, "trains_raw");
+        let bad: Config = [("regex", "(a)"), ("replacement", "$2")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert!(RegexRouter::default().configure(&bad).is_err(), "a group the pattern does not have is a config error");
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! Connect value, with Java's `toString`), its JSON form, regex rewrites of the string form, and templates
 //! (`http.api.url`, `batch.key.pattern` and our `request.body.template`).
 
+use connect_core::java_regex::Replacement;
 use connect_core::{SinkRecord, Value};
-use regex::{Captures, Regex};
+use regex::Regex;
 use std::fmt::Write;
 
 /// The record's value as Confluent's sink sees it with `request.body.format=string`: strings as they are,
@@ -116,93 +117,24 @@ pub fn key_text(record: &SinkRecord) -> String {
     java_string(&record.data.key)
 }
 
-/// One `regex.patterns` entry with its replacement, in Java's replacement syntax: `$1`, `${name}`, `\$` for
-/// a dollar; plus Confluent's `${key}` and `${topic}`, the record's key and topic.
+/// One `regex.patterns` entry with its replacement, in Java's replacement syntax (`$1`, `${name}`, `\$` for a
+/// dollar: connect-core's `java_regex`), plus Confluent's `${key}` and `${topic}`, the record's key and topic.
 #[derive(Debug, Clone)]
 pub struct RegexRewrite {
     regex: Regex,
-    replacement: Vec<ReplacementPart>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum ReplacementPart {
-    Literal(String),
-    Group(usize),
-    Named(String),
-    Key,
-    Topic,
+    replacement: Replacement,
 }
 
 impl RegexRewrite {
     pub fn new(pattern: &str, replacement: &str) -> Result<Self, String> {
         let regex = Regex::new(pattern).map_err(|e| format!("{pattern:?}: {e}"))?;
-        let groups = regex.captures_len() - 1;
-        let names: Vec<&str> = regex.capture_names().flatten().collect();
-        let mut parts = Vec::new();
-        let mut literal = String::new();
-        let mut chars = replacement.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => literal.push(chars.next().ok_or_else(|| format!("{replacement:?} ends with a lone backslash"))?),
-                '$' => {
-                    let part = if chars.peek() == Some(&'{') {
-                        chars.next();
-                        let name: String = chars.by_ref().take_while(|c| *c != '}').collect();
-                        match name.as_str() {
-                            n if names.contains(&n) => ReplacementPart::Named(name),
-                            "key" => ReplacementPart::Key,
-                            "topic" => ReplacementPart::Topic,
-                            _ => return Err(format!("{replacement:?}: no group named {name:?} in {pattern:?}")),
-                        }
-                    } else {
-                        // Java reads as many digits as still name an existing group.
-                        let first = chars.next().and_then(|c| c.to_digit(10)).ok_or_else(|| {
-                            format!("{replacement:?}: `$` must be followed by a group number or {{name}} (write \\$ for a dollar)")
-                        })? as usize;
-                        if first > groups {
-                            return Err(format!("{replacement:?}: no group {first} in {pattern:?}"));
-                        }
-                        let mut group = first;
-                        while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
-                            if group * 10 + d as usize > groups {
-                                break;
-                            }
-                            group = group * 10 + d as usize;
-                            chars.next();
-                        }
-                        ReplacementPart::Group(group)
-                    };
-                    if !literal.is_empty() {
-                        parts.push(ReplacementPart::Literal(std::mem::take(&mut literal)));
-                    }
-                    parts.push(part);
-                }
-                c => literal.push(c),
-            }
-        }
-        if !literal.is_empty() {
-            parts.push(ReplacementPart::Literal(literal));
-        }
-        Ok(RegexRewrite { regex, replacement: parts })
+        let replacement = Replacement::parse(replacement, &regex, &["key", "topic"])?;
+        Ok(RegexRewrite { regex, replacement })
     }
 
     /// Every match in `text` replaced, as Java's `String.replaceAll`.
     pub fn apply(&self, text: &str, key: &str, topic: &str) -> String {
-        self.regex
-            .replace_all(text, |caps: &Captures| {
-                let mut out = String::new();
-                for part in &self.replacement {
-                    match part {
-                        ReplacementPart::Literal(s) => out.push_str(s),
-                        ReplacementPart::Group(i) => out.push_str(caps.get(*i).map_or("", |m| m.as_str())),
-                        ReplacementPart::Named(n) => out.push_str(caps.name(n).map_or("", |m| m.as_str())),
-                        ReplacementPart::Key => out.push_str(key),
-                        ReplacementPart::Topic => out.push_str(topic),
-                    }
-                }
-                out
-            })
-            .into_owned()
+        self.replacement.replace_all(&self.regex, text, &|name| if name == "key" { key.to_string() } else { topic.to_string() })
     }
 }
 
