@@ -218,6 +218,18 @@ impl Worker {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
+    /// Task 0's state of connector `name`, sampled once a second until `since` is `span` old: what an outage
+    /// looked like from the REST API.
+    pub fn task_states_until(&self, name: &str, since: Instant, span: Duration) -> Vec<String> {
+        let mut states = Vec::new();
+        while since.elapsed() < span {
+            let (_, status) = self.get(&format!("/connectors/{name}/status"));
+            states.push(status["tasks"][0]["state"].as_str().unwrap_or("?").to_string());
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        states
+    }
+
     /// GET a REST path, returning the status code and JSON body.
     pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
         http("GET", self.port, path, None)

@@ -158,12 +158,7 @@ fn the_cluster_frozen_for_20_s_loses_nothing_and_fails_nothing() {
     es.freeze();
     let down_at = std::time::Instant::now();
     produce(&topic, &(500..1500).map(|i| kv(&format!("k{i}"), json!({"n": i}))).collect::<Vec<_>>());
-    let mut states = Vec::new();
-    while down_at.elapsed() < Duration::from_secs(20) {
-        let (_, status) = worker.get(&format!("/connectors/{name}/status"));
-        states.push(status["tasks"][0]["state"].as_str().unwrap_or("?").to_string());
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    let states = worker.task_states_until(&name, down_at, Duration::from_secs(20));
     es.thaw();
     wait_count(&es, &index, 1500, &worker);
     assert!(states.iter().all(|s| s == "RUNNING"), "RUNNING throughout the outage: {states:?}");
@@ -192,12 +187,7 @@ fn the_cluster_unreachable_for_20_s_with_default_retries_fails_nothing() {
     proxy.down();
     let down_at = std::time::Instant::now();
     produce(&topic, &(200..600).map(|i| kv(&format!("k{i}"), json!({"n": i}))).collect::<Vec<_>>());
-    let mut states = Vec::new();
-    while down_at.elapsed() < Duration::from_secs(20) {
-        let (_, status) = worker.get(&format!("/connectors/{name}/status"));
-        states.push(status["tasks"][0]["state"].as_str().unwrap_or("?").to_string());
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    let states = worker.task_states_until(&name, down_at, Duration::from_secs(20));
     proxy.up();
     wait_count(&es, &index, 600, &worker);
     assert!(states.iter().all(|s| s == "RUNNING"), "RUNNING throughout the outage: {states:?}");

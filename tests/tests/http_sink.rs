@@ -247,12 +247,7 @@ fn a_server_down_for_20_s_loses_nothing_and_fails_nothing() {
     target.down();
     let down_at = std::time::Instant::now();
     produce(&topic, &(100..total).map(alert).collect::<Vec<_>>());
-    let mut states = Vec::new();
-    while down_at.elapsed() < Duration::from_secs(20) {
-        let (_, status) = worker.get(&format!("/connectors/{name}/status"));
-        states.push(status["tasks"][0]["state"].as_str().unwrap_or("?").to_string());
-        std::thread::sleep(Duration::from_secs(1));
-    }
+    let states = worker.task_states_until(&name, down_at, Duration::from_secs(20));
     assert_eq!(target.delivered().len(), 100, "nothing delivered while down");
     target.up();
     wait_for_or_explain(

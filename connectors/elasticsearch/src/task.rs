@@ -139,7 +139,7 @@ impl ElasticsearchSinkTask {
                 }
             };
             if let Action::Write { target, .. } = &action {
-                self.ensure_mapping(record, &target.clone()).await?;
+                self.ensure_mapping(record, target).await?;
             }
             let (bytes, versioned) = match &action {
                 Action::Write { source, version, .. } => (source.len() + 100, version.is_some()),

@@ -80,22 +80,37 @@ impl<'a> Batcher<'a> {
         Batcher { config, open: Vec::new(), ready: Vec::new() }
     }
 
-    fn url(&self, record: &SinkRecord) -> String {
+    /// The record's URL, rendered only when `http.api.url` names `${topic}` or `${key}`.
+    fn url(&self, record: &SinkRecord) -> std::borrow::Cow<'a, str> {
         if self.config.url.is_constant() {
-            self.config.http.api_url.clone()
+            std::borrow::Cow::Borrowed(self.config.http.api_url.as_str())
         } else {
-            self.config.url.render_text(record)
+            std::borrow::Cow::Owned(self.config.url.render_text(record))
+        }
+    }
+
+    /// The record's batch key; a constant pattern (the default `someKey`) is not rendered per record.
+    fn batch_key(&self, record: &SinkRecord) -> std::borrow::Cow<'a, str> {
+        if self.config.batch_key.is_constant() {
+            std::borrow::Cow::Borrowed("")
+        } else {
+            std::borrow::Cow::Owned(self.config.batch_key.render_text(record))
         }
     }
 
     /// Add record `index` with a value.
     pub fn push(&mut self, index: usize, record: &SinkRecord) {
-        let (url, batch_key) = (self.url(record), self.config.batch_key.render_text(record));
+        let (url, batch_key) = (self.url(record), self.batch_key(record));
         let piece = render_record(self.config, record);
         let position = match self.open.iter().position(|g| g.url == url && g.batch_key == batch_key) {
             Some(p) => p,
             None => {
-                self.open.push(OpenGroup { url, batch_key, records: Vec::new(), pieces: Vec::new() });
+                self.open.push(OpenGroup {
+                    url: url.into_owned(),
+                    batch_key: batch_key.into_owned(),
+                    records: Vec::new(),
+                    pieces: Vec::new(),
+                });
                 self.open.len() - 1
             }
         };
@@ -111,7 +126,7 @@ impl<'a> Batcher<'a> {
     /// Add a DELETE for record `index` (a tombstone with `behavior.on.null.values=delete`): a request of its own,
     /// after what was already full.
     pub fn push_delete(&mut self, index: usize, record: &SinkRecord) {
-        let url = self.url(record);
+        let url = self.url(record).into_owned();
         self.ready.push(Prepared { method: Method::DELETE, url, body: None, records: vec![index] });
     }
 
