@@ -6,6 +6,7 @@
 
 pub mod elasticsearch;
 pub mod http_target;
+pub mod stomp;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};

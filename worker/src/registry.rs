@@ -21,6 +21,7 @@ impl Default for Registry {
                 .chain(connect_postgres::plugins())
                 .chain(connect_http::plugins())
                 .chain(connect_elasticsearch::plugins())
+                .chain(connect_stomp::plugins())
                 .chain(connect_testing::plugins())
                 .collect(),
             converters: builtin_converters(),
