@@ -337,3 +337,28 @@ fn an_openwire_port_fails_the_start_with_a_clear_error() {
     assert!(trace.contains("does not speak STOMP") && trace.contains("OpenWire"), "{trace}");
     assert!(trace.contains("61613"), "names the STOMP port: {trace}");
 }
+
+/// `jms.message.selector` goes to the broker, which filters: only the selected messages arrive.
+#[test]
+fn a_message_selector_is_applied_by_activemq() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = ActiveMq::start(dir.path(), false);
+    let topic = unique("e2e-stomp-selector");
+    let queue = unique("movements");
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    setup.connector("stomp-selector", activemq_config(&broker.url(), "queue", &queue, &topic, json!({"jms.message.selector": "toc = 'EA'"})));
+    let worker = setup.start();
+    wait_subscribed(&worker, 1);
+    let sent = movements(0..100);
+    let mut publisher = StompClient::connect(broker.stomp_port, None);
+    for (i, body) in sent.iter().enumerate() {
+        let toc = if i % 2 == 0 { "EA" } else { "GW" };
+        publisher.send_texts(&format!("/queue/{queue}"), std::slice::from_ref(body), &[("toc", toc)]);
+    }
+    wait_for("50 records in Kafka", Duration::from_secs(60), || (topic_count(&topic) >= 50).then_some(()));
+    std::thread::sleep(Duration::from_secs(2));
+    let got = texts(&topic, 50);
+    let expected: Vec<String> = sent.iter().step_by(2).cloned().collect();
+    assert_eq!(got, expected, "exactly the EA messages, in order");
+}

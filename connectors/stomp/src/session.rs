@@ -27,7 +27,7 @@ use tokio_util::codec::Framed;
 /// How long connecting and the CONNECT/CONNECTED exchange may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The usual STOMP ports, named when a port answers with something else.
-const STOMP_PORTS_HINT: &str = "use the broker's STOMP port: ActiveMQ and Artemis 61613 (stomp://; 61612 or 61614 for stomp+ssl:// when enabled), RabbitMQ 61613 with the rabbitmq_stomp plugin";
+const STOMP_PORTS_HINT: &str = "use the broker's STOMP port: ActiveMQ and Artemis 61613 (stomp://; 61612 or 61614 for stomp+ssl:// when enabled), RabbitMQ 61613 with the rabbitmq_stomp plugin, Network Rail's feeds 61618";
 
 /// What the session needs, fixed for the task's life.
 #[derive(Debug, Clone)]
@@ -463,6 +463,71 @@ mod tests {
         assert_eq!(negotiate_heartbeats(ten, Some("5000,20000")), (Some(Duration::from_secs(20)), Some(ten)));
         assert_eq!(negotiate_heartbeats(Duration::ZERO, Some("5000,5000")), (None, None));
         assert_eq!(negotiate_heartbeats(ten, None), (None, None));
+    }
+
+    fn test_config(port: u16) -> SessionConfig {
+        SessionConfig {
+            urls: vec![BrokerUrl { tls: false, host: "127.0.0.1".into(), port }],
+            login: None,
+            passcode: None,
+            vhost: "/".into(),
+            client_id: "t".into(),
+            destination: "/queue/q".into(),
+            subscription_id: "s".into(),
+            durable: None,
+            selector: None,
+            max_pending: 10,
+            heartbeat: Duration::from_millis(100),
+            max_frame_bytes: 1 << 20,
+            max_retry: Duration::from_secs(30),
+            tls: None,
+        }
+    }
+
+    /// A broker that promises heart-beats, confirms the subscription, then goes silent (a half-open TCP
+    /// connection looks like this): the session gives it up within two intervals and connects again.
+    #[tokio::test]
+    async fn a_silent_broker_is_detected_and_reconnected() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (accepted_tx, mut accepted) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0u8; 4096];
+                let _ = socket.read(&mut buf).await; // CONNECT
+                socket.write_all(b"CONNECTED\nversion:1.2\nheart-beat:100,100\n\n\0").await.unwrap();
+                let _ = socket.read(&mut buf).await; // SUBSCRIBE
+                socket.write_all(b"RECEIPT\nreceipt-id:subscribe-s\n\n\0").await.unwrap();
+                accepted_tx.send(std::time::Instant::now()).unwrap();
+                held.push(socket); // open, and silent from now on
+            }
+        });
+        let (tx, _rx) = connect_kit::push_source::channel(16, 16, Duration::from_millis(100));
+        let (_ack_tx, ack_rx) = mpsc::unbounded_channel();
+        let session = tokio::spawn(run(test_config(port), None, tx, ack_rx));
+        let first = tokio::time::timeout(Duration::from_secs(5), accepted.recv()).await.unwrap().unwrap();
+        let second = tokio::time::timeout(Duration::from_secs(5), accepted.recv()).await.expect("reconnected").unwrap();
+        let gap = second - first;
+        assert!(gap >= Duration::from_millis(200), "not before two heart-beat intervals of silence: {gap:?}");
+        session.abort();
+    }
+
+    /// The first answer decides: a port that speaks another protocol is a permanent error naming it.
+    #[tokio::test]
+    async fn a_foreign_protocol_is_a_permanent_error() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            socket.write_all(b"AMQP\0\0\x09\x01").await.unwrap();
+        });
+        let err = open(&test_config(port), &test_config(port).urls[0]).await.err().expect("an error");
+        assert!(err.is_permanent(), "{err}");
+        assert!(err.to_string().contains("AMQP") && err.to_string().contains("61613"), "{err}");
     }
 
     #[test]
