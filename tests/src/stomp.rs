@@ -206,6 +206,23 @@ impl StompClient {
         }
     }
 
+    /// Remove a durable topic subscription (RabbitMQ keeps its queue until then): subscribe with its id,
+    /// then UNSUBSCRIBE with `durable:true`.
+    pub fn remove_durable_subscription(&mut self, destination: &str, id: &str) {
+        let frames = format!(
+            "SUBSCRIBE\nid:{id}\ndestination:{destination}\ndurable:true\nauto-delete:false\nack:auto\n\n\0UNSUBSCRIBE\nid:{id}\ndurable:true\nreceipt:unsub\n\n\0"
+        );
+        self.writer.write_all(frames.as_bytes()).unwrap();
+        loop {
+            match self.read_frame() {
+                Ok(f) if f.command == "RECEIPT" => return,
+                Ok(f) if f.command == "ERROR" => panic!("removing {id}: {}", String::from_utf8_lossy(&f.body)),
+                Ok(_) => {}
+                Err(e) => panic!("removing {id}: {e}"),
+            }
+        }
+    }
+
     /// Send one message with a body that may hold any bytes (content-length set: ActiveMQ makes a BytesMessage).
     pub fn send_bytes(&mut self, destination: &str, body: &[u8]) {
         self.receipts += 1;

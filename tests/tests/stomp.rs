@@ -66,6 +66,22 @@ fn counts(values: &[String]) -> HashMap<&str, usize> {
     counts
 }
 
+/// Publish `bodies` in chunks of 250 every 100 ms on a thread of its own (about 4 s for 10,000), as a live
+/// feed does; the thread returns how long it ran.
+fn publish_slowly(port: u16, login: Option<(&str, &str)>, destination: &str, bodies: &[String]) -> std::thread::JoinHandle<Duration> {
+    let (bodies, destination) = (bodies.to_vec(), destination.to_string());
+    let login = login.map(|(u, p)| (u.to_string(), p.to_string()));
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut client = StompClient::connect(port, login.as_ref().map(|(u, p)| (u.as_str(), p.as_str())));
+        for chunk in bodies.chunks(250) {
+            client.send_texts(&destination, chunk, &[("persistent", "true")]);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        started.elapsed()
+    })
+}
+
 fn records_written(worker: &Worker, name: &str) -> u64 {
     worker.get(&format!("/connectors/{name}/metrics")).1["tasks"][0]["records-written"].as_u64().unwrap_or(0)
 }
@@ -165,6 +181,7 @@ fn kill_and_restart_loses_nothing(
     extra: serde_json::Value,
     dir: &std::path::Path,
 ) {
+    let durable_id = extra["jms.subscription.name"].as_str().map(str::to_string);
     let topic = unique("e2e-stomp-kill");
     let destination = unique("TRAIN_MVT");
     let name = unique("stomp-kill");
@@ -179,16 +196,24 @@ fn kill_and_restart_loses_nothing(
     let total = 10_000;
     let sent = movements(0..total);
     let stomp_destination = format!("/{kind}/{destination}");
-    let mut publisher = StompClient::connect(broker_port, login);
-    publisher.send_texts(&stomp_destination, &sent[..5_000], &[("persistent", "true")]);
+    // RabbitMQ keeps a durable subscription's queue until it is removed: remove it at the end.
+    let cleanup = match (&durable_id, login) {
+        (Some(id), Some(login)) => Some((login, id.clone())),
+        _ => None,
+    };
+    // A feed that keeps publishing while the worker dies and comes back: what is published while it is down
+    // is kept by the queue or the durable subscription.
+    let publisher = publish_slowly(broker_port, login, &stomp_destination, &sent);
     let at_kill = wait_for("part of the stream in Kafka", Duration::from_secs(60), || {
         let n = records_written(&worker, &name);
         (n >= 1_000).then_some(n)
     });
     worker.kill_hard();
-    // Published while the worker is down: kept by the queue or the durable subscription.
-    publisher.send_texts(&stomp_destination, &sent[5_000..], &[("persistent", "true")]);
+    std::thread::sleep(Duration::from_secs(1));
     let worker = setup.start();
+    let published_at_restart = publisher.join().unwrap();
+    assert!(at_kill < 6_000, "killed after {at_kill} records: too late to be mid-stream");
+    eprintln!("stomp SIGKILL ({kind}): the publisher was done {published_at_restart:?} after the restart began");
     wait_for_or_explain(
         "every message in Kafka",
         Duration::from_secs(120),
@@ -209,7 +234,17 @@ fn kill_and_restart_loses_nothing(
         got.len()
     );
     assert!(duplicates <= max_pending, "{duplicates} duplicates, more than max.pending.messages={max_pending}");
+    // Messages in flight at the kill come again, marked so by the broker.
+    let redelivered = read_topic(&topic, got.len(), Duration::from_secs(30))
+        .iter()
+        .filter(|r| serde_json::from_slice::<serde_json::Value>(r.3.as_deref().unwrap()).unwrap()["redelivered"] == true)
+        .count();
+    eprintln!("stomp SIGKILL ({kind}): {redelivered} records marked redelivered");
     assert_eq!(worker.get(&format!("/connectors/{name}/status")).1["tasks"][0]["state"], "RUNNING");
+    if let Some((login, id)) = cleanup {
+        drop(worker);
+        StompClient::connect(broker_port, Some(login)).remove_durable_subscription(&stomp_destination, &id);
+    }
 }
 
 #[test]
@@ -347,7 +382,10 @@ fn a_message_selector_is_applied_by_activemq() {
     let topic = unique("e2e-stomp-selector");
     let queue = unique("movements");
     let mut setup = WorkerSetup::new(dir.path(), &[]);
-    setup.connector("stomp-selector", activemq_config(&broker.url(), "queue", &queue, &topic, json!({"jms.message.selector": "toc = 'EA'"})));
+    setup.connector(
+        "stomp-selector",
+        activemq_config(&broker.url(), "queue", &queue, &topic, json!({"jms.message.selector": "toc = 'EA'"})),
+    );
     let worker = setup.start();
     wait_subscribed(&worker, 1);
     let sent = movements(0..100);
@@ -361,4 +399,49 @@ fn a_message_selector_is_applied_by_activemq() {
     let got = texts(&topic, 50);
     let expected: Vec<String> = sent.iter().step_by(2).cloned().collect();
     assert_eq!(got, expected, "exactly the EA messages, in order");
+}
+
+/// A clean stop mid-stream (SIGTERM): the acks for everything Kafka took are sent before DISCONNECT, so a
+/// restart gets no duplicates.
+#[test]
+fn a_clean_stop_mid_stream_sends_its_acks_no_duplicates() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = ActiveMq::start(dir.path(), false);
+    let topic = unique("e2e-stomp-stop");
+    let queue = unique("movements");
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    setup.connector("stomp-stop", activemq_config(&broker.url(), "queue", &queue, &topic, json!({})));
+    let mut worker = setup.start();
+    wait_subscribed(&worker, 1);
+    // A backlog drained at full speed, so thousands of messages are in flight (delivered, not yet acked)
+    // when the stop comes.
+    let sent = movements(0..40_000);
+    let (port, destination, bodies) = (broker.stomp_port, format!("/queue/{queue}"), sent.clone());
+    let publisher = std::thread::spawn(move || {
+        let mut client = StompClient::connect(port, None);
+        for chunk in bodies.chunks(2_000) {
+            client.send_texts(&destination, chunk, &[("persistent", "true")]);
+        }
+    });
+    let at_stop = wait_for("part of the stream in Kafka", Duration::from_secs(60), || {
+        let n = records_written(&worker, "stomp-stop");
+        (n >= 5_000).then_some(n)
+    });
+    assert_eq!(worker.stop(), Some(0), "a clean exit");
+    let stopped_log = worker.log_text();
+    let worker = setup.start();
+    publisher.join().unwrap();
+    wait_for_or_explain(
+        "every message in Kafka",
+        Duration::from_secs(120),
+        || (counts(&texts(&topic, sent.len())).len() >= sent.len()).then_some(()),
+        || format!("worker log:\n{}", tail(&worker.log_text(), 30)),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let got = texts(&topic, sent.len());
+    eprintln!("stomp clean stop after {at_stop} records: {} records for {} messages", got.len(), sent.len());
+    assert!(at_stop < 35_000, "stopped mid-stream");
+    assert_eq!(got.len(), sent.len(), "no duplicates after a clean stop; the stopped worker's log ends:\n{}", tail(&stopped_log, 25));
+    assert_eq!(got, sent, "every message exactly once, in order");
 }

@@ -100,13 +100,16 @@ const MAX_HEADER_BYTES: usize = 256 * 1024;
 pub struct StompCodec {
     version: Version,
     max_frame_bytes: usize,
+    /// How much of the buffer was already searched for the NUL that ends a body without content-length,
+    /// so a large body arriving in many reads is scanned once, not once per read.
+    scanned: usize,
     /// Until the first frame arrived, bytes that are not STOMP mean the wrong protocol, not a broken frame.
     seen_frame: bool,
 }
 
 impl StompCodec {
     pub fn new(max_frame_bytes: usize) -> Self {
-        StompCodec { version: Version::V1_0, max_frame_bytes, seen_frame: false }
+        StompCodec { version: Version::V1_0, max_frame_bytes, scanned: 0, seen_frame: false }
     }
     /// Set after CONNECTED: escaping follows the negotiated version from then on.
     pub fn set_version(&mut self, version: Version) {
@@ -281,20 +284,25 @@ impl Decoder for StompCodec {
                 }
                 (end, end + 1)
             }
-            None => match buf[body_start..].iter().position(|&b| b == 0) {
-                Some(p) => (body_start + p, body_start + p + 1),
-                None => {
-                    if buf.len() - body_start > self.max_frame_bytes {
-                        return Err(FrameError::TooLarge { limit: self.max_frame_bytes });
+            None => {
+                let from = body_start.max(self.scanned);
+                match buf[from..].iter().position(|&b| b == 0) {
+                    Some(p) => (from + p, from + p + 1),
+                    None => {
+                        if buf.len() - body_start > self.max_frame_bytes {
+                            return Err(FrameError::TooLarge { limit: self.max_frame_bytes });
+                        }
+                        self.scanned = buf.len();
+                        return Ok(None);
                     }
-                    return Ok(None);
                 }
-            },
+            }
         };
         let mut frame_bytes = buf.split_to(frame_end);
         frame_bytes.truncate(body_end);
         let body = frame_bytes.split_off(body_start).freeze();
         self.seen_frame = true;
+        self.scanned = 0;
         Ok(Some(Item::Frame(Frame { command, headers, body })))
     }
 

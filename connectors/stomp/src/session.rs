@@ -24,6 +24,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
+/// How long a clean stop waits for the broker to confirm it read every ack.
+pub const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection that lasted this long counts as working, even if no message came.
+const HEALTHY_CONNECTION: Duration = Duration::from_secs(10);
 /// How long connecting and the CONNECT/CONNECTED exchange may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The usual STOMP ports, named when a port answers with something else.
@@ -86,6 +90,14 @@ impl SessionError {
             FrameError::NotStomp(what) => SessionError::NotStomp { url: url.clone(), what },
             other => SessionError::lost(url, other.to_string()),
         }
+    }
+    /// A refused CONNECT whose reason is the login: retrying with the same credentials cannot help.
+    pub fn is_login_refused(&self) -> bool {
+        let SessionError::Refused { message, .. } = self else { return false };
+        let m = message.to_ascii_lowercase();
+        ["password", "credential", "authenticat", "login", "not authorized", "unauthori", "access refused", "access denied"]
+            .iter()
+            .any(|w| m.contains(w))
     }
     /// Errors that reconnecting cannot fix.
     pub fn is_permanent(&self) -> bool {
@@ -193,7 +205,9 @@ pub async fn open(config: &SessionConfig, url: &BrokerUrl) -> Result<Connection,
     let mut subscribe = Frame::new("SUBSCRIBE")
         .header("id", config.subscription_id.clone())
         .header("destination", config.destination.clone())
-        .header("ack", if version >= Version::V1_1 { "client-individual" } else { "client" })
+        // client-individual in 1.0 too (ActiveMQ and RabbitMQ take it there): 1.0's `client` acknowledges
+        // everything before a message, which an out-of-order ack (behavior.on.error=IGNORE) must not do.
+        .header("ack", "client-individual")
         .header("receipt", receipt.clone())
         .header("activemq.prefetchSize", prefetch.clone())
         .header("prefetch-count", prefetch);
@@ -241,13 +255,27 @@ enum Ended {
     Lost(SessionError),
 }
 
-/// Run one subscribed connection until it is lost or the task stops.
+/// Run one subscribed connection until it is lost or the task stops; also says whether it delivered a
+/// message.
 async fn serve(
+    conn: Connection,
+    generation: u64,
+    config: &SessionConfig,
+    tx: &PushSender<Message>,
+    acks: &mut mpsc::UnboundedReceiver<AckHandle>,
+) -> (Ended, bool) {
+    let mut delivered = false;
+    let ended = serve_until_lost(conn, generation, config, tx, acks, &mut delivered).await;
+    (ended, delivered)
+}
+
+async fn serve_until_lost(
     mut conn: Connection,
     generation: u64,
     config: &SessionConfig,
     tx: &PushSender<Message>,
     acks: &mut mpsc::UnboundedReceiver<AckHandle>,
+    delivered: &mut bool,
 ) -> Ended {
     let url = conn.url.clone();
     let mut pending = 0usize;
@@ -258,19 +286,17 @@ async fn serve(
         .into_iter()
         .flatten()
         .min()
-        .map_or(Duration::from_secs(1), |d| (d / 2).max(Duration::from_millis(50)));
+        .map_or(Duration::from_secs(1), |d| (d / 4).max(Duration::from_millis(25)));
     let mut tick = tokio::time::interval(tick_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let reading = pending < config.max_pending;
         tokio::select! {
-            _ = tx.closed() => {
-                disconnect(&mut conn).await;
-                return Ended::Stopped;
-            }
+            // Acks first: on stop, the acks the runtime queued while draining must go out before DISCONNECT.
+            biased;
             ack = acks.recv() => {
                 let Some(first) = ack else {
-                    disconnect(&mut conn).await;
+                    disconnect(&mut conn, acks, generation).await;
                     return Ended::Stopped;
                 };
                 // Send every ack that is waiting in one write.
@@ -291,6 +317,10 @@ async fn serve(
                 }
                 last_write = Instant::now();
             }
+            _ = tx.closed() => {
+                disconnect(&mut conn, acks, generation).await;
+                return Ended::Stopped;
+            }
             item = conn.framed.next(), if reading => {
                 last_read = Instant::now();
                 let frame = match item {
@@ -302,9 +332,10 @@ async fn serve(
                 match frame.command.as_str() {
                     "MESSAGE" => {
                         pending += 1;
+                        *delivered = true;
                         let ack = AckHandle { generation, frame: ack_frame(conn.version, &frame) };
                         if tx.send(Message { frame, ack, typed_by_content_length: conn.typed_by_content_length }).await.is_err() {
-                            disconnect(&mut conn).await;
+                            disconnect(&mut conn, acks, generation).await;
                             return Ended::Stopped;
                         }
                     }
@@ -312,7 +343,7 @@ async fn serve(
                         subscribed = true;
                         tracing::info!(broker = %url, destination = %config.destination, durable = config.durable.is_some(), "STOMP subscription confirmed");
                     }
-                    "ERROR" if !subscribed => {
+                    "ERROR" if !subscribed && generation == 1 => {
                         return Ended::Lost(SessionError::SubscriptionRefused {
                             url: url.clone(),
                             destination: config.destination.clone(),
@@ -325,7 +356,8 @@ async fn serve(
             }
             _ = tick.tick() => {
                 if let Some(every) = conn.send_every {
-                    if last_write.elapsed() >= every {
+                    // Half the agreed interval, so timer granularity never makes one late.
+                    if last_write.elapsed() >= every / 2 {
                         if let Err(e) = conn.framed.send(Item::Heartbeat).await {
                             return Ended::Lost(SessionError::lost(&url, format!("sending a heart-beat: {e}")));
                         }
@@ -345,22 +377,39 @@ async fn serve(
     }
 }
 
-/// DISCONNECT with a receipt, so acks written before it reach the broker; at most a second.
-async fn disconnect(conn: &mut Connection) {
-    let bye = Frame::new("DISCONNECT").header("receipt", "disconnect");
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+/// Send the acks still queued for this connection, then DISCONNECT with a receipt, and read on until the
+/// receipt comes: it proves the broker processed every ack before it. Closing earlier, with messages still
+/// unread in our socket, would make the kernel reset the connection and the broker drop acks it had not
+/// yet read (seen as duplicates after a clean stop). At most [`DISCONNECT_TIMEOUT`].
+async fn disconnect(conn: &mut Connection, acks: &mut mpsc::UnboundedReceiver<AckHandle>, generation: u64) {
+    let confirmed = tokio::time::timeout(DISCONNECT_TIMEOUT, async {
+        while let Ok(ack) = acks.try_recv() {
+            if let (true, Some(frame)) = (ack.generation == generation, ack.frame) {
+                if conn.framed.feed(Item::Frame(frame)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let bye = Frame::new("DISCONNECT").header("receipt", "disconnect");
         if conn.framed.send(Item::Frame(bye)).await.is_err() {
             return;
         }
         while let Some(Ok(item)) = conn.framed.next().await {
             if let Item::Frame(f) = item {
-                if f.command == "RECEIPT" {
+                if f.command == "RECEIPT" && f.get("receipt-id") == Some("disconnect") {
                     return;
                 }
             }
         }
     })
     .await;
+    if confirmed.is_err() {
+        tracing::warn!(
+            broker = %conn.url,
+            "no receipt for DISCONNECT within {} s: the broker may deliver again messages whose acks it had not read",
+            DISCONNECT_TIMEOUT.as_secs()
+        );
+    }
 }
 
 fn reconnect_policy(max_retry: Duration) -> BackoffPolicy {
@@ -430,9 +479,15 @@ pub async fn run(
                 }
             },
         };
-        backoff.reset();
         generation += 1;
-        match serve(conn, generation, &config, &tx, &mut acks).await {
+        let connected_at = Instant::now();
+        let (ended, delivered) = serve(conn, generation, &config, &tx, &mut acks).await;
+        // Only a connection that worked clears the failures: one that a message kills at once (a frame over
+        // stomp.max.frame.bytes, redelivered each time) must run into max.retry.time, not loop for ever.
+        if delivered || connected_at.elapsed() >= HEALTHY_CONNECTION {
+            backoff.reset();
+        }
+        match ended {
             Ended::Stopped => return,
             Ended::Lost(e) if e.is_permanent() => {
                 tx.fail(ConnectError::fatal(e.to_string())).await;
@@ -440,12 +495,18 @@ pub async fn run(
             }
             Ended::Lost(e) => {
                 tracing::warn!(error = %e, "STOMP connection lost; reconnecting (unacknowledged messages are redelivered by the broker)");
-                // A broker that drops us right after connecting must not be hammered.
-                if let Some(delay) = backoff.next_delay() {
-                    tokio::select! {
-                        _ = tx.closed() => return,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
+                url_index = (url_index + 1) % config.urls.len();
+                let Some(delay) = backoff.next_delay() else {
+                    tx.fail(ConnectError::fatal(format!(
+                        "STOMP connections kept failing for {} ms (max.retry.time); last error: {e}",
+                        config.max_retry.as_millis()
+                    )))
+                    .await;
+                    return;
+                };
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = tokio::time::sleep(delay) => {}
                 }
             }
         }

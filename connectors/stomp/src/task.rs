@@ -154,11 +154,12 @@ impl SourceTask for StompSourceTask {
         self.ignore_errors = parsed.string(BEHAVIOR_ON_ERROR).eq_ignore_ascii_case("IGNORE");
         self.partition = push_source::no_offsets_partition();
 
-        // The first connection is made here, so a wrong port or refused login fails the start with its
-        // reason; a broker that is merely down is retried by the session.
+        // The first connection is made here, so a wrong port or a refused login fails the start with its
+        // reason; a broker that is down, or refuses for another reason (ActiveMQ's "client id already
+        // connected" while it still holds a crashed worker's connection), is retried by the session.
         let first = match session::open_any(&session_config, 0).await {
             Ok(conn) => Some(conn),
-            Err(e @ (session::SessionError::NotStomp { .. } | session::SessionError::Refused { .. })) => {
+            Err(e) if matches!(e, session::SessionError::NotStomp { .. }) || e.is_login_refused() => {
                 return Err(ConnectError::fatal(e.to_string()))
             }
             Err(e) => {
@@ -215,7 +216,7 @@ impl SourceTask for StompSourceTask {
         self.messages = None;
         self.acks = None;
         if let Some(mut handle) = self.session.take() {
-            if tokio::time::timeout(Duration::from_secs(2), &mut handle).await.is_err() {
+            if tokio::time::timeout(session::DISCONNECT_TIMEOUT + Duration::from_secs(1), &mut handle).await.is_err() {
                 handle.abort();
             }
         }
