@@ -95,11 +95,20 @@ pub struct SourceRecord {
     /// The connector's own handle for acknowledging this record upstream (an MQTT packet id, a STOMP ack
     /// id), handed back untouched in `SourceTask::commit_record`. Never stored, converted or transformed.
     pub ack: Option<AckToken>,
+    /// Set when the source read something it cannot make a record of (a line that is not JSON): why.
+    /// `data` then holds the raw input as bytes or a string, which the runtime reports as a data error at
+    /// the TASK_POLL stage: the DLQ gets those bytes, or the task fails under `errors.tolerance=none`.
+    /// Its offset advances like any record's once it is dead-lettered, so it is not read again.
+    pub unreadable: Option<String>,
 }
 
 impl SourceRecord {
     pub fn new(source_partition: Arc<SourceMap>, source_offset: SourceMap, data: RecordData) -> Self {
-        SourceRecord { source_partition, source_offset, data, ack: None }
+        SourceRecord { source_partition, source_offset, data, ack: None, unreadable: None }
+    }
+    /// A record for raw input the source cannot read (see [`SourceRecord::unreadable`]).
+    pub fn unreadable(source_partition: Arc<SourceMap>, source_offset: SourceMap, data: RecordData, why: impl Into<String>) -> Self {
+        SourceRecord { source_partition, source_offset, data, ack: None, unreadable: Some(why.into()) }
     }
     /// Attach an acknowledgement handle (see [`AckToken`]).
     pub fn with_ack(mut self, ack: AckToken) -> Self {

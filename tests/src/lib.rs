@@ -5,6 +5,7 @@
 //! to start it.
 
 pub mod elasticsearch;
+pub mod feed_server;
 pub mod http_target;
 pub mod stomp;
 
@@ -366,6 +367,32 @@ pub fn read_topic_at(bootstrap: &str, topic: &str, expected: usize, timeout: Dur
     }
     out.sort_by_key(|r| (r.0, r.1));
     out
+}
+
+/// Read a topic from the beginning, handing each record's value to `each`, until `expected` records were
+/// seen or `timeout` passed; returns how many were seen. For topics too large to hold in memory.
+pub fn scan_topic(topic: &str, expected: usize, timeout: Duration, mut each: impl FnMut(Option<&[u8]>)) -> usize {
+    let c = consumer_at(&bootstrap());
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let t = md.topics().iter().find(|t| t.name() == topic).expect("topic exists");
+    let mut tpl = TopicPartitionList::new();
+    for p in t.partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+    }
+    c.assign(&tpl).expect("assign");
+    let mut seen = 0;
+    let deadline = Instant::now() + timeout;
+    while seen < expected && Instant::now() < deadline {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                each(m.payload());
+                seen += 1;
+            }
+            Some(Err(e)) => eprintln!("scan_topic: {e}"),
+            None => {}
+        }
+    }
+    seen
 }
 
 /// The offsets a consumer group committed for a topic (partition → next offset).

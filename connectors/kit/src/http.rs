@@ -131,6 +131,11 @@ pub struct HttpSettings {
     pub proxy: Option<(String, Option<(String, String)>)>,
     pub trust_pem: Option<String>,
     pub identity_pem: Option<String>,
+    /// The longest wait for the next bytes of a response, for long downloads that a whole-request
+    /// `request_timeout` would cut (set that to zero for none).
+    pub read_timeout: Option<Duration>,
+    /// Follow up to 10 redirects (GET feeds); off for sinks, where a redirect would turn a POST into a GET.
+    pub follow_redirects: bool,
 }
 
 impl HttpSettings {
@@ -144,6 +149,8 @@ impl HttpSettings {
             proxy: None,
             trust_pem: None,
             identity_pem: None,
+            read_timeout: None,
+            follow_redirects: false,
         }
     }
 
@@ -181,6 +188,8 @@ impl HttpSettings {
             proxy,
             trust_pem: text(SSL_TRUSTSTORE),
             identity_pem: text(SSL_KEYSTORE),
+            read_timeout: None,
+            follow_redirects: false,
         })
     }
 }
@@ -250,11 +259,17 @@ impl HttpClient {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .connect_timeout(settings.connect_timeout)
-            .timeout(settings.request_timeout)
             // A redirect would turn a POST into a GET without its body, whose 2xx would look like a delivery:
             // a 3xx is handed to the connector as it is (the HTTP sink refuses the records, naming Location).
-            .redirect(reqwest::redirect::Policy::none())
-            .gzip(true);
+            .redirect(if settings.follow_redirects { reqwest::redirect::Policy::limited(10) } else { reqwest::redirect::Policy::none() })
+            .gzip(true)
+            .deflate(true);
+        if !settings.request_timeout.is_zero() {
+            builder = builder.timeout(settings.request_timeout);
+        }
+        if let Some(read_timeout) = settings.read_timeout {
+            builder = builder.read_timeout(read_timeout);
+        }
         if let Some((url, credentials)) = &settings.proxy {
             let mut proxy = reqwest::Proxy::all(url).map_err(|e| HttpError::Config { key: PROXY_HOST, message: e.to_string() })?;
             if let Some((user, password)) = credentials {

@@ -127,9 +127,11 @@ impl ErrorPolicy {
 
     /// Whether an error at `stage` may be skipped: conversion and transform errors of any kind, at other
     /// stages only retriable ones (Kafka Connect's rule) — plus, beyond Kafka Connect, the put stage when
-    /// the sink reports the record itself through the errant-record reporter.
+    /// the sink reports the record itself through the errant-record reporter, and the poll stage when a
+    /// source hands over input it could not read as a record (`SourceRecord::unreadable`, a data error).
     pub fn tolerable(stage: Stage, error: &ConnectError) -> bool {
         matches!(stage, Stage::Transformation | Stage::KeyConverter | Stage::ValueConverter | Stage::HeaderConverter | Stage::TaskPut)
+            || (stage == Stage::TaskPoll && error.kind() == ErrorKind::Data)
             || error.kind() == ErrorKind::Retriable
     }
 }

@@ -256,6 +256,11 @@ impl SourceTaskRunner {
     /// skipped or dead-lettered under `errors.tolerance=all`) still gets an ack in order, so its offset
     /// advances only once it is in Kafka, in the DLQ, or deliberately dropped.
     async fn send(&mut self, state: &mut InFlight, record: SourceRecord) -> Result<(), ConnectError> {
+        if let Some(why) = &record.unreadable {
+            let produced = self.fail_unreadable(&record, ConnectError::data(why.clone()))?;
+            state.acks.push_back(AckFuture::new(produced, None, Some(record)));
+            return Ok(());
+        }
         let mut outputs = std::mem::take(&mut state.scratch);
         outputs.clear();
         let transformed = if self.pipeline.transforms.is_empty() {
@@ -333,6 +338,23 @@ impl SourceTaskRunner {
 
     /// A record failed `stage`: fail the task, skip it, or send it to the DLQ (beyond Kafka Connect,
     /// which has no DLQ for sources), with headers naming the stage and the source partition and offset.
+    /// Raw input the source could not read: a data error at TASK_POLL, with the input's bytes as they came
+    /// (no converter runs on them) for the DLQ.
+    fn fail_unreadable(&self, record: &SourceRecord, error: ConnectError) -> Result<Produced, ConnectError> {
+        let data = &record.data;
+        let raw = RawRecord {
+            key: fallback_bytes(&data.key),
+            value: fallback_bytes(&data.value),
+            headers: Vec::new(),
+            timestamp: data.timestamp,
+        };
+        let class = self.task_config.get("connector.class").map(String::as_str).unwrap_or("source task");
+        Ok(match self.errors.handle(Stage::TaskPoll, class, &source_origin(record), Some(&raw), error)? {
+            Disposition::Skipped => Produced::Skipped,
+            Disposition::DeadLettered(d) => Produced::DeadLettered(d),
+        })
+    }
+
     fn fail_record(
         &self,
         stage: Stage,

@@ -1,0 +1,534 @@
+//! The feed source's connector and task: fetch the feed every `http.timer.interval.millis`, stream the
+//! response into records a batch per `poll`, and remember in each record's offset what was sent, so that
+//! neither a 304, nor a server that ignores conditional requests, nor a restart halfway through a file
+//! sends anything twice.
+//!
+//! A fetch's life: `Wait` (until the next fetch; `poll` returns empty at least once a second) → request
+//! (conditional when the last response was read to its end) → 304: `Wait` again; 2xx: `Stream` (jsonl,
+//! lines) or `Items` (json) until the body is used up → `Wait`. Lines already sent from the same content
+//! (same validators, or none, and the same CRC over them) are passed over; if their CRC differs, the
+//! content changed under the same validators, and it is fetched again from the start.
+
+use super::body::{self, Lines};
+use super::config::{self as keys, Format};
+use super::offset::{self, FeedOffset};
+use connect_core::{
+    async_trait, schemas, Config, ConfigDef, ConnectError, Connector, ConnectorContext, RecordData, Result, SourceConnector, SourceMap,
+    SourceRecord, SourceTask, SourceTaskContext, Value,
+};
+use connect_kit::http::{Auth, HttpClient, HttpSettings};
+use connect_kit::{backoff, Backoff, BackoffPolicy};
+use reqwest::{Method, StatusCode};
+use serde_json::Value as Json;
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
+
+#[derive(Default)]
+pub struct HttpSourceConnector {
+    config: Config,
+}
+
+#[async_trait]
+impl Connector for HttpSourceConnector {
+    fn version(&self) -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+    fn config_def(&self) -> ConfigDef {
+        keys::def()
+    }
+    async fn start(&mut self, _context: Arc<dyn ConnectorContext>, config: Config) -> Result<()> {
+        keys::def().parse(&config)?;
+        self.config = config;
+        Ok(())
+    }
+    /// One feed, one task: two tasks polling the same URL would send everything twice.
+    fn task_configs(&self, _max_tasks: usize) -> Result<Vec<Config>> {
+        Ok(vec![self.config.clone()])
+    }
+}
+
+impl SourceConnector for HttpSourceConnector {
+    fn create_task(&self) -> Box<dyn SourceTask> {
+        Box::<HttpSourceTask>::default()
+    }
+}
+
+/// The task's settings, parsed once.
+#[derive(Debug, Clone)]
+struct Settings {
+    url: String,
+    method: Method,
+    headers: Vec<(String, String)>,
+    params: String,
+    body: String,
+    conditional: bool,
+    interval: Duration,
+    format: Format,
+    skip_lines: u64,
+    list_pointer: String,
+    record_pointer: String,
+    offset_pointers: Vec<(String, String)>,
+    initial_fields: serde_json::Map<String, Json>,
+    dedup: bool,
+    batch: usize,
+    max_body: u64,
+    topic: String,
+    max_retries: i64,
+}
+
+enum Phase {
+    /// Until the next fetch.
+    Wait(Instant),
+    Stream(Box<Stream>),
+    Items(VecDeque<SourceRecord>),
+}
+
+/// A line-based response being read.
+struct Stream {
+    lines: Lines,
+    /// This response's validators and how far it has been read.
+    offset: FeedOffset,
+    hasher: crc32fast::Hasher,
+    /// Lines already sent from this content (by the offset restored or kept), passed over unsent...
+    skip: u64,
+    /// ...if their CRC is this one.
+    expect_crc: u32,
+}
+
+#[derive(Default)]
+pub struct HttpSourceTask {
+    settings: Option<Settings>,
+    client: Option<HttpClient>,
+    partition: Arc<SourceMap>,
+    /// The feed as far as records were handed out (restored from the offset store at start).
+    last: FeedOffset,
+    /// The last content's lines did not match what `last` says was sent: fetch without skipping.
+    from_start: bool,
+    phase: Option<Phase>,
+    backoff: Option<Backoff>,
+    /// Item hashes of the previous response and of the one being read (`http.response.dedup=item`).
+    previous_items: HashSet<u32>,
+    current_items: HashSet<u32>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as i64
+}
+
+/// An item's timestamp from its `timestamp` offset field: epoch milliseconds, or RFC 3339 text.
+fn timestamp_of(fields: &serde_json::Map<String, Json>) -> Option<i64> {
+    match fields.get("timestamp")? {
+        Json::Number(n) => n.as_i64(),
+        Json::String(s) => chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis()).or_else(|| s.parse().ok()),
+        _ => None,
+    }
+}
+
+fn key_of(fields: &serde_json::Map<String, Json>) -> Value {
+    match fields.get("key") {
+        None | Some(Json::Null) => Value::Null,
+        Some(Json::String(s)) => Value::String(s.clone()),
+        Some(other) => Value::String(other.to_string()),
+    }
+}
+
+/// Order of two offset timestamps: numbers as numbers, RFC 3339 as instants, other text as text.
+fn later(a: &Json, b: &Json) -> bool {
+    match (a, b) {
+        (Json::Number(x), Json::Number(y)) => x.as_f64() > y.as_f64(),
+        (Json::String(x), Json::String(y)) => match (chrono::DateTime::parse_from_rfc3339(x), chrono::DateTime::parse_from_rfc3339(y)) {
+            (Ok(x), Ok(y)) => x > y,
+            _ => x > y,
+        },
+        _ => false,
+    }
+}
+
+impl HttpSourceTask {
+    fn settings(&self) -> &Settings {
+        self.settings.as_ref().expect("started")
+    }
+
+    fn offset_fields(&self, item: &Json) -> serde_json::Map<String, Json> {
+        self.settings()
+            .offset_pointers
+            .iter()
+            .map(|(name, pointer)| (name.clone(), item.pointer(pointer).cloned().unwrap_or(Json::Null)))
+            .collect()
+    }
+
+    fn record(&self, offset: &FeedOffset, key: Value, value: Value, timestamp: Option<i64>) -> SourceRecord {
+        let schema = match value {
+            Value::String(_) => Some(schemas::optional_string()),
+            _ => None,
+        };
+        let data = RecordData::new(self.settings().topic.clone(), schema, value)
+            .with_key(Some(schemas::optional_string()), key)
+            .with_timestamp(Some(timestamp.unwrap_or_else(now_ms)));
+        SourceRecord::new(self.partition.clone(), offset.to_map(), data)
+    }
+
+    fn unreadable(&self, offset: &FeedOffset, raw: Vec<u8>, why: String) -> SourceRecord {
+        let data = RecordData::new(self.settings().topic.clone(), Some(schemas::optional_bytes()), Value::Bytes(raw.into()))
+            .with_timestamp(Some(now_ms()));
+        SourceRecord::unreadable(self.partition.clone(), offset.to_map(), data, why)
+    }
+
+    /// Try again after the server's `Retry-After` or our backoff; fail the task once `max.retries` is spent.
+    fn retry_later(&mut self, what: String, server_delay: Option<Duration>) -> Result<()> {
+        let backoff = self.backoff.as_mut().expect("started");
+        let Some(delay) = backoff.next_delay_at_least(server_delay) else {
+            return Err(ConnectError::fatal(format!(
+                "{what}; giving up after {} attempts (http.response.max.retries)",
+                backoff.attempts()
+            )));
+        };
+        tracing::warn!(url = %self.settings().url, delay_ms = delay.as_millis() as u64, "{what}; fetching again later");
+        self.phase = Some(Phase::Wait(Instant::now() + delay));
+        Ok(())
+    }
+
+    fn request_url(&self) -> String {
+        let s = self.settings();
+        let fields = if self.last.fields.is_empty() { &s.initial_fields } else { &self.last.fields };
+        let url = offset::render(&s.url, fields);
+        let params = offset::render(&s.params, fields);
+        if params.is_empty() {
+            url
+        } else if url.contains('?') {
+            format!("{url}&{params}")
+        } else {
+            format!("{url}?{params}")
+        }
+    }
+
+    /// One request; sets the next phase.
+    async fn fetch(&mut self) -> Result<()> {
+        let url = self.request_url();
+        let s = self.settings().clone();
+        let client = self.client.as_ref().expect("started");
+        let mut request = client.request(s.method.clone(), &url).await.map_err(|e| ConnectError::fatal(e.to_string()))?;
+        for (name, value) in &s.headers {
+            request = request.header(name, value);
+        }
+        if s.method == Method::POST && !s.body.is_empty() {
+            let fields = if self.last.fields.is_empty() { &s.initial_fields } else { &self.last.fields };
+            request = request.body(offset::render(&s.body, fields));
+        }
+        // Conditional only when what the validators stand for was read to its end.
+        if s.conditional && self.last.complete && !self.from_start {
+            if let Some(etag) = &self.last.etag {
+                request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+            }
+            if let Some(modified) = &self.last.last_modified {
+                request = request.header(reqwest::header::IF_MODIFIED_SINCE, modified);
+            }
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return self.retry_later(format!("{} {url} failed: {e}", s.method), None),
+        };
+        let status = response.status();
+        if status == StatusCode::NOT_MODIFIED {
+            self.backoff.as_mut().expect("started").reset();
+            tracing::debug!(url, "not modified");
+            self.phase = Some(Phase::Wait(Instant::now() + s.interval));
+            return Ok(());
+        }
+        if matches!(status.as_u16(), 408 | 425 | 429) || status.is_server_error() {
+            let retry_after = response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_string);
+            let delay = retry_after.as_deref().and_then(|v| backoff::parse_retry_after(v, SystemTime::now()));
+            return self.retry_later(format!("{} {url} answered {status}", s.method), delay);
+        }
+        if !status.is_success() {
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(ConnectError::fatal(format!(
+                "{} {url} answered {status}: {}",
+                s.method,
+                connect_kit::http::quote_body(&body, 300)
+            )));
+        }
+        self.backoff.as_mut().expect("started").reset();
+        let header = |name| response.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
+        let (etag, last_modified) = (header(reqwest::header::ETAG), header(reqwest::header::LAST_MODIFIED));
+        let reader = match body::open(response).await {
+            Ok(r) => r,
+            Err(e) => return self.retry_later(format!("reading the answer of {url}: {e}"), None),
+        };
+        let fresh = FeedOffset { etag, last_modified, fields: self.last.fields.clone(), ..Default::default() };
+        match s.format {
+            Format::Json => {
+                let bytes = match body::read_all(reader, s.max_body).await {
+                    Ok(b) => b,
+                    Err(e) if e.kind() == std::io::ErrorKind::Other && e.to_string().contains("http.response.max.bytes") => {
+                        return Err(ConnectError::fatal(format!("{url}: {e}")))
+                    }
+                    Err(e) => return self.retry_later(format!("reading the answer of {url}: {e}"), None),
+                };
+                let items = self.items(fresh, bytes);
+                self.phase = Some(Phase::Items(items));
+            }
+            Format::JsonLines | Format::Lines => {
+                // Pass over what was sent from this same content before (kept in memory or restored).
+                let resume = !self.from_start && self.last.line > 0 && fresh_matches(&self.last, &fresh) != Some(false);
+                let (skip, expect_crc) = if resume { (self.last.line, self.last.crc) } else { (0, 0) };
+                self.from_start = false;
+                self.current_items.clear();
+                self.phase = Some(Phase::Stream(Box::new(Stream {
+                    lines: Lines::new(reader),
+                    offset: fresh,
+                    hasher: crc32fast::Hasher::new(),
+                    skip,
+                    expect_crc,
+                })));
+            }
+        }
+        Ok(())
+    }
+
+    /// A json document's items as records, past the last one sent.
+    fn items(&mut self, mut offset: FeedOffset, bytes: Vec<u8>) -> VecDeque<SourceRecord> {
+        let s = self.settings().clone();
+        offset.complete = true;
+        let document: Json = match serde_json::from_slice(&bytes) {
+            Ok(d) => d,
+            Err(e) => {
+                self.last = offset.clone();
+                return VecDeque::from([self.unreadable(&offset, bytes, format!("the response of {} is not JSON: {e}", s.url))]);
+            }
+        };
+        let list = match document.pointer(if s.list_pointer == "/" { "" } else { &s.list_pointer }) {
+            Some(Json::Array(items)) => items.clone(),
+            Some(Json::Null) | None => Vec::new(),
+            Some(other) => vec![other.clone()],
+        };
+        let fields: Vec<_> = list.iter().map(|item| self.offset_fields(item)).collect();
+        // After a restart or between polls: only the items after the last one sent.
+        let mut start = 0;
+        if let Some(last_key) = self.last.fields.get("key").filter(|k| !k.is_null()) {
+            if let Some(i) = fields.iter().position(|f| f.get("key") == Some(last_key)) {
+                start = i + 1;
+            }
+        }
+        let last_time = self.last.fields.get("timestamp").filter(|t| !t.is_null()).cloned();
+        let previous_hashes = std::mem::take(&mut self.previous_items);
+        let mut current = HashSet::new();
+        let mut records = VecDeque::new();
+        for (item, f) in list.iter().zip(&fields).skip(start) {
+            if let (Some(last), Some(t)) = (&last_time, f.get("timestamp")) {
+                if start == 0 && !later(t, last) {
+                    continue;
+                }
+            }
+            let value = item.pointer(if s.record_pointer == "/" { "" } else { &s.record_pointer }).cloned().unwrap_or(Json::Null);
+            let text = value.to_string();
+            let hash = crc32fast::hash(text.as_bytes());
+            current.insert(hash);
+            if s.dedup && previous_hashes.contains(&hash) {
+                continue;
+            }
+            let o = FeedOffset { fields: f.clone(), ..offset.clone() };
+            records.push_back(self.record(&o, key_of(f), Value::from_json(&value), timestamp_of(f)));
+        }
+        self.previous_items = current;
+        if let Some(last_record) = records.back() {
+            self.last = FeedOffset::from_map(&last_record.source_offset);
+        } else {
+            self.last.etag = offset.etag.clone();
+            self.last.last_modified = offset.last_modified.clone();
+            self.last.complete = true;
+        }
+        records
+    }
+
+    /// Up to a batch of records from the line stream; at its end, wait for the next fetch.
+    async fn read_lines(&mut self, mut stream: Box<Stream>) -> Result<Vec<SourceRecord>> {
+        let s = self.settings().clone();
+        let mut records = Vec::new();
+        while records.len() < s.batch {
+            let (line, is_last) = match stream.lines.next().await {
+                Ok(Some(l)) => l,
+                Ok(None) => {
+                    if stream.offset.line < stream.skip {
+                        tracing::info!(url = %s.url, "the feed is shorter than what was sent from it: fetching it again, from the start");
+                        self.from_start = true;
+                        self.phase = Some(Phase::Wait(Instant::now()));
+                    } else {
+                        // Read to its end: the next request may be conditional.
+                        tracing::info!(url = %s.url, lines = stream.offset.line, "read the feed to its end");
+                        stream.offset.complete = true;
+                        self.last = stream.offset.clone();
+                        self.previous_items = std::mem::take(&mut self.current_items);
+                        self.phase = Some(Phase::Wait(Instant::now() + s.interval));
+                    }
+                    return Ok(records);
+                }
+                Err(e) => {
+                    // The connection broke mid-body: what was sent is in the offsets; fetch again and pass over it.
+                    self.last = stream.offset.clone();
+                    self.retry_later(format!("reading {} broke off at line {}: {e}", s.url, stream.offset.line), None)?;
+                    return Ok(records);
+                }
+            };
+            stream.hasher.update(&line);
+            stream.hasher.update(b"\n");
+            stream.offset.line += 1;
+            let n = stream.offset.line;
+            if n <= stream.skip {
+                if n == stream.skip {
+                    if stream.hasher.clone().finalize() != stream.expect_crc {
+                        tracing::info!(url = %s.url, "the feed's content changed under the same validators: fetching it again, from the start");
+                        self.from_start = true;
+                        self.phase = Some(Phase::Wait(Instant::now()));
+                        return Ok(records);
+                    }
+                    tracing::info!(url = %s.url, lines = n, "passed over the lines already sent from this content");
+                }
+                continue;
+            }
+            stream.offset.crc = stream.hasher.clone().finalize();
+            stream.offset.complete = is_last;
+            if n <= s.skip_lines || line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            if s.dedup {
+                let hash = crc32fast::hash(&line);
+                self.current_items.insert(hash);
+                if self.previous_items.contains(&hash) {
+                    continue;
+                }
+            }
+            let record = match s.format {
+                Format::Lines => match String::from_utf8(line) {
+                    Ok(text) => self.record(&stream.offset, Value::Null, Value::String(text), None),
+                    Err(e) => {
+                        let why = format!("line {n} of {} is not UTF-8", s.url);
+                        self.unreadable(&stream.offset, e.into_bytes(), why)
+                    }
+                },
+                _ => match serde_json::from_slice::<Json>(&line) {
+                    Ok(json) => {
+                        if !s.offset_pointers.is_empty() {
+                            stream.offset.fields = self.offset_fields(&json);
+                        }
+                        let fields = &stream.offset.fields;
+                        let value = if s.record_pointer == "/" {
+                            Value::from_json(&json)
+                        } else {
+                            json.pointer(&s.record_pointer).map_or(Value::Null, Value::from_json)
+                        };
+                        self.record(&stream.offset, key_of(fields), value, timestamp_of(fields))
+                    }
+                    Err(e) => {
+                        let why = format!("line {n} of {} is not JSON: {e}", s.url);
+                        self.unreadable(&stream.offset, line, why)
+                    }
+                },
+            };
+            records.push(record);
+        }
+        // What was handed out so far, for the next fetch's decisions (each record carries its own offset).
+        self.last = stream.offset.clone();
+        self.phase = Some(Phase::Stream(stream));
+        Ok(records)
+    }
+}
+
+/// Is a fresh response the content `last` was taken from, by the validators (`None`: no validators either
+/// time, only the lines' CRC can tell)?
+fn fresh_matches(last: &FeedOffset, fresh: &FeedOffset) -> Option<bool> {
+    last.same_validators(fresh.etag.as_deref(), fresh.last_modified.as_deref())
+}
+
+#[async_trait]
+impl SourceTask for HttpSourceTask {
+    async fn start(&mut self, context: SourceTaskContext, config: Config) -> Result<()> {
+        let parsed = keys::def().parse(&config)?;
+        let url = parsed.string(keys::URL);
+        let pairs = |key| keys::parse_pairs(&parsed.string(key)).map_err(ConnectError::fatal);
+        let settings = Settings {
+            method: if parsed.string(keys::METHOD).eq_ignore_ascii_case("POST") { Method::POST } else { Method::GET },
+            headers: keys::parse_headers(&parsed.string(keys::HEADERS)).map_err(ConnectError::fatal)?,
+            params: parsed.string(keys::PARAMS),
+            body: parsed.string(keys::BODY),
+            conditional: parsed.boolean(keys::CONDITIONAL),
+            interval: Duration::from_millis(parsed.int(keys::INTERVAL) as u64),
+            format: Format::parse(&parsed.string(keys::FORMAT)).unwrap_or(Format::Json),
+            skip_lines: parsed.int(keys::SKIP_LINES) as u64,
+            list_pointer: parsed.string(keys::LIST_POINTER),
+            record_pointer: parsed.string(keys::RECORD_POINTER),
+            offset_pointers: pairs(keys::OFFSET_POINTER)?,
+            initial_fields: pairs(keys::OFFSET_INITIAL)?.into_iter().map(|(k, v)| (k, Json::String(v))).collect(),
+            dedup: parsed.string(keys::DEDUP).eq_ignore_ascii_case("item"),
+            batch: parsed.int(keys::BATCH_SIZE) as usize,
+            max_body: parsed.int(keys::MAX_BODY_BYTES) as u64,
+            topic: parsed.string(keys::KAFKA_TOPIC),
+            max_retries: parsed.int(keys::MAX_RETRIES),
+            url: url.clone(),
+        };
+        let mut http = HttpSettings::new(url.clone());
+        if parsed.string(keys::AUTH_TYPE).eq_ignore_ascii_case("Basic") {
+            http.auth = Auth::Basic {
+                user: parsed.string(keys::AUTH_USER),
+                password: parsed.password(keys::AUTH_PASSWORD).map(|p| p.expose().to_string()).unwrap_or_default(),
+            };
+        }
+        http.connect_timeout = Duration::from_millis(parsed.int(keys::CONNECT_TIMEOUT) as u64);
+        // A daily file of hundreds of MB takes minutes: no limit on the whole request, only on silence.
+        http.request_timeout = Duration::ZERO;
+        http.read_timeout = Some(Duration::from_millis(parsed.int(keys::READ_TIMEOUT) as u64));
+        http.follow_redirects = true;
+        self.client = Some(HttpClient::new(http).map_err(|e| ConnectError::fatal(e.to_string()))?);
+        let mut policy = BackoffPolicy::exponential(Duration::from_secs(1), Duration::from_secs(300));
+        if settings.max_retries >= 0 {
+            policy = policy.with_max_attempts(settings.max_retries as u32 + 1);
+        }
+        self.backoff = Some(Backoff::new(policy));
+        let mut partition = SourceMap::new();
+        partition.insert("url".into(), Json::String(url.clone()));
+        self.partition = Arc::new(partition);
+        if let Some(stored) = context.offsets.offset(&self.partition) {
+            self.last = FeedOffset::from_map(&stored);
+            tracing::info!(url, line = self.last.line, complete = self.last.complete, "resuming the feed from its stored offset");
+        }
+        self.settings = Some(settings);
+        self.phase = Some(Phase::Wait(Instant::now()));
+        Ok(())
+    }
+
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>> {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            match self.phase.take().unwrap_or(Phase::Wait(Instant::now())) {
+                Phase::Wait(at) => {
+                    let now = Instant::now();
+                    if now < at {
+                        self.phase = Some(Phase::Wait(at));
+                        tokio::time::sleep((at - now).min(deadline.saturating_duration_since(now))).await;
+                        return Ok(Vec::new());
+                    }
+                    self.fetch().await?;
+                    if matches!(self.phase, Some(Phase::Wait(_))) && Instant::now() >= deadline {
+                        return Ok(Vec::new());
+                    }
+                }
+                Phase::Stream(stream) => return self.read_lines(stream).await,
+                Phase::Items(mut queue) => {
+                    let n = queue.len().min(self.settings().batch);
+                    let batch: Vec<SourceRecord> = queue.drain(..n).collect();
+                    self.phase =
+                        Some(if queue.is_empty() { Phase::Wait(Instant::now() + self.settings().interval) } else { Phase::Items(queue) });
+                    return Ok(batch);
+                }
+            }
+        }
+    }
+
+    async fn stop(&mut self) -> Result<()> {
+        self.phase = None;
+        self.client = None;
+        Ok(())
+    }
+}

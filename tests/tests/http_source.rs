@@ -1,0 +1,277 @@
+//! HTTP feed source against a local feed server: the car-park CSV (gzip, ETag, header) through the ParseCsv
+//! chain, a JSON API with an offset pointer across a restart, a big gzip JSON-lines file with a SIGKILL
+//! halfway, 429 with Retry-After, and lines that are not JSON into the DLQ. Counts are exact: records in =
+//! records delivered + records in the DLQ.
+
+use connect_e2e::feed_server::{gzip, Content, FeedServer};
+use connect_e2e::*;
+use serde_json::json;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+const HEADER: &str = "date,time,name,capacity,empty,status,lat,lon,url";
+
+fn car_parks(empty_westgate: u32) -> String {
+    format!(
+        "{HEADER}\n2020-10-06,14:41,Westgate,116,{empty_westgate},Spaces,53.796291,-1.759143,\"https://maps.google.com/?daddr=53.796291,-1.759143\"\n2020-12-06,09:05,\"Kirkgate, Market\",250,0,Full,53.793802,-1.748971,\"https://maps.google.com/?daddr=53.793802,-1.748971\"\n2020-10-06,14:41,Broken,lots,89,Spaces,53.8,-1.7,\"x\"\n"
+    )
+}
+
+/// The car-park e2e test's transform chain, with the feed in place of the shell loop.
+fn car_park_config(url: &str, topic: &str, dlq: &str) -> serde_json::Value {
+    json!({
+        "connector.class": "com.github.castorm.kafka.connect.http.HttpSourceConnector",
+        "http.request.url": url,
+        "http.timer.interval.millis": 300,
+        "http.response.format": "lines",
+        "http.response.skip.lines": 1,
+        "kafka.topic": topic,
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter.schemas.enable": "false",
+        "transforms": "parse,ts,pct,location,source,key,keyName",
+        "transforms.parse.type": "io.connectrs.transforms.ParseCsv$Value",
+        "transforms.parse.columns": "date,time,NAME,CAPACITY:int32,EMPTY_PLACES:int32,STATUS,LATITUDE:float64,LONGITUDE:float64,DIRECTIONSURL",
+        "transforms.ts.type": "io.connectrs.transforms.ParseTimestamp$Value",
+        "transforms.ts.field": "TS",
+        "transforms.ts.date.field": "date",
+        "transforms.ts.time.field": "time",
+        "transforms.ts.format": "yyyy-MM-dd HH:mm",
+        "transforms.ts.timezone": "Europe/London",
+        "transforms.ts.remove.sources": "true",
+        "transforms.pct.type": "io.connectrs.transforms.ComputeField$Value",
+        "transforms.pct.field": "PCT_FULL",
+        "transforms.pct.expression": "(CAPACITY - EMPTY_PLACES) / CAPACITY * 100",
+        "transforms.pct.field.type": "float64",
+        "transforms.location.type": "io.connectrs.transforms.BuildStruct$Value",
+        "transforms.location.field": "LOCATION",
+        "transforms.location.fields": "lat=LATITUDE,lon=LONGITUDE",
+        "transforms.location.remove.sources": "true",
+        "transforms.source.type": "org.apache.kafka.connect.transforms.InsertField$Value",
+        "transforms.source.static.field": "SOURCE",
+        "transforms.source.static.value": "v2",
+        "transforms.key.type": "org.apache.kafka.connect.transforms.ValueToKey",
+        "transforms.key.fields": "NAME",
+        "transforms.keyName.type": "org.apache.kafka.connect.transforms.ExtractField$Key",
+        "transforms.keyName.field": "NAME",
+        "errors.tolerance": "all",
+        "errors.deadletterqueue.topic.name": dlq,
+        "errors.deadletterqueue.topic.replication.factor": 1,
+        "errors.deadletterqueue.context.headers.enable": true,
+    })
+}
+
+#[test]
+fn car_park_csv_gzip_with_etag_emits_each_change_once() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let server = FeedServer::start();
+    // A .gz download served as a file (no Content-Encoding): recognised by its bytes.
+    server.set("/carparks.csv.gz", Content { body: gzip(car_parks(89).as_bytes()), etag: Some("\"v1\"".into()), ..Default::default() });
+    let (topic, dlq) = (unique("e2e-feed-carparks"), unique("e2e-feed-carparks-dlq"));
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    setup.connector("carparks-feed", car_park_config(&server.url("/carparks.csv.gz"), &topic, &dlq));
+    let worker = setup.start();
+    let records = read_topic_full(&topic, 2, Duration::from_secs(60));
+    let dead = read_topic_full(&dlq, 1, Duration::from_secs(60));
+    assert_eq!((records.len(), dead.len()), (2, 1), "3 lines in = 2 delivered + 1 dead-lettered");
+    let westgate: serde_json::Value = serde_json::from_slice(records[0].value.as_ref().unwrap()).unwrap();
+    assert_eq!(westgate["CAPACITY"], 116);
+    assert_eq!(westgate["EMPTY_PLACES"], 89);
+    assert_eq!(westgate["TS"], 1_601_991_660_000i64);
+    assert_eq!(westgate["LOCATION"], json!({"lat": 53.796291, "lon": -1.759143}));
+    assert_eq!(records[0].key.as_deref(), Some(&b"Westgate"[..]));
+    assert_eq!(dead[0].header("__connect.errors.stage").as_deref(), Some("TRANSFORMATION"));
+
+    // Unchanged: the feed answers 304 and nothing more is emitted.
+    wait_for("three 304 answers", Duration::from_secs(30), || (server.answered("/carparks.csv.gz", 304) >= 3).then_some(()));
+    assert_eq!(server.answered("/carparks.csv.gz", 200), 1, "one full download");
+    assert!(server.requests().iter().skip(1).all(|r| r.if_none_match.as_deref() == Some("\"v1\"")), "conditional requests");
+    assert_eq!((topic_count(&topic), topic_count(&dlq)), (2, 1), "nothing emitted on 304");
+
+    // A new snapshot: its lines once.
+    server.set("/carparks.csv.gz", Content { body: gzip(car_parks(12).as_bytes()), etag: Some("\"v2\"".into()), ..Default::default() });
+    wait_for("the new snapshot", Duration::from_secs(30), || (topic_count(&topic) >= 4 && topic_count(&dlq) >= 2).then_some(()));
+    wait_for("two more 304 answers", Duration::from_secs(30), || (server.answered("/carparks.csv.gz", 304) >= 5).then_some(()));
+    assert_eq!((topic_count(&topic), topic_count(&dlq)), (4, 2), "each change emitted once: 6 lines in = 4 + 2");
+    let latest = read_topic_full(&topic, 4, Duration::from_secs(30));
+    let westgate: serde_json::Value = serde_json::from_slice(latest[2].value.as_ref().unwrap()).unwrap();
+    assert_eq!(westgate["EMPTY_PLACES"], 12);
+    assert_eq!(worker.get("/connectors/carparks-feed/status").1["tasks"][0]["state"], "RUNNING");
+}
+
+#[test]
+fn a_json_api_with_an_offset_pointer_emits_only_new_items_after_a_restart() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let server = FeedServer::start();
+    let items = |n: u32| {
+        let list: Vec<_> =
+            (1..=n).map(|i| json!({"id": format!("mvt-{i}"), "updated": format!("2026-12-06T10:0{i}:00Z"), "train": {"id": i}})).collect();
+        Content {
+            body: serde_json::to_vec(&json!({"items": list, "count": n})).unwrap(),
+            content_type: "application/json".into(),
+            ..Default::default()
+        }
+    };
+    // No validators: the server sends everything every time; only the offset tells what is new.
+    server.set("/movements", items(3));
+    let topic = unique("e2e-feed-json");
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    setup.connector(
+        "movements-feed",
+        json!({
+            "connector.class": "HttpSource", "http.request.url": server.url("/movements"), "http.request.params": "since=${offset.timestamp}",
+            "http.offset.initial": "timestamp=2026-01-01T00:00:00Z",
+            "http.timer.interval.millis": 300, "http.response.list.pointer": "/items",
+            "http.response.record.offset.pointer": "key=/id, timestamp=/updated", "kafka.topic": topic,
+            "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter", "value.converter.schemas.enable": "false",
+        }),
+    );
+    let mut worker = setup.start();
+    wait_for("3 items", Duration::from_secs(60), || (topic_count(&topic) >= 3).then_some(()));
+    wait_for("more polls", Duration::from_secs(30), || (server.answered("/movements", 200) >= 4).then_some(()));
+    assert_eq!(topic_count(&topic), 3, "the same items polled again are not emitted again");
+    assert_eq!(worker.stop(), Some(0));
+    server.set("/movements", items(5));
+    let worker = setup.start();
+    wait_for("5 items", Duration::from_secs(60), || (topic_count(&topic) >= 5).then_some(()));
+    let before = server.answered("/movements", 200);
+    wait_for("more polls", Duration::from_secs(30), || (server.answered("/movements", 200) >= before + 3).then_some(()));
+    let records = read_topic(&topic, 5, Duration::from_secs(30));
+    let keys: Vec<String> = records.iter().map(|r| String::from_utf8(r.2.clone().unwrap()).unwrap()).collect();
+    assert_eq!(keys, ["mvt-1", "mvt-2", "mvt-3", "mvt-4", "mvt-5"], "only new items after the restart");
+    let value: serde_json::Value = serde_json::from_slice(records[3].3.as_deref().unwrap()).unwrap();
+    assert_eq!(value["train"]["id"], 4);
+    let queries: Vec<String> = server.requests().iter().filter_map(|r| r.query.clone()).collect();
+    assert_eq!(queries[0], "since=2026-01-01T00:00:00Z", "the initial offset in the first request");
+    assert!(queries.iter().any(|q| q == "since=2026-12-06T10:05:00Z"), "the last item's timestamp in later requests: {queries:?}");
+    assert_eq!(worker.get("/connectors/movements-feed/status").1["tasks"][0]["state"], "RUNNING");
+}
+
+#[test]
+fn a_429_with_retry_after_is_waited_out_and_bad_lines_go_to_the_dlq() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let server = FeedServer::start();
+    let lines = "{\"n\":1}\n{\"n\":2}\nnot json at all\n{\"n\":4}\n";
+    server.set("/events.jsonl", Content { body: lines.as_bytes().to_vec(), ..Default::default() });
+    server.throttle(1, "2");
+    let (topic, dlq) = (unique("e2e-feed-429"), unique("e2e-feed-429-dlq"));
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    setup.connector(
+        "events-feed",
+        json!({
+            "connector.class": "HttpSource", "http.request.url": server.url("/events.jsonl"), "http.response.format": "jsonl",
+            "http.timer.interval.millis": 60000, "kafka.topic": topic,
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter", "value.converter.schemas.enable": "false",
+            "errors.tolerance": "all", "errors.deadletterqueue.topic.name": dlq, "errors.deadletterqueue.context.headers.enable": true,
+            "errors.deadletterqueue.topic.replication.factor": 1,
+        }),
+    );
+    let worker = setup.start();
+    wait_for_or_explain("3 records", Duration::from_secs(60), || (topic_count(&topic) >= 3).then_some(()), || tail(&worker.log_text(), 20));
+    let dead = read_topic_full(&dlq, 1, Duration::from_secs(30));
+    assert_eq!((topic_count(&topic), dead.len()), (3, 1), "4 lines in = 3 delivered + 1 dead-lettered");
+    assert_eq!(dead[0].value.as_deref(), Some(&b"not json at all"[..]), "the line as it came");
+    assert_eq!(dead[0].header("__connect.errors.stage").as_deref(), Some("TASK_POLL"));
+    let message = dead[0].header("__connect.errors.exception.message").unwrap_or_default();
+    assert!(message.contains("line 3") && message.contains("not JSON"), "{message}");
+    let requests = server.requests();
+    assert_eq!(requests[0].status, 429);
+    assert_eq!(requests[1].status, 200);
+    let waited = requests[1].at - requests[0].at;
+    assert!(waited >= Duration::from_secs(2), "Retry-After: 2 was honoured: {waited:?}");
+    assert_eq!(worker.get("/connectors/events-feed/status").1["tasks"][0]["state"], "RUNNING");
+}
+
+/// A big gzip JSON-lines file (`CONNECT_TEST_FEED_MB` MB of JSON before compression, default 500): every line
+/// arrives, the worker's memory stays flat, and a SIGKILL halfway loses nothing.
+#[test]
+fn a_big_gzip_json_lines_file_streams_in_flat_memory_and_survives_sigkill() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let megabytes: usize = std::env::var("CONNECT_TEST_FEED_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+    let path = dir.path().join("schedule.jsonl.gz");
+    let lines = write_schedule(&path, megabytes * 1024 * 1024);
+    let gz_bytes = std::fs::metadata(&path).unwrap().len();
+    eprintln!("http source: {lines} lines, {megabytes} MB of JSON, {} MB gzipped", gz_bytes / 1024 / 1024);
+    let server = FeedServer::start();
+    server.set("/schedule.jsonl.gz", Content { file: Some(path.clone()), etag: Some("\"day-1\"".into()), ..Default::default() });
+    let topic = unique("e2e-feed-big");
+    create_topic(&topic);
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    setup.connector(
+        "schedule-feed",
+        json!({
+            "connector.class": "HttpSource", "http.request.url": server.url("/schedule.jsonl.gz"), "http.response.format": "jsonl",
+            "http.timer.interval.millis": 3_600_000, "kafka.topic": topic, "batch.size": 5000,
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter", "value.converter.schemas.enable": "false",
+        }),
+    );
+    let mut worker = setup.start();
+    let mut peak_kib = 0;
+    let at_kill = wait_for("half the file in Kafka", Duration::from_secs(600), || {
+        if let Some((rss, _)) = memory_kib(worker.pid()) {
+            peak_kib = peak_kib.max(rss);
+        }
+        let written = worker.get("/connectors/schedule-feed/metrics").1["tasks"][0]["records-written"].as_u64().unwrap_or(0) as usize;
+        (written >= lines / 2).then_some(written)
+    });
+    worker.kill_hard();
+    let worker = setup.start();
+    let started = Instant::now();
+    let mut seen = vec![0u8; lines];
+    wait_for_or_explain(
+        "every line in Kafka",
+        Duration::from_secs(900),
+        || {
+            if let Some((rss, _)) = memory_kib(worker.pid()) {
+                peak_kib = peak_kib.max(rss);
+            }
+            let status = worker.get("/connectors/schedule-feed/status").1;
+            assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
+            // The restarted worker passes over what was sent, then reads the rest to the file's end.
+            let log = worker.log_text();
+            (log.contains("passed over the lines already sent") && log.contains("read the feed to its end")).then_some(())
+        },
+        || tail(&worker.log_text(), 20),
+    );
+    // The last batches' acks.
+    std::thread::sleep(Duration::from_secs(3));
+    eprintln!("http source: the restarted worker finished {:.1} s after its start", started.elapsed().as_secs_f64());
+    let total = topic_count(&topic) as usize;
+    let scanned = scan_topic(&topic, total, Duration::from_secs(600), |value| {
+        let v: serde_json::Value = serde_json::from_slice(value.expect("a value")).expect("JSON");
+        let n = v["seq"].as_u64().expect("seq") as usize;
+        seen[n] = seen[n].saturating_add(1);
+    });
+    assert_eq!(scanned, total);
+    let missing = seen.iter().filter(|&&c| c == 0).count();
+    let duplicates: usize = seen.iter().map(|&c| (c as usize).saturating_sub(1)).sum();
+    eprintln!(
+        "http source: killed after {at_kill} of {lines} records; {total} records in Kafka, {missing} missing, {duplicates} duplicates; worker peak RSS {} MiB",
+        peak_kib / 1024
+    );
+    assert_eq!(missing, 0, "no line lost");
+    assert!(peak_kib < 200 * 1024, "peak RSS {} MiB: the body must stream, not be held", peak_kib / 1024);
+}
+
+/// Lines of a rail schedule as JSON, `bytes` of them, gzipped into `path`; returns the line count.
+fn write_schedule(path: &std::path::Path, bytes: usize) -> usize {
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    let (mut written, mut n) = (0, 0);
+    while written < bytes {
+        let line = format!(
+            "{{\"seq\":{n},\"JsonScheduleV1\":{{\"CIF_train_uid\":\"C{:05}\",\"schedule_start_date\":\"2026-12-06\",\"train_status\":\"P\",\"schedule_segment\":{{\"signalling_id\":\"1A{:02}\",\"CIF_train_category\":\"XX\",\"CIF_speed\":\"125\"}}}}}}\n",
+            n % 100_000,
+            n % 100
+        );
+        gz.write_all(line.as_bytes()).unwrap();
+        written += line.len();
+        n += 1;
+    }
+    gz.finish().unwrap().flush().unwrap();
+    n
+}
