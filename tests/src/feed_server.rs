@@ -150,3 +150,24 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.write_all(bytes).unwrap();
     encoder.finish().unwrap()
 }
+
+/// Lines of a rail schedule as JSON (`{"seq":N,"JsonScheduleV1":{...}}`, ~200 bytes each), `bytes` of them,
+/// gzipped into `path`; returns the line count. For the big-file test and `scripts/bench http-source`.
+pub fn write_schedule(path: &std::path::Path, bytes: usize) -> usize {
+    use std::io::Write;
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    let (mut written, mut n) = (0, 0);
+    while written < bytes {
+        let line = format!(
+            "{{\"seq\":{n},\"JsonScheduleV1\":{{\"CIF_train_uid\":\"C{:05}\",\"schedule_start_date\":\"2026-12-06\",\"train_status\":\"P\",\"schedule_segment\":{{\"signalling_id\":\"1A{:02}\",\"CIF_train_category\":\"XX\",\"CIF_speed\":\"125\"}}}}}}\n",
+            n % 100_000,
+            n % 100
+        );
+        gz.write_all(line.as_bytes()).unwrap();
+        written += line.len();
+        n += 1;
+    }
+    gz.finish().unwrap().flush().unwrap();
+    n
+}

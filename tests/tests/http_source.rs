@@ -3,10 +3,9 @@
 //! halfway, 429 with Retry-After, and lines that are not JSON into the DLQ. Counts are exact: records in =
 //! records delivered + records in the DLQ.
 
-use connect_e2e::feed_server::{gzip, Content, FeedServer};
+use connect_e2e::feed_server::{gzip, write_schedule, Content, FeedServer};
 use connect_e2e::*;
 use serde_json::json;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 const HEADER: &str = "date,time,name,capacity,empty,status,lat,lon,url";
@@ -19,45 +18,19 @@ fn car_parks(empty_westgate: u32) -> String {
 
 /// The car-park e2e test's transform chain, with the feed in place of the shell loop.
 fn car_park_config(url: &str, topic: &str, dlq: &str) -> serde_json::Value {
-    json!({
-        "connector.class": "com.github.castorm.kafka.connect.http.HttpSourceConnector",
-        "http.request.url": url,
-        "http.timer.interval.millis": 300,
-        "http.response.format": "lines",
-        "http.response.skip.lines": 1,
-        "kafka.topic": topic,
-        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
-        "value.converter.schemas.enable": "false",
-        "transforms": "parse,ts,pct,location,source,key,keyName",
-        "transforms.parse.type": "io.connectrs.transforms.ParseCsv$Value",
-        "transforms.parse.columns": "date,time,NAME,CAPACITY:int32,EMPTY_PLACES:int32,STATUS,LATITUDE:float64,LONGITUDE:float64,DIRECTIONSURL",
-        "transforms.ts.type": "io.connectrs.transforms.ParseTimestamp$Value",
-        "transforms.ts.field": "TS",
-        "transforms.ts.date.field": "date",
-        "transforms.ts.time.field": "time",
-        "transforms.ts.format": "yyyy-MM-dd HH:mm",
-        "transforms.ts.timezone": "Europe/London",
-        "transforms.ts.remove.sources": "true",
-        "transforms.pct.type": "io.connectrs.transforms.ComputeField$Value",
-        "transforms.pct.field": "PCT_FULL",
-        "transforms.pct.expression": "(CAPACITY - EMPTY_PLACES) / CAPACITY * 100",
-        "transforms.pct.field.type": "float64",
-        "transforms.location.type": "io.connectrs.transforms.BuildStruct$Value",
-        "transforms.location.field": "LOCATION",
-        "transforms.location.fields": "lat=LATITUDE,lon=LONGITUDE",
-        "transforms.location.remove.sources": "true",
-        "transforms.source.type": "org.apache.kafka.connect.transforms.InsertField$Value",
-        "transforms.source.static.field": "SOURCE",
-        "transforms.source.static.value": "v2",
-        "transforms.key.type": "org.apache.kafka.connect.transforms.ValueToKey",
-        "transforms.key.fields": "NAME",
-        "transforms.keyName.type": "org.apache.kafka.connect.transforms.ExtractField$Key",
-        "transforms.keyName.field": "NAME",
-        "errors.tolerance": "all",
-        "errors.deadletterqueue.topic.name": dlq,
-        "errors.deadletterqueue.topic.replication.factor": 1,
-        "errors.deadletterqueue.context.headers.enable": true,
-    })
+    merge_json(
+        json!({
+            "connector.class": "com.github.castorm.kafka.connect.http.HttpSourceConnector",
+            "http.request.url": url,
+            "http.timer.interval.millis": 300,
+            "http.response.format": "lines",
+            "http.response.skip.lines": 1,
+            "kafka.topic": topic,
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "value.converter.schemas.enable": "false",
+        }),
+        car_park_chain(dlq),
+    )
 }
 
 #[test]
@@ -144,8 +117,8 @@ fn a_json_api_with_an_offset_pointer_emits_only_new_items_after_a_restart() {
     let value: serde_json::Value = serde_json::from_slice(records[3].3.as_deref().unwrap()).unwrap();
     assert_eq!(value["train"]["id"], 4);
     let queries: Vec<String> = server.requests().iter().filter_map(|r| r.query.clone()).collect();
-    assert_eq!(queries[0], "since=2026-01-01T00:00:00Z", "the initial offset in the first request");
-    assert!(queries.iter().any(|q| q == "since=2026-12-06T10:05:00Z"), "the last item's timestamp in later requests: {queries:?}");
+    assert_eq!(queries[0], "since=2026-01-01T00%3A00%3A00Z", "the initial offset in the first request, URL-encoded");
+    assert!(queries.iter().any(|q| q == "since=2026-12-06T10%3A05%3A00Z"), "the last item's timestamp in later requests: {queries:?}");
     assert_eq!(worker.get("/connectors/movements-feed/status").1["tasks"][0]["state"], "RUNNING");
 }
 
@@ -257,21 +230,45 @@ fn a_big_gzip_json_lines_file_streams_in_flat_memory_and_survives_sigkill() {
     assert!(peak_kib < 200 * 1024, "peak RSS {} MiB: the body must stream, not be held", peak_kib / 1024);
 }
 
-/// Lines of a rail schedule as JSON, `bytes` of them, gzipped into `path`; returns the line count.
-fn write_schedule(path: &std::path::Path, bytes: usize) -> usize {
-    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
-    let (mut written, mut n) = (0, 0);
-    while written < bytes {
-        let line = format!(
-            "{{\"seq\":{n},\"JsonScheduleV1\":{{\"CIF_train_uid\":\"C{:05}\",\"schedule_start_date\":\"2026-12-06\",\"train_status\":\"P\",\"schedule_segment\":{{\"signalling_id\":\"1A{:02}\",\"CIF_train_category\":\"XX\",\"CIF_speed\":\"125\"}}}}}}\n",
-            n % 100_000,
-            n % 100
-        );
-        gz.write_all(line.as_bytes()).unwrap();
-        written += line.len();
-        n += 1;
-    }
-    gz.finish().unwrap().flush().unwrap();
-    n
+/// A feed with no ETag or Last-Modified (served with `Content-Encoding: gzip`): unchanged content polled again
+/// sends nothing (recognised by the lines' CRC), appended lines are sent alone; with `dedup=item` a snapshot in
+/// which one line changed sends that line only.
+#[test]
+fn a_feed_without_validators_sends_each_line_once_and_dedup_sends_only_changes() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let server = FeedServer::start();
+    let encoded =
+        |text: &str| Content { body: gzip(text.as_bytes()), gzip_encoding: true, content_type: "text/csv".into(), ..Default::default() };
+    server.set("/growing.csv", encoded("a,1\nb,2\nc,3\n"));
+    server.set("/snapshot.csv", encoded("Westgate,89\nKirkgate,0\nBroadway,12\n"));
+    let (growing, snapshot) = (unique("e2e-feed-growing"), unique("e2e-feed-snapshot"));
+    let config = |path: &str, topic: &str, dedup: &str| {
+        json!({
+            "connector.class": "HttpSource", "http.request.url": server.url(path), "http.response.format": "lines",
+            "http.timer.interval.millis": 200, "http.response.dedup": dedup, "kafka.topic": topic,
+            "value.converter": "org.apache.kafka.connect.storage.StringConverter",
+        })
+    };
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    setup.connector("growing-feed", config("/growing.csv", &growing, "none"));
+    setup.connector("snapshot-feed", config("/snapshot.csv", &snapshot, "item"));
+    let worker = setup.start();
+    wait_for("the first lines", Duration::from_secs(60), || (topic_count(&growing) >= 3 && topic_count(&snapshot) >= 3).then_some(()));
+    wait_for("more polls", Duration::from_secs(30), || {
+        (server.answered("/growing.csv", 200) >= 4 && server.answered("/snapshot.csv", 200) >= 4).then_some(())
+    });
+    assert_eq!((topic_count(&growing), topic_count(&snapshot)), (3, 3), "unchanged content polled again sends nothing");
+
+    server.set("/growing.csv", encoded("a,1\nb,2\nc,3\nd,4\n"));
+    server.set("/snapshot.csv", encoded("Westgate,89\nKirkgate,7\nBroadway,12\n"));
+    wait_for("the changes", Duration::from_secs(30), || (topic_count(&growing) >= 4 && topic_count(&snapshot) >= 4).then_some(()));
+    let polls = server.answered("/snapshot.csv", 200);
+    wait_for("more polls", Duration::from_secs(30), || (server.answered("/snapshot.csv", 200) >= polls + 3).then_some(()));
+    let values = |topic: &str, n: usize| -> Vec<String> {
+        read_topic(topic, n, Duration::from_secs(30)).iter().map(|r| String::from_utf8(r.3.clone().unwrap()).unwrap()).collect()
+    };
+    assert_eq!(values(&growing, 4), ["a,1", "b,2", "c,3", "d,4"], "an appended line is sent alone");
+    assert_eq!(values(&snapshot, 4), ["Westgate,89", "Kirkgate,0", "Broadway,12", "Kirkgate,7"], "dedup=item: only the changed line");
+    assert_eq!(worker.get("/connectors/snapshot-feed/status").1["tasks"][0]["state"], "RUNNING");
 }

@@ -4,10 +4,9 @@
 //! rail pipeline runs) and `lines` with StringConverter (the same work as the plain pipeline). Each is timed
 //! from process start to the last record Kafka acknowledged. Usage: feed-bench [MB of JSON] (default 200).
 
-use connect_e2e::feed_server::{Content, FeedServer};
+use connect_e2e::feed_server::{write_schedule, Content, FeedServer};
 use connect_e2e::*;
 use serde_json::json;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -75,23 +74,4 @@ fn main() {
         println!("{:<52} {:>12.0} {:>10.2}   peak RSS {} MiB", format!("HTTP source, {case}"), rate, rate / plain_rate, peak / 1024);
     }
     println!("(aim: ratio >= 0.8)");
-}
-
-/// The same schedule lines as the e2e test writes.
-fn write_schedule(path: &std::path::Path, bytes: usize) -> usize {
-    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
-    let (mut written, mut n) = (0, 0);
-    while written < bytes {
-        let line = format!(
-            "{{\"seq\":{n},\"JsonScheduleV1\":{{\"CIF_train_uid\":\"C{:05}\",\"schedule_start_date\":\"2026-12-06\",\"train_status\":\"P\",\"schedule_segment\":{{\"signalling_id\":\"1A{:02}\",\"CIF_train_category\":\"XX\",\"CIF_speed\":\"125\"}}}}}}\n",
-            n % 100_000,
-            n % 100
-        );
-        gz.write_all(line.as_bytes()).unwrap();
-        written += line.len();
-        n += 1;
-    }
-    gz.finish().unwrap().flush().unwrap();
-    n
 }

@@ -1,7 +1,7 @@
 //! A response body as a stream of lines, decompressed on the fly: gzip whether the server announced it
 //! (`Content-Encoding`, which reqwest decodes) or only the file is gzip (a `.gz` download: recognised by its
 //! magic bytes, multi-member files included). Nothing is held beyond the line being read and one line of
-//! lookahead, so a body of any size goes through in flat memory.
+//! lookahead, each at most a set number of bytes, so a body of any size goes through in flat memory.
 
 use async_compression::tokio::bufread::GzipDecoder;
 use futures::TryStreamExt;
@@ -16,16 +16,23 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// The body as bytes, gunzipped if it is a gzip file.
 pub async fn open(response: reqwest::Response) -> io::Result<Reader> {
     let stream = response.bytes_stream().map_err(io::Error::other);
-    let mut raw = BufReader::with_capacity(64 * 1024, StreamReader::new(stream));
-    // The first bytes tell a gzip file (the first chunk of a response is never shorter than its header in
-    // practice; a one-byte chunk would only make a gzip file read as text, which its lines then show).
-    let head = raw.fill_buf().await?;
-    if head.starts_with(&GZIP_MAGIC) {
-        let mut decoder = GzipDecoder::new(raw);
+    let mut raw = StreamReader::new(stream);
+    // The first two bytes tell a gzip file, however the body is cut into chunks; they are put back in front.
+    let mut head = [0u8; 2];
+    let mut got = 0;
+    while got < head.len() {
+        match raw.read(&mut head[got..]).await? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    let whole = BufReader::with_capacity(64 * 1024, std::io::Cursor::new(head[..got].to_vec()).chain(raw));
+    if head[..got] == GZIP_MAGIC {
+        let mut decoder = GzipDecoder::new(whole);
         decoder.multiple_members(true);
         Ok(Box::new(BufReader::with_capacity(64 * 1024, decoder)))
     } else {
-        Ok(Box::new(raw))
+        Ok(Box::new(whole))
     }
 }
 
@@ -42,21 +49,42 @@ pub async fn read_all(mut reader: Reader, limit: u64) -> io::Result<Vec<u8>> {
 }
 
 /// Lines of a body, without their `\n` / `\r\n`, with one line of lookahead so the last line is known as
-/// such when it is handed out.
+/// such when it is handed out. A line longer than the limit keeps its first `limit` bytes and is marked.
 pub struct Lines {
     reader: Reader,
-    next: Option<Vec<u8>>,
+    next: Option<(Vec<u8>, bool)>,
     started: bool,
+    limit: usize,
 }
 
 impl Lines {
-    pub fn new(reader: Reader) -> Self {
-        Lines { reader, next: None, started: false }
+    pub fn new(reader: Reader, limit: usize) -> Self {
+        Lines { reader, next: None, started: false, limit: limit.max(1) }
     }
 
-    async fn read_line(&mut self) -> io::Result<Option<Vec<u8>>> {
+    /// The next line, and whether it was longer than the limit (the rest of it is read and dropped).
+    async fn read_line(&mut self) -> io::Result<Option<(Vec<u8>, bool)>> {
         let mut line = Vec::new();
-        if self.reader.read_until(b'\n', &mut line).await? == 0 {
+        let (mut any, mut overlong) = (false, false);
+        loop {
+            let buf = self.reader.fill_buf().await?;
+            if buf.is_empty() {
+                break;
+            }
+            any = true;
+            let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (buf.len(), false),
+            };
+            let room = self.limit + 2 - line.len().min(self.limit + 2);
+            line.extend_from_slice(&buf[..take.min(room)]);
+            overlong |= take > room;
+            self.reader.consume(take);
+            if done {
+                break;
+            }
+        }
+        if !any {
             return Ok(None);
         }
         if line.last() == Some(&b'\n') {
@@ -65,18 +93,22 @@ impl Lines {
                 line.pop();
             }
         }
-        Ok(Some(line))
+        if line.len() > self.limit {
+            line.truncate(self.limit);
+            overlong = true;
+        }
+        Ok(Some((line, overlong)))
     }
 
-    /// The next line and whether it is the body's last.
-    pub async fn next(&mut self) -> io::Result<Option<(Vec<u8>, bool)>> {
+    /// The next line, whether it is the body's last, and whether it was cut at the limit.
+    pub async fn next(&mut self) -> io::Result<Option<(Vec<u8>, bool, bool)>> {
         if !self.started {
             self.started = true;
             self.next = self.read_line().await?;
         }
-        let Some(line) = self.next.take() else { return Ok(None) };
+        let Some((line, overlong)) = self.next.take() else { return Ok(None) };
         self.next = self.read_line().await?;
-        Ok(Some((line, self.next.is_none())))
+        Ok(Some((line, self.next.is_none(), overlong)))
     }
 }
 
@@ -90,15 +122,23 @@ mod tests {
 
     #[tokio::test]
     async fn lines_know_the_last_one() {
-        let mut lines = Lines::new(reader(b"a\r\nb\n\nc"));
+        let mut lines = Lines::new(reader(b"a\r\nb\n\nc"), 100);
         let mut got = Vec::new();
-        while let Some((line, last)) = lines.next().await.unwrap() {
+        while let Some((line, last, overlong)) = lines.next().await.unwrap() {
+            assert!(!overlong);
             got.push((String::from_utf8(line).unwrap(), last));
         }
         assert_eq!(got, vec![("a".into(), false), ("b".into(), false), ("".into(), false), ("c".into(), true)]);
-        let mut trailing = Lines::new(reader(b"x\n"));
-        assert_eq!(trailing.next().await.unwrap(), Some((b"x".to_vec(), true)));
+        let mut trailing = Lines::new(reader(b"x\n"), 100);
+        assert_eq!(trailing.next().await.unwrap(), Some((b"x".to_vec(), true, false)));
         assert_eq!(trailing.next().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn an_overlong_line_is_cut_and_marked_and_the_next_one_is_whole() {
+        let mut lines = Lines::new(reader(b"0123456789\nok\n"), 4);
+        assert_eq!(lines.next().await.unwrap(), Some((b"0123".to_vec(), false, true)));
+        assert_eq!(lines.next().await.unwrap(), Some((b"ok".to_vec(), true, false)));
     }
 
     #[tokio::test]

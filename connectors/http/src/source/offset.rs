@@ -69,8 +69,12 @@ impl FeedOffset {
     }
 }
 
-/// `${offset.NAME}` in a URL, parameter or body, replaced by the offset field's value (strings bare).
-pub fn render(template: &str, fields: &serde_json::Map<String, Json>) -> String {
+/// What stays as it is in a query value: RFC 3986's unreserved characters.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// `${offset.NAME}` in a URL, parameter or body, replaced by the offset field's value (strings bare);
+/// `in_url`: percent-encoded, so a `+01:00` or `&` in a value cannot change the request.
+pub fn render(template: &str, fields: &serde_json::Map<String, Json>, in_url: bool) -> String {
     if !template.contains("${offset.") {
         return template.to_string();
     }
@@ -80,6 +84,7 @@ pub fn render(template: &str, fields: &serde_json::Map<String, Json>) -> String 
             Json::String(s) => s.clone(),
             other => other.to_string(),
         };
+        let text = if in_url { percent_encoding::utf8_percent_encode(&text, QUERY_VALUE).to_string() } else { text };
         out = out.replace(&format!("${{offset.{name}}}"), &text);
     }
     out
@@ -105,6 +110,9 @@ mod tests {
         let mut f = serde_json::Map::new();
         f.insert("timestamp".into(), Json::from("2026-12-06T10:00:00Z"));
         f.insert("n".into(), Json::from(5));
-        assert_eq!(render("/items?since=${offset.timestamp}&after=${offset.n}", &f), "/items?since=2026-12-06T10:00:00Z&after=5");
+        assert_eq!(render("/items?since=${offset.timestamp}&after=${offset.n}", &f, true), "/items?since=2026-12-06T10%3A00%3A00Z&after=5");
+        f.insert("timestamp".into(), Json::from("2026-12-06T10:00:00+01:00"));
+        assert_eq!(render("since=${offset.timestamp}", &f, true), "since=2026-12-06T10%3A00%3A00%2B01%3A00");
+        assert_eq!(render("{\"since\":\"${offset.timestamp}\"}", &f, false), "{\"since\":\"2026-12-06T10:00:00+01:00\"}");
     }
 }

@@ -55,6 +55,10 @@ impl SourceConnector for HttpSourceConnector {
     }
 }
 
+/// The shortest wait between two fetches, whatever `http.timer.interval.millis` says: an unchanged feed
+/// polled with 0 must not be asked without pause.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
 /// The task's settings, parsed once.
 #[derive(Debug, Clone)]
 struct Settings {
@@ -109,8 +113,15 @@ pub struct HttpSourceTask {
     phase: Option<Phase>,
     backoff: Option<Backoff>,
     /// Item hashes of the previous response and of the one being read (`http.response.dedup=item`).
-    previous_items: HashSet<u32>,
-    current_items: HashSet<u32>,
+    previous_items: HashSet<u64>,
+    current_items: HashSet<u64>,
+    /// Hashes for `dedup=item`, 64 bits so that millions of lines do not collide (kept in memory only).
+    hasher: std::collections::hash_map::RandomState,
+}
+
+fn item_hash(hasher: &std::collections::hash_map::RandomState, bytes: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    hasher.hash_one(bytes)
 }
 
 fn now_ms() -> i64 {
@@ -193,8 +204,8 @@ impl HttpSourceTask {
     fn request_url(&self) -> String {
         let s = self.settings();
         let fields = if self.last.fields.is_empty() { &s.initial_fields } else { &self.last.fields };
-        let url = offset::render(&s.url, fields);
-        let params = offset::render(&s.params, fields);
+        let url = offset::render(&s.url, fields, true);
+        let params = offset::render(&s.params, fields, true);
         if params.is_empty() {
             url
         } else if url.contains('?') {
@@ -215,7 +226,7 @@ impl HttpSourceTask {
         }
         if s.method == Method::POST && !s.body.is_empty() {
             let fields = if self.last.fields.is_empty() { &s.initial_fields } else { &self.last.fields };
-            request = request.body(offset::render(&s.body, fields));
+            request = request.body(offset::render(&s.body, fields, false));
         }
         // Conditional only when what the validators stand for was read to its end.
         if s.conditional && self.last.complete && !self.from_start {
@@ -234,7 +245,7 @@ impl HttpSourceTask {
         if status == StatusCode::NOT_MODIFIED {
             self.backoff.as_mut().expect("started").reset();
             tracing::debug!(url, "not modified");
-            self.phase = Some(Phase::Wait(Instant::now() + s.interval));
+            self.phase = Some(Phase::Wait(Instant::now() + s.interval.max(MIN_INTERVAL)));
             return Ok(());
         }
         if matches!(status.as_u16(), 408 | 425 | 429) || status.is_server_error() {
@@ -250,7 +261,6 @@ impl HttpSourceTask {
                 connect_kit::http::quote_body(&body, 300)
             )));
         }
-        self.backoff.as_mut().expect("started").reset();
         let header = |name| response.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
         let (etag, last_modified) = (header(reqwest::header::ETAG), header(reqwest::header::LAST_MODIFIED));
         let reader = match body::open(response).await {
@@ -267,6 +277,7 @@ impl HttpSourceTask {
                     }
                     Err(e) => return self.retry_later(format!("reading the answer of {url}: {e}"), None),
                 };
+                self.backoff.as_mut().expect("started").reset();
                 let items = self.items(fresh, bytes);
                 self.phase = Some(Phase::Items(items));
             }
@@ -277,7 +288,7 @@ impl HttpSourceTask {
                 self.from_start = false;
                 self.current_items.clear();
                 self.phase = Some(Phase::Stream(Box::new(Stream {
-                    lines: Lines::new(reader),
+                    lines: Lines::new(reader, s.max_body as usize),
                     offset: fresh,
                     hasher: crc32fast::Hasher::new(),
                     skip,
@@ -299,10 +310,11 @@ impl HttpSourceTask {
                 return VecDeque::from([self.unreadable(&offset, bytes, format!("the response of {} is not JSON: {e}", s.url))]);
             }
         };
-        let list = match document.pointer(if s.list_pointer == "/" { "" } else { &s.list_pointer }) {
-            Some(Json::Array(items)) => items.clone(),
+        let mut document = document;
+        let list = match document.pointer_mut(if s.list_pointer == "/" { "" } else { &s.list_pointer }).map(Json::take) {
+            Some(Json::Array(items)) => items,
             Some(Json::Null) | None => Vec::new(),
-            Some(other) => vec![other.clone()],
+            Some(other) => vec![other],
         };
         let fields: Vec<_> = list.iter().map(|item| self.offset_fields(item)).collect();
         // After a restart or between polls: only the items after the last one sent.
@@ -317,23 +329,29 @@ impl HttpSourceTask {
         let mut current = HashSet::new();
         let mut records = VecDeque::new();
         for (item, f) in list.iter().zip(&fields).skip(start) {
-            if let (Some(last), Some(t)) = (&last_time, f.get("timestamp")) {
-                if start == 0 && !later(t, last) {
+            // The last key is not in this response: what is not older than the last item sent is new (an item
+            // with the same timestamp may be a sibling of it; one without a timestamp cannot be told).
+            if let (Some(last), Some(t)) = (&last_time, f.get("timestamp").filter(|t| !t.is_null())) {
+                if start == 0 && later(last, t) {
                     continue;
                 }
             }
             let value = item.pointer(if s.record_pointer == "/" { "" } else { &s.record_pointer }).cloned().unwrap_or(Json::Null);
-            let text = value.to_string();
-            let hash = crc32fast::hash(text.as_bytes());
-            current.insert(hash);
-            if s.dedup && previous_hashes.contains(&hash) {
-                continue;
+            if s.dedup {
+                let hash = item_hash(&self.hasher, value.to_string().as_bytes());
+                current.insert(hash);
+                if previous_hashes.contains(&hash) {
+                    continue;
+                }
             }
-            let o = FeedOffset { fields: f.clone(), ..offset.clone() };
+            // Not complete until the last item: a restart with items still queued must fetch the document
+            // again, not get a 304 for it.
+            let o = FeedOffset { fields: f.clone(), complete: false, ..offset.clone() };
             records.push_back(self.record(&o, key_of(f), Value::from_json(&value), timestamp_of(f)));
         }
         self.previous_items = current;
-        if let Some(last_record) = records.back() {
+        if let Some(last_record) = records.back_mut() {
+            last_record.source_offset.insert("complete".into(), Json::Bool(true));
             self.last = FeedOffset::from_map(&last_record.source_offset);
         } else {
             self.last.etag = offset.etag.clone();
@@ -347,8 +365,14 @@ impl HttpSourceTask {
     async fn read_lines(&mut self, mut stream: Box<Stream>) -> Result<Vec<SourceRecord>> {
         let s = self.settings().clone();
         let mut records = Vec::new();
+        // Back to the runtime within about a second, even while passing over lines or on a slow download,
+        // so acknowledgements and offset commits are not held up.
+        let deadline = Instant::now() + Duration::from_secs(1);
         while records.len() < s.batch {
-            let (line, is_last) = match stream.lines.next().await {
+            if stream.offset.line.is_multiple_of(256) && Instant::now() >= deadline {
+                break;
+            }
+            let (line, is_last, overlong) = match stream.lines.next().await {
                 Ok(Some(l)) => l,
                 Ok(None) => {
                     if stream.offset.line < stream.skip {
@@ -358,16 +382,20 @@ impl HttpSourceTask {
                     } else {
                         // Read to its end: the next request may be conditional.
                         tracing::info!(url = %s.url, lines = stream.offset.line, "read the feed to its end");
+                        self.backoff.as_mut().expect("started").reset();
                         stream.offset.complete = true;
                         self.last = stream.offset.clone();
                         self.previous_items = std::mem::take(&mut self.current_items);
-                        self.phase = Some(Phase::Wait(Instant::now() + s.interval));
+                        self.phase = Some(Phase::Wait(Instant::now() + s.interval.max(MIN_INTERVAL)));
                     }
                     return Ok(records);
                 }
                 Err(e) => {
-                    // The connection broke mid-body: what was sent is in the offsets; fetch again and pass over it.
-                    self.last = stream.offset.clone();
+                    // The connection broke mid-body: what was sent is in the offsets; fetch again and pass over it
+                    // (while still passing over, what `last` says stands).
+                    if stream.offset.line >= stream.skip {
+                        self.last = stream.offset.clone();
+                    }
                     self.retry_later(format!("reading {} broke off at line {}: {e}", s.url, stream.offset.line), None)?;
                     return Ok(records);
                 }
@@ -375,10 +403,21 @@ impl HttpSourceTask {
             stream.hasher.update(&line);
             stream.hasher.update(b"\n");
             stream.offset.line += 1;
+            stream.offset.crc = stream.hasher.clone().finalize();
+            stream.offset.complete = is_last;
             let n = stream.offset.line;
+            if s.dedup && n > s.skip_lines {
+                // Lines passed over belong to this response too: the next one is compared with all of them.
+                let hash = item_hash(&self.hasher, &line);
+                if n > stream.skip && self.previous_items.contains(&hash) {
+                    self.current_items.insert(hash);
+                    continue;
+                }
+                self.current_items.insert(hash);
+            }
             if n <= stream.skip {
                 if n == stream.skip {
-                    if stream.hasher.clone().finalize() != stream.expect_crc {
+                    if stream.offset.crc != stream.expect_crc {
                         tracing::info!(url = %s.url, "the feed's content changed under the same validators: fetching it again, from the start");
                         self.from_start = true;
                         self.phase = Some(Phase::Wait(Instant::now()));
@@ -388,17 +427,13 @@ impl HttpSourceTask {
                 }
                 continue;
             }
-            stream.offset.crc = stream.hasher.clone().finalize();
-            stream.offset.complete = is_last;
             if n <= s.skip_lines || line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            if s.dedup {
-                let hash = crc32fast::hash(&line);
-                self.current_items.insert(hash);
-                if self.previous_items.contains(&hash) {
-                    continue;
-                }
+            if overlong {
+                let why = format!("line {n} of {} is longer than {} bytes (http.response.max.bytes); its start is kept", s.url, s.max_body);
+                records.push(self.unreadable(&stream.offset, line, why));
+                continue;
             }
             let record = match s.format {
                 Format::Lines => match String::from_utf8(line) {
@@ -483,7 +518,7 @@ impl SourceTask for HttpSourceTask {
         self.client = Some(HttpClient::new(http).map_err(|e| ConnectError::fatal(e.to_string()))?);
         let mut policy = BackoffPolicy::exponential(Duration::from_secs(1), Duration::from_secs(300));
         if settings.max_retries >= 0 {
-            policy = policy.with_max_attempts(settings.max_retries as u32 + 1);
+            policy = policy.with_max_attempts(settings.max_retries as u32);
         }
         self.backoff = Some(Backoff::new(policy));
         let mut partition = SourceMap::new();
@@ -518,8 +553,8 @@ impl SourceTask for HttpSourceTask {
                 Phase::Items(mut queue) => {
                     let n = queue.len().min(self.settings().batch);
                     let batch: Vec<SourceRecord> = queue.drain(..n).collect();
-                    self.phase =
-                        Some(if queue.is_empty() { Phase::Wait(Instant::now() + self.settings().interval) } else { Phase::Items(queue) });
+                    let next = Instant::now() + self.settings().interval.max(MIN_INTERVAL);
+                    self.phase = Some(if queue.is_empty() { Phase::Wait(next) } else { Phase::Items(queue) });
                     return Ok(batch);
                 }
             }
