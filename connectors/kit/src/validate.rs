@@ -25,6 +25,14 @@ pub fn cross_key_errors<E: Display>(
     errors
 }
 
+/// Confluent's proprietary connectors (MQTT, ActiveMQ) take `confluent.license` and `confluent.topic.*` for
+/// their license topic; configs people copy carry them. Accept them and say once that they are ignored.
+pub fn note_confluent_license_keys(config: &Config) {
+    if config.keys().any(|k| k.starts_with("confluent.topic") || k.starts_with("confluent.license")) {
+        tracing::info!("confluent.topic.* and confluent.license are accepted and ignored: connect-rs needs no license topic");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,9 +31,7 @@ impl Connector for StompSourceConnector {
     }
     async fn start(&mut self, _context: Arc<dyn ConnectorContext>, config: Config) -> Result<()> {
         config::def().parse(&config)?;
-        if config.keys().any(|k| k.starts_with("confluent.topic") || k.starts_with("confluent.license")) {
-            tracing::info!("confluent.topic.* and confluent.license are accepted and ignored: connect-rs needs no license topic");
-        }
+        connect_kit::validate::note_confluent_license_keys(&config);
         self.config = config;
         Ok(())
     }

@@ -31,15 +31,7 @@ fn main() {
     // 1. The limit for a source: a plain producer with the worker's delivery guarantees.
     let raw_topic = unique("bench-raw");
     rt.block_on(create_topic(&raw_topic));
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", "200000")
-        .set("batch.num.messages", "10000")
-        .create()
-        .unwrap();
+    let producer: ThreadedProducer<DefaultProducerContext> = plain_producer_config().create().unwrap();
     let start = Instant::now();
     for line in &lines {
         let mut record = BaseRecord::<(), str>::to(&raw_topic).payload(*line);

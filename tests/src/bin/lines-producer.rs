@@ -1,23 +1,14 @@
 //! lines-producer TOPIC: every line of standard input as one record, with the worker's delivery guarantees
 //! (idempotent, acks=all); the plain client of `scripts/bench http-source` (`curl | gunzip | lines-producer`).
 
-use connect_e2e::bootstrap;
-use rdkafka::config::ClientConfig;
+use connect_e2e::plain_producer_config;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use std::io::BufRead;
 use std::time::Duration;
 
 fn main() {
     let topic = std::env::args().nth(1).expect("usage: lines-producer TOPIC");
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", "200000")
-        .set("batch.num.messages", "10000")
-        .create()
-        .expect("producer");
+    let producer: ThreadedProducer<DefaultProducerContext> = plain_producer_config().create().expect("producer");
     let stdin = std::io::stdin().lock();
     let mut n = 0u64;
     for line in stdin.split(b'\n') {
