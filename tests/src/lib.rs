@@ -166,11 +166,15 @@ impl Worker {
         let deadline = Instant::now() + Duration::from_secs(30);
         let listening = format!("REST server listening listener=http://127.0.0.1:{}", self.port);
         let listening_tls = format!("REST server listening listener=https://127.0.0.1:{}", self.port);
+        // The same line with log.format=json.
+        let listening_json = format!("\"listener\":\"http://127.0.0.1:{}\"", self.port);
         loop {
             let full = self.log_text();
             let log = full.get(log_start..).unwrap_or(&full);
-            if (log.contains(&listening) || log.contains(&listening_tls)) && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-            {
+            let said = log.contains(&listening)
+                || log.contains(&listening_tls)
+                || log.lines().any(|l| l.contains("\"REST server listening\"") && l.contains(&listening_json));
+            if said && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
@@ -304,6 +308,32 @@ fn consumer_at(bootstrap: &str) -> BaseConsumer {
         .expect("test consumer")
 }
 
+/// A consumer assigned every partition of `topic` from the beginning.
+fn reader_from_beginning(bootstrap: &str, topic: &str) -> BaseConsumer {
+    let c = consumer_at(bootstrap);
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let t = md.topics().iter().find(|t| t.name() == topic).expect("topic exists");
+    let mut tpl = TopicPartitionList::new();
+    for p in t.partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+    }
+    c.assign(&tpl).expect("assign");
+    c
+}
+
+/// The settings of the benchmarks' plain producers: the worker's delivery guarantees (idempotent,
+/// acks=all) and generous batching.
+pub fn plain_producer_config() -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap())
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "200000")
+        .set("batch.num.messages", "10000");
+    c
+}
+
 /// Number of records in a topic, counted by reading it: tansu's high watermark is the base offset of
 /// the last batch plus one, not the end of the log, so watermarks cannot count records.
 pub fn topic_count(topic: &str) -> i64 {
@@ -348,14 +378,7 @@ pub fn read_topic(topic: &str, expected: usize, timeout: Duration) -> Vec<ReadRe
 
 /// [`read_topic`] on another broker.
 pub fn read_topic_at(bootstrap: &str, topic: &str, expected: usize, timeout: Duration) -> Vec<ReadRecord> {
-    let c = consumer_at(bootstrap);
-    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
-    let t = md.topics().iter().find(|t| t.name() == topic).expect("topic exists");
-    let mut tpl = TopicPartitionList::new();
-    for p in t.partitions() {
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
-    }
-    c.assign(&tpl).expect("assign");
+    let c = reader_from_beginning(bootstrap, topic);
     let mut out = Vec::with_capacity(expected);
     let deadline = Instant::now() + timeout;
     while out.len() < expected && Instant::now() < deadline {
@@ -372,14 +395,7 @@ pub fn read_topic_at(bootstrap: &str, topic: &str, expected: usize, timeout: Dur
 /// Read a topic from the beginning, handing each record's value to `each`, until `expected` records were
 /// seen or `timeout` passed; returns how many were seen. For topics too large to hold in memory.
 pub fn scan_topic(topic: &str, expected: usize, timeout: Duration, mut each: impl FnMut(Option<&[u8]>)) -> usize {
-    let c = consumer_at(&bootstrap());
-    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
-    let t = md.topics().iter().find(|t| t.name() == topic).expect("topic exists");
-    let mut tpl = TopicPartitionList::new();
-    for p in t.partitions() {
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
-    }
-    c.assign(&tpl).expect("assign");
+    let c = reader_from_beginning(&bootstrap(), topic);
     let mut seen = 0;
     let deadline = Instant::now() + timeout;
     while seen < expected && Instant::now() < deadline {
@@ -848,4 +864,40 @@ pub fn plain_consume_secs(topic: &str, n: usize) -> f64 {
     let secs = start.elapsed().as_secs_f64();
     assert_eq!(read, n, "the plain consumer did not read every record");
     secs
+}
+
+/// The car-park pipeline's transform chain (ParseCsv, ParseTimestamp in Europe/London, ComputeField,
+/// BuildStruct, InsertField, ValueToKey/ExtractField) with a DLQ, for the file-source and feed-source tests.
+pub fn car_park_chain(dlq: &str) -> serde_json::Value {
+    serde_json::json!({
+        "transforms": "parse,ts,pct,location,source,key,keyName",
+        "transforms.parse.type": "io.connectrs.transforms.ParseCsv$Value",
+        "transforms.parse.columns": "date,time,NAME,CAPACITY:int32,EMPTY_PLACES:int32,STATUS,LATITUDE:float64,LONGITUDE:float64,DIRECTIONSURL",
+        "transforms.ts.type": "io.connectrs.transforms.ParseTimestamp$Value",
+        "transforms.ts.field": "TS",
+        "transforms.ts.date.field": "date",
+        "transforms.ts.time.field": "time",
+        "transforms.ts.format": "yyyy-MM-dd HH:mm",
+        "transforms.ts.timezone": "Europe/London",
+        "transforms.ts.remove.sources": "true",
+        "transforms.pct.type": "io.connectrs.transforms.ComputeField$Value",
+        "transforms.pct.field": "PCT_FULL",
+        "transforms.pct.expression": "(CAPACITY - EMPTY_PLACES) / CAPACITY * 100",
+        "transforms.pct.field.type": "float64",
+        "transforms.location.type": "io.connectrs.transforms.BuildStruct$Value",
+        "transforms.location.field": "LOCATION",
+        "transforms.location.fields": "lat=LATITUDE,lon=LONGITUDE",
+        "transforms.location.remove.sources": "true",
+        "transforms.source.type": "org.apache.kafka.connect.transforms.InsertField$Value",
+        "transforms.source.static.field": "SOURCE",
+        "transforms.source.static.value": "v2",
+        "transforms.key.type": "org.apache.kafka.connect.transforms.ValueToKey",
+        "transforms.key.fields": "NAME",
+        "transforms.keyName.type": "org.apache.kafka.connect.transforms.ExtractField$Key",
+        "transforms.keyName.field": "NAME",
+        "errors.tolerance": "all",
+        "errors.deadletterqueue.topic.name": dlq,
+        "errors.deadletterqueue.topic.replication.factor": 1,
+        "errors.deadletterqueue.context.headers.enable": true,
+    })
 }

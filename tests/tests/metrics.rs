@@ -89,3 +89,42 @@ fn counters_equal_the_records_through_a_file_pipeline() {
     });
     assert_eq!(worker.stop(), Some(0));
 }
+
+/// `log.format=json`: every line the worker writes is one JSON object, with the level, the message and the
+/// event's fields at the top level: a failing record's line names its connector, task, stage and coordinates.
+#[test]
+fn json_logs_are_one_object_a_line_with_connector_task_and_record() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"n\":1}\nnot json\n{\"n\":3}\n").unwrap();
+    let topic = unique("e2e-json-logs");
+    let mut setup = WorkerSetup::new(dir.path(), &[("log.format", "json")]);
+    setup.connector(
+        "json-logs",
+        json!({
+            "connector.class": "FileStreamSource", "file": input, "topic": topic,
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter", "value.converter.schemas.enable": "false",
+            "transforms": "parse", "transforms.parse.type": "io.connectrs.transforms.ParseJson$Value",
+            "errors.tolerance": "all", "errors.log.enable": true, "errors.log.include.messages": true,
+        }),
+    );
+    let mut worker = setup.start();
+    wait_for("2 records", Duration::from_secs(60), || (topic_count(&topic) >= 2).then_some(()));
+    assert_eq!(worker.stop(), Some(0));
+    let log = worker.log_text();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    assert!(lines.len() >= 5, "{log}");
+    for line in &lines {
+        assert!(line["timestamp"].is_string() && line["level"].is_string() && line["message"].is_string(), "{line}");
+    }
+    let running = lines.iter().find(|l| l["message"] == "source task running").expect("the task's start");
+    assert_eq!((running["connector"].as_str(), running["task"].as_u64()), (Some("json-logs"), Some(0)), "{running}");
+    let failed = lines.iter().find(|l| l["level"] == "ERROR" && l["stage"] == "TRANSFORMATION").expect("the bad line's error");
+    assert_eq!(failed["connector"], "json-logs");
+    assert!(failed["record"].as_str().unwrap_or("").contains("offset"), "the record's coordinates: {failed}");
+}

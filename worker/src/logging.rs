@@ -22,8 +22,29 @@ struct LogState {
 
 static CONTROL: OnceLock<LogControl> = OnceLock::new();
 
+/// How log lines look: Kafka Connect's usual text, or one JSON object a line for log pipelines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    /// `{"timestamp":..,"level":..,"target":..,"message":..,"connector":..,"task":..,...}`: the event's
+    /// fields (connector, task, a failed record's coordinates) at the top level, with the current span's.
+    Json,
+}
+
+impl LogFormat {
+    /// `log.format` / `CONNECT_LOG_FORMAT`: `text` or `json` (any case).
+    pub fn parse(value: &str) -> Option<LogFormat> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "text" | "" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
+
 /// Install the global subscriber: `RUST_LOG` if set, else `info` with librdkafka at `warn`.
-pub fn init() {
+pub fn init(format: LogFormat) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let (root, loggers) = match std::env::var("RUST_LOG") {
@@ -35,10 +56,28 @@ pub fn init() {
     };
     let filter = build_filter(&root, &loggers);
     let (layer, handle) = reload::Layer::new(filter);
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(|| RedactingWriter(std::io::stderr()))
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = tracing_subscriber::registry().with(layer).with(fmt).try_init();
+    let (text, json) = match format {
+        LogFormat::Text => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(|| RedactingWriter(std::io::stderr()))
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            ),
+            None,
+        ),
+        LogFormat::Json => (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(|| RedactingWriter(std::io::stderr())),
+            ),
+        ),
+    };
+    let _ = tracing_subscriber::registry().with(layer).with(text).with(json).try_init();
     let _ = CONTROL.set(LogControl { handle, state: Mutex::new(LogState { root, loggers, root_modified: None }) });
 }
 

@@ -153,7 +153,15 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Standalone { ref worker_config, ref connector_configs } => {
-            connect_worker::logging::init();
+            // log.format from the worker config (or CONNECT_LOG_FORMAT), read before anything logs.
+            let requested = std::env::var("CONNECT_LOG_FORMAT")
+                .ok()
+                .or_else(|| connect_worker::config::read_config_file(worker_config).ok().and_then(|c| c.get("log.format").cloned()));
+            let format = requested.as_deref().map(connect_worker::logging::LogFormat::parse);
+            connect_worker::logging::init(format.flatten().unwrap_or_default());
+            if let (Some(value), Some(None)) = (&requested, format) {
+                tracing::warn!(value, "log.format must be text or json; logging as text");
+            }
             match runtime.block_on(connect_worker::standalone::run(worker_config.clone(), connector_configs.clone())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
