@@ -31,6 +31,8 @@ fn connector_lifecycle_over_rest() {
     let (code, root) = worker.get("/");
     assert_eq!(code, 200);
     assert!(root["version"].is_string() && root.get("commit").is_some() && root.get("kafka_cluster_id").is_some(), "{root}");
+    // The cluster's id once the cluster answered (Redpanda Console and kafbat kafka-ui show it).
+    wait_for("the Kafka cluster id at GET /", Duration::from_secs(30), || worker.get("/").1["kafka_cluster_id"].as_str().map(|_| ()));
     assert_eq!(worker.get("/health").0, 200);
     let (_, plugins) = worker.get("/connector-plugins");
     assert!(plugins

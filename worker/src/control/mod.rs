@@ -233,6 +233,11 @@ impl Herder {
         self.view.with(name, |v| v.status(name))
     }
 
+    /// `GET /connectors?expand=...`: every connector's status and info, all from one snapshot.
+    pub fn expanded(&self, status: bool, info: bool) -> Vec<(String, Option<ConnectorStateInfo>, Option<ConnectorInfo>)> {
+        self.view.each(|name, v| (name.to_string(), status.then(|| v.status(name)), info.then(|| v.info(name))))
+    }
+
     /// Per-task counters (connect-rs extension; names follow Kafka Connect's task error metrics).
     pub fn metrics(&self, name: &str) -> Result<Vec<(u32, TaskMetricsSnapshot)>, HerderError> {
         self.view.with(name, |v| v.tasks.iter().enumerate().map(|(i, t)| (i as u32, t.metrics.snapshot())).collect())

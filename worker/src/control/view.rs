@@ -104,6 +104,12 @@ impl View {
         self.0.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
     }
 
+    /// Read every connector from one snapshot, in name order.
+    pub fn each<T>(&self, mut read: impl FnMut(&str, &ConnectorView) -> T) -> Vec<T> {
+        let connectors = self.0.read().unwrap_or_else(|p| p.into_inner());
+        connectors.iter().map(|(name, view)| read(name, view)).collect()
+    }
+
     /// Answer from one connector's view, or 404.
     pub fn with<T>(&self, name: &str, read: impl FnOnce(&ConnectorView) -> T) -> Result<T, HerderError> {
         let connectors = self.0.read().unwrap_or_else(|p| p.into_inner());

@@ -2,7 +2,7 @@
 //! unhealthy by whether the Kafka cluster answers.
 
 use rdkafka::producer::{BaseProducer, Producer};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -16,12 +16,14 @@ pub enum WorkerHealth {
     Unhealthy(String),
 }
 
+/// The worker's health, and the Kafka cluster's id once the cluster answered (`GET /` shows it, as UIs
+/// such as Redpanda Console and kafbat kafka-ui display it).
 #[derive(Debug, Clone)]
-pub struct HealthCell(Arc<Mutex<(bool, Option<String>)>>);
+pub struct HealthCell(Arc<Mutex<(bool, Option<String>)>>, Arc<OnceLock<String>>);
 
 impl Default for HealthCell {
     fn default() -> Self {
-        HealthCell(Arc::new(Mutex::new((false, None))))
+        HealthCell(Arc::new(Mutex::new((false, None))), Arc::new(OnceLock::new()))
     }
 }
 
@@ -33,6 +35,10 @@ impl HealthCell {
             (true, Some(problem)) => WorkerHealth::Unhealthy(problem.clone()),
             (true, None) => WorkerHealth::Healthy,
         }
+    }
+    /// The Kafka cluster's id, once the cluster answered.
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.1.get().map(String::as_str)
     }
     pub fn started(&self) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).0 = true;
@@ -57,7 +63,16 @@ impl HealthCell {
             let client = Arc::new(client);
             loop {
                 let c = client.clone();
-                let answer = tokio::task::spawn_blocking(move || c.client().fetch_metadata(None, Duration::from_secs(5)).map(|_| ())).await;
+                let known = cell.1.get().is_some();
+                let answer = tokio::task::spawn_blocking(move || {
+                    c.client().fetch_metadata(None, Duration::from_secs(5))?;
+                    Ok::<_, rdkafka::error::KafkaError>(if known { None } else { c.client().fetch_cluster_id(Duration::from_secs(5)) })
+                })
+                .await;
+                if let Ok(Ok(Some(id))) = &answer {
+                    let _ = cell.1.set(id.clone());
+                }
+                let answer = answer.map(|r| r.map(|_| ()));
                 let problem = match answer {
                     Ok(Ok(())) => None,
                     Ok(Err(e)) => Some(format!("Kafka cluster at {servers} is not reachable: {e}")),

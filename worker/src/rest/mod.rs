@@ -111,10 +111,13 @@ async fn plugin_config(State(h): State<Arc<Herder>>, Path(plugin): Path<String>)
     Ok(Json(keys).into_response())
 }
 
-async fn root() -> impl IntoResponse {
-    Json(
-        json!({"version": env!("CARGO_PKG_VERSION"), "commit": option_env!("CONNECT_RS_COMMIT").unwrap_or("unknown"), "kafka_cluster_id": serde_json::Value::Null}),
-    )
+async fn root(State(h): State<Arc<Herder>>) -> impl IntoResponse {
+    let context = h.context();
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "commit": option_env!("CONNECT_RS_COMMIT").unwrap_or("unknown"),
+        "kafka_cluster_id": context.health.cluster_id(),
+    }))
 }
 
 /// KIP-1017: 200 healthy, 503 while starting, 500 when the worker cannot do its job (Kafka unreachable).
@@ -133,18 +136,17 @@ async fn list_connectors(State(h): State<Arc<Herder>>, Query(q): Query<Vec<(Stri
     if expands.is_empty() {
         return Ok(Json(names).into_response());
     }
+    let (with_status, with_info) = (expands.iter().any(|e| e == "status"), expands.iter().any(|e| e == "info"));
+    // One snapshot for every entry: a connector deleted meanwhile is left out whole, never listed without
+    // its status or info (kafbat kafka-ui fails on such an entry), and tasks in `info` match `status`.
     let mut out = serde_json::Map::new();
-    for name in names {
+    for (name, status, info) in h.expanded(with_status, with_info) {
         let mut entry = serde_json::Map::new();
-        if expands.iter().any(|e| e == "status") {
-            if let Ok(s) = h.status(&name) {
-                entry.insert("status".into(), serde_json::to_value(s).unwrap_or_default());
-            }
+        if let Some(s) = status {
+            entry.insert("status".into(), serde_json::to_value(s).unwrap_or_default());
         }
-        if expands.iter().any(|e| e == "info") {
-            if let Ok(i) = h.info(&name) {
-                entry.insert("info".into(), serde_json::to_value(i).unwrap_or_default());
-            }
+        if let Some(i) = info {
+            entry.insert("info".into(), serde_json::to_value(i).unwrap_or_default());
         }
         out.insert(name, entry.into());
     }
