@@ -445,3 +445,52 @@ fn a_clean_stop_mid_stream_sends_its_acks_no_duplicates() {
     assert_eq!(got.len(), sent.len(), "no duplicates after a clean stop; the stopped worker's log ends:\n{}", tail(&stopped_log, 25));
     assert_eq!(got, sent, "every message exactly once, in order");
 }
+
+/// A window of 8 pending messages and a Filter that drops every record: dropped records are acknowledged
+/// too (the runtime calls `commit_record` for them), so the window never fills and stalls; then, without the
+/// filter, the same window moves a stream in order, each message once.
+#[test]
+fn a_small_pending_window_never_stalls_even_when_every_record_is_dropped() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = ActiveMq::start(dir.path(), false);
+    let (dropped_topic, kept_topic) = (unique("e2e-stomp-dropped"), unique("e2e-stomp-window"));
+    let (dropped_queue, kept_queue) = (unique("dropped"), unique("kept"));
+    let window = json!({"max.pending.messages": 8, "batch.size": 4});
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    setup.connector(
+        "stomp-dropped",
+        activemq_config(
+            &broker.url(),
+            "queue",
+            &dropped_queue,
+            &dropped_topic,
+            merge_json(
+                window.clone(),
+                json!({
+                    "transforms": "dropAll", "transforms.dropAll.type": "org.apache.kafka.connect.transforms.Filter",
+                    "transforms.dropAll.predicate": "always",
+                    "predicates": "always", "predicates.always.type": "org.apache.kafka.connect.transforms.predicates.TopicNameMatches",
+                    "predicates.always.pattern": ".*",
+                }),
+            ),
+        ),
+    );
+    setup.connector("stomp-window", activemq_config(&broker.url(), "queue", &kept_queue, &kept_topic, window));
+    let worker = setup.start();
+    wait_subscribed(&worker, 2);
+    let sent = movements(0..2_000);
+    let mut publisher = StompClient::connect(broker.stomp_port, None);
+    publisher.send_texts(&format!("/queue/{dropped_queue}"), &sent, &[("persistent", "true")]);
+    publisher.send_texts(&format!("/queue/{kept_queue}"), &sent, &[("persistent", "true")]);
+    let read = |name: &str| worker.get(&format!("/connectors/{name}/metrics")).1["tasks"][0]["records-read"].as_u64().unwrap_or(0);
+    wait_for_or_explain(
+        "every dropped message read",
+        Duration::from_secs(120),
+        || (read("stomp-dropped") >= 2_000).then_some(()),
+        || format!("records-read {} (a stalled window stops at 8); log:\n{}", read("stomp-dropped"), tail(&worker.log_text(), 20)),
+    );
+    assert_eq!(records_written(&worker, "stomp-dropped"), 0, "the filter dropped every record");
+    wait_for("every kept message in Kafka", Duration::from_secs(120), || (records_written(&worker, "stomp-window") >= 2_000).then_some(()));
+    assert_eq!(texts(&kept_topic, 2_000), sent, "in order, each once, through a window of 8");
+}
