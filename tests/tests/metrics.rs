@@ -128,3 +128,33 @@ fn json_logs_are_one_object_a_line_with_connector_task_and_record() {
     assert_eq!(failed["connector"], "json-logs");
     assert!(failed["record"].as_str().unwrap_or("").contains("offset"), "the record's coordinates: {failed}");
 }
+
+/// `metrics.listener`: the same OpenMetrics text on an address of its own (for Prometheus), outside the REST
+/// API's authentication, which still guards `/metrics` on the REST listener.
+#[test]
+fn metrics_listener_serves_the_metrics_on_its_own_port() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_port = free_port();
+    let users = dir.path().join("users.properties");
+    std::fs::write(&users, "admin=secret\n").unwrap();
+    let listener = format!("http://127.0.0.1:{metrics_port}");
+    let users_path = users.display().to_string();
+    let setup = WorkerSetup::new(dir.path(), &[("metrics.listener", &listener), ("rest.auth.basic.users.file", &users_path)]);
+    let worker = setup.start();
+    let scrape = || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", metrics_port)).expect("the metrics port");
+        write!(stream, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+        answer
+    };
+    let answer = wait_for("the metrics server", Duration::from_secs(30), || {
+        let a = scrape();
+        (a.starts_with("HTTP/1.0 200") || a.starts_with("HTTP/1.1 200")).then_some(a)
+    });
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let metrics = parse(body);
+    assert_eq!(metrics.get("kafka_connect_worker_connector_count{}"), Some(&0.0), "{body}");
+    assert_eq!(worker.get("/metrics").0, 401, "the REST listener's /metrics stays behind its authentication");
+}

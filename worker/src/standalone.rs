@@ -33,6 +33,9 @@ pub enum StartupError {
     Connector(PathBuf, crate::control::HerderError),
 }
 
+/// The worker key of the separate Prometheus listener.
+pub const METRICS_LISTENER: &str = "metrics.listener";
+
 /// Run a standalone worker until SIGINT or SIGTERM; then stop every task, commit, and return.
 pub async fn run(worker_file: PathBuf, connector_files: Vec<PathBuf>) -> Result<(), StartupError> {
     let worker = WorkerConfig::from_config(read_config_file(&worker_file)?).map_err(StartupError::WorkerConfig)?;
@@ -50,6 +53,18 @@ pub async fn run(worker_file: PathBuf, connector_files: Vec<PathBuf>) -> Result<
     }
     let worker_id =
         bound.first().map(|(_, local, _)| local.clone()).ok_or_else(|| StartupError::WorkerConfig("listeners: no listener".into()))?;
+    // `metrics.listener`: GET /metrics alone on an address of its own, for Prometheus to scrape.
+    let metrics_listener = match worker.raw.get(METRICS_LISTENER).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        None => None,
+        Some(value) => {
+            let url = ListenerUrl::parse(value)?;
+            if url.https {
+                return Err(StartupError::WorkerConfig(format!("{METRICS_LISTENER}: {value}: only http:// is served there")));
+            }
+            let listener = tokio::net::TcpListener::bind(&url.address).await.map_err(|e| StartupError::Listen(url.address.clone(), e))?;
+            Some(listener)
+        }
+    };
     let health = HealthCell::default();
     let stop_health = CancellationToken::new();
     health.watch_broker(&worker, Duration::from_secs(5), stop_health.clone());
@@ -68,6 +83,17 @@ pub async fn run(worker_file: PathBuf, connector_files: Vec<PathBuf>) -> Result<
         servers.push(tokio::spawn(async move {
             if let Err(e) = crate::rest::tls::serve(listener, router, tls).await {
                 tracing::error!(error = %e, listener = %listener_url, "REST server stopped");
+            }
+        }));
+    }
+
+    if let Some(listener) = metrics_listener {
+        let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(listener = %format!("http://{local}/metrics"), "metrics server listening");
+        let app = axum::Router::new().route("/metrics", axum::routing::get(crate::rest::prometheus::get)).with_state(herder.clone());
+        servers.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "metrics server stopped");
             }
         }));
     }

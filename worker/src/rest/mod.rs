@@ -3,7 +3,7 @@
 
 pub mod auth;
 pub mod offsets;
-mod prometheus;
+pub mod prometheus;
 pub mod tls;
 
 use axum::extract::{Path, Query, State};
