@@ -44,6 +44,8 @@ fn car_park_csv_gzip_with_etag_emits_each_change_once() {
     let mut setup = WorkerSetup::new(dir.path(), &[]);
     setup.connector("carparks-feed", car_park_config(&server.url("/carparks.csv.gz"), &topic, &dlq));
     let worker = setup.start();
+    // read_topic_full finds nothing in a topic that does not exist yet: wait for the records first.
+    wait_for("2 records and 1 in the DLQ", Duration::from_secs(60), || (topic_count(&topic) >= 2 && topic_count(&dlq) >= 1).then_some(()));
     let records = read_topic_full(&topic, 2, Duration::from_secs(60));
     let dead = read_topic_full(&dlq, 1, Duration::from_secs(60));
     assert_eq!((records.len(), dead.len()), (2, 1), "3 lines in = 2 delivered + 1 dead-lettered");
