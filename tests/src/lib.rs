@@ -4,6 +4,7 @@
 //! Nothing here fakes a service: a test that cannot reach its broker fails with a message saying how
 //! to start it.
 
+pub mod arcadedb;
 pub mod elasticsearch;
 pub mod feed_server;
 pub mod http_target;

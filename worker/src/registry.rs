@@ -22,6 +22,7 @@ impl Default for Registry {
                 .chain(connect_http::plugins())
                 .chain(connect_elasticsearch::plugins())
                 .chain(connect_stomp::plugins())
+                .chain(connect_neo4j::plugins())
                 .chain(connect_testing::plugins())
                 .collect(),
             converters: builtin_converters(),
