@@ -2,8 +2,9 @@
 //!
 //! Structs and maps become Bolt maps (map keys as strings), arrays lists, and the logical types what Neo4j has
 //! for them: `Timestamp` a datetime in UTC, `Date` a date, `Time` a local time, `Decimal` its decimal string.
-//! A string or bytes value that is JSON text becomes the JSON's value, as both Neo4j connectors do (a
-//! `StringConverter` value holding JSON is then a map in the query); other text stays a string.
+//! A record's value, key or header that is a string or bytes holding JSON text becomes the JSON's value, as both
+//! Neo4j connectors do (a `StringConverter` value holding JSON is then a map in the query); other text stays a
+//! string. Strings inside structs, maps and arrays stay strings: `"12345"` in a field is not made a number.
 
 use crate::config::{Bindings, Flavour};
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
@@ -14,7 +15,7 @@ use neo4rs::{BoltList, BoltMap, BoltNull, BoltString, BoltType};
 /// One element of `$events`: for the legacy flavour the record's value; for the current one a map of the
 /// record's parts under the names the rendered query reads (`value`, `key`, `header`, `timestamp`).
 pub fn event(record: &SinkRecord, flavour: Flavour, bindings: &Bindings) -> BoltType {
-    let value = || convert(record.data.value_schema.as_deref(), &record.data.value);
+    let value = || convert_part(record.data.value_schema.as_deref(), &record.data.value);
     match flavour {
         Flavour::Legacy => value(),
         Flavour::Current => {
@@ -23,12 +24,12 @@ pub fn event(record: &SinkRecord, flavour: Flavour, bindings: &Bindings) -> Bolt
                 message.put("value".into(), value());
             }
             if !bindings.key.is_empty() {
-                message.put("key".into(), convert(record.data.key_schema.as_deref(), &record.data.key));
+                message.put("key".into(), convert_part(record.data.key_schema.as_deref(), &record.data.key));
             }
             if !bindings.header.is_empty() {
                 let mut headers = BoltMap::with_capacity(record.data.headers.len());
                 for header in record.data.headers.iter() {
-                    headers.put(header.key.as_str().into(), convert(header.schema.as_deref(), &header.value));
+                    headers.put(header.key.as_str().into(), convert_part(header.schema.as_deref(), &header.value));
                 }
                 message.put("header".into(), BoltType::Map(headers));
             }
@@ -45,6 +46,17 @@ fn null() -> BoltType {
     BoltType::Null(BoltNull)
 }
 
+/// A record's value, key or header: JSON text is read as JSON (see the module docs), anything else converted.
+pub fn convert_part(schema: Option<&Schema>, value: &Value) -> BoltType {
+    let is_decimal = schema.and_then(|s| s.name.as_deref()) == Some(logical::DECIMAL);
+    let text = match value {
+        Value::String(s) => Some(s.as_bytes()),
+        Value::Bytes(b) if !is_decimal => Some(&b[..]),
+        _ => None,
+    };
+    text.and_then(json_text).unwrap_or_else(|| convert(schema, value))
+}
+
 /// A Connect value, with its schema where it has one, as a Bolt value.
 pub fn convert(schema: Option<&Schema>, value: &Value) -> BoltType {
     let name = schema.and_then(|s| s.name.as_deref());
@@ -54,9 +66,12 @@ pub fn convert(schema: Option<&Schema>, value: &Value) -> BoltType {
         Value::Int8(v) => BoltType::from(*v as i64),
         Value::Int16(v) => BoltType::from(*v as i64),
         Value::Int32(v) => match name {
-            Some(logical::DATE) => {
-                NaiveDate::from_num_days_from_ce_opt(*v + 719_163).map(BoltType::from).unwrap_or_else(|| BoltType::from(*v as i64))
-            }
+            // Days since 1970-01-01; chrono counts from 0001-01-01 (day 719,163 is 1970-01-01).
+            Some(logical::DATE) => v
+                .checked_add(719_163)
+                .and_then(NaiveDate::from_num_days_from_ce_opt)
+                .map(BoltType::from)
+                .unwrap_or_else(|| BoltType::from(*v as i64)),
             Some(logical::TIME) => NaiveTime::from_num_seconds_from_midnight_opt((*v / 1000) as u32, ((*v % 1000) * 1_000_000) as u32)
                 .map(BoltType::from)
                 .unwrap_or_else(|| BoltType::from(*v as i64)),
@@ -70,7 +85,7 @@ pub fn convert(schema: Option<&Schema>, value: &Value) -> BoltType {
         },
         Value::Float32(v) => BoltType::from(*v as f64),
         Value::Float64(v) => BoltType::from(*v),
-        Value::String(s) => json_text(s.as_bytes()).unwrap_or_else(|| BoltType::from(s.as_str())),
+        Value::String(s) => BoltType::from(s.as_str()),
         Value::Bytes(b) => {
             if name == Some(logical::DECIMAL) {
                 let scale = schema.and_then(logical::decimal_scale).unwrap_or(0);
@@ -78,7 +93,7 @@ pub fn convert(schema: Option<&Schema>, value: &Value) -> BoltType {
                     return BoltType::from(logical::decimal_to_string(unscaled, scale));
                 }
             }
-            json_text(b).unwrap_or_else(|| BoltType::from(b.to_vec()))
+            BoltType::from(b.to_vec())
         }
         Value::Array(items) => {
             let item_schema = schema.and_then(|s| s.key_schema.as_deref());
@@ -165,12 +180,16 @@ mod tests {
 
     #[test]
     fn json_text_becomes_a_map_and_plain_text_stays_a_string() {
-        let v = convert(None, &Value::String(r#"{"TRAIN_ID":"t1","N":3,"X":1.5,"L":[1,null]}"#.into()));
+        let v = convert_part(None, &Value::String(r#"{"TRAIN_ID":"t1","N":3,"X":1.5,"L":[1,null]}"#.into()));
         assert_eq!(get(&v, "TRAIN_ID"), &BoltType::from("t1"));
         assert_eq!(get(&v, "N"), &BoltType::from(3i64));
         assert_eq!(get(&v, "X"), &BoltType::from(1.5f64));
-        assert_eq!(convert(None, &Value::String("London Euston".into())), BoltType::from("London Euston"));
-        assert_eq!(convert(None, &Value::String("{broken".into())), BoltType::from("{broken"));
+        assert_eq!(convert_part(None, &Value::String("London Euston".into())), BoltType::from("London Euston"));
+        assert_eq!(convert_part(None, &Value::String("{broken".into())), BoltType::from("{broken"));
+        // Inside a struct or map, text stays text, even when it reads as a number.
+        let mut s = Struct::new();
+        s.put("LOC_STANOX", Value::String("12345".into()));
+        assert_eq!(get(&convert_part(None, &Value::Struct(s)), "LOC_STANOX"), &BoltType::from("12345"));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! (pattern, CDC, CUD) are refused with a message naming the key, rather than ignored.
 
 use connect_core::{Config, ConfigDef, ConfigKey, ConfigType, ConnectError, Importance, Result, Validator};
+use connect_kit::{BackoffPolicy, Jitter};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ pub const URI: &str = "neo4j.uri";
 pub const BATCH_SIZE: &str = "neo4j.batch-size";
 pub const BATCH_TIMEOUT: &str = "neo4j.batch-timeout";
 pub const MAX_RETRY_TIME: &str = "neo4j.max-retry-time";
+pub const MAX_RETRY_ATTEMPTS: &str = "neo4j.max-retry-attempts";
 pub const SECURITY_ENCRYPTED: &str = "neo4j.security.encrypted";
 pub const POOL_SIZE: &str = "neo4j.pool.max-connection-pool-size";
 pub const TOPIC_CYPHER: &str = "neo4j.cypher.topic.";
@@ -51,16 +53,20 @@ pub const USERNAME: &str = "neo4j.authentication.basic.username";
 pub const PASSWORD: &str = "neo4j.authentication.basic.password";
 pub const REALM: &str = "neo4j.authentication.basic.realm";
 
-/// Keys of ingestion strategies this sink does not have: refused by name.
-const UNSUPPORTED_PREFIXES: &[&str] = &[
-    "neo4j.topic.pattern.node.",
-    "neo4j.topic.pattern.relationship.",
-    "neo4j.topic.cdc.",
+/// Keys that give topics to ingestion strategies this sink does not have: a config that gives one a topic is
+/// refused naming the key (the strategies' other settings, and these keys left empty, are harmless).
+const UNSUPPORTED_STRATEGY_PREFIXES: &[&str] = &["neo4j.topic.pattern.node.", "neo4j.topic.pattern.relationship.", "neo4j.pattern.topic."];
+const UNSUPPORTED_STRATEGY_KEYS: &[&str] = &[
+    "neo4j.topic.cdc.sourceId",
+    "neo4j.topic.cdc.schema",
     "neo4j.topic.cud",
-    "neo4j.pattern.",
-    "neo4j.cdc.",
-    "neo4j.cud.",
+    "neo4j.cdc.source-id.topics",
+    "neo4j.cdc.schema.topics",
+    "neo4j.cud.topics",
 ];
+
+/// The first wait of both retry schedules; they double from here.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
 
 /// Which connector class the config was written for: it decides how a record is bound in the query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +93,7 @@ pub struct Neo4jSinkConfig {
     pub flavour: Flavour,
     /// `bolt://`, `bolt+s://`, `neo4j://` ... (the first of `neo4j.uri`'s list; routing is not followed).
     pub uri: String,
-    /// Empty: the server's default database.
+    /// Empty: `neo4j` (what neo4rs asks for without one).
     pub database: String,
     /// `None`: no authentication.
     pub credentials: Option<(String, String)>,
@@ -96,12 +102,13 @@ pub struct Neo4jSinkConfig {
     pub pool_size: usize,
     /// Records per `UNWIND` (and per transaction).
     pub batch_size: usize,
-    /// The longest a transaction may take before it is abandoned and retried; zero: no limit.
+    /// The longest a transaction may take before it is abandoned and retried; zero: the sink's own deadline.
     pub batch_timeout: Duration,
-    /// The longest wait between retries of a transient error or an unreachable server.
-    pub retry_backoff_max: Duration,
-    /// Retries of a batch the server answers with a transient error, before the task fails. An unreachable
-    /// server is waited out however long it takes.
+    /// Waits while the server cannot be reached or serve (no limit on attempts).
+    pub outage_backoff: BackoffPolicy,
+    /// Waits after a transient error; when it gives up, the task fails.
+    pub transient_backoff: BackoffPolicy,
+    /// Retries of a batch the server answers with a transient error (for messages).
     pub retry_max_attempts: u32,
     /// The Cypher of each topic, as the user wrote it.
     pub topics: BTreeMap<String, String>,
@@ -142,7 +149,12 @@ pub fn def(flavour: Flavour) -> ConfigDef {
             ))
             .define(key(BATCH_PARALLELIZE, ConfigType::Boolean, Some("true"), "Accepted; batches run in order, so a partition's events apply in offset order."))
             .define(
-                key(RETRY_BACKOFF_LEGACY, ConfigType::Long, Some("30000"), "Longest wait between retries, in ms; retries start at 100 ms and double.")
+                key(
+                    RETRY_BACKOFF_LEGACY,
+                    ConfigType::Long,
+                    Some("30000"),
+                    "Wait between retries of a batch answered with a transient error, in ms; also the longest wait while the server is unreachable (from 100 ms, doubling), which is waited out however long.",
+                )
                     .validator(Validator::at_least(0.0)),
             )
             .define(
@@ -176,7 +188,16 @@ pub fn def(flavour: Flavour) -> ConfigDef {
             ))
             .define(key(BATCH_SIZE, ConfigType::Int, Some("1000"), "Records per UNWIND batch (one transaction).").validator(Validator::at_least(1.0)))
             .define(key(BATCH_TIMEOUT, ConfigType::String, Some("0s"), "Longest time a batch's transaction may take (0s: no limit)."))
-            .define(key(MAX_RETRY_TIME, ConfigType::String, Some("30s"), "Longest wait between retries; retries start at 100 ms and double."))
+            .define(key(
+                MAX_RETRY_TIME,
+                ConfigType::String,
+                Some("30s"),
+                "How long a batch answered with transient errors is retried (from 100 ms, doubling) before the task fails; also the longest wait while the server is unreachable, which is waited out however long.",
+            ))
+            .define(
+                key(MAX_RETRY_ATTEMPTS, ConfigType::Int, Some("5"), "Retries of a batch answered with transient errors, at most, before the task fails.")
+                    .validator(Validator::at_least(0.0)),
+            )
             .define(key(SECURITY_ENCRYPTED, ConfigType::Boolean, Some("false"), "TLS to the server (as a bolt+s:// URI)."))
             .define(key(POOL_SIZE, ConfigType::Int, Some("100"), "Connections at most.").validator(Validator::at_least(1.0)))
             .define(key(BIND_VALUE_AS_EVENT, ConfigType::Boolean, Some("true"), "Also bind the record's value as `event`, as the legacy connector did."))
@@ -224,8 +245,10 @@ fn label(key: &str, text: &str) -> Result<String> {
 
 impl Neo4jSinkConfig {
     pub fn parse(config: &Config, flavour: Flavour) -> Result<Self> {
-        for key in config.keys() {
-            if UNSUPPORTED_PREFIXES.iter().any(|p| key.starts_with(p)) {
+        for (key, value) in config.iter() {
+            let strategy_key =
+                UNSUPPORTED_STRATEGY_PREFIXES.iter().any(|p| key.starts_with(p)) || UNSUPPORTED_STRATEGY_KEYS.contains(&key.as_str());
+            if strategy_key && !value.trim().is_empty() {
                 return Err(config_error(
                     key,
                     "this ingestion strategy (pattern, CDC or CUD) is not supported; use a Cypher template (neo4j.topic.cypher.<topic> or neo4j.cypher.topic.<topic>)",
@@ -264,13 +287,16 @@ impl Neo4jSinkConfig {
             }
         }
 
-        let (uri, encrypted, ca, pool, batch_size, batch_timeout, backoff_max, attempts) = match flavour {
+        let (uri, encrypted, ca, pool, batch_size, batch_timeout, outage_backoff, transient_backoff, attempts) = match flavour {
             Flavour::Legacy => {
                 let trust = text(ENCRYPTION_TRUST).to_ascii_uppercase();
                 let ca = text(ENCRYPTION_CA);
                 if trust == "TRUST_CUSTOM_CA_SIGNED_CERTIFICATES" && ca.is_empty() {
                     return Err(config_error(ENCRYPTION_CA, "is required with TRUST_CUSTOM_CA_SIGNED_CERTIFICATES"));
                 }
+                // As neo4j-streams: a fixed wait between a batch's attempts.
+                let wait = Duration::from_millis(parsed.int(RETRY_BACKOFF_LEGACY).max(0) as u64);
+                let attempts = parsed.int(RETRY_MAX_ATTEMPTS_LEGACY).max(0) as u32;
                 (
                     text(SERVER_URI),
                     parsed.boolean(ENCRYPTION_ENABLED),
@@ -278,20 +304,28 @@ impl Neo4jSinkConfig {
                     parsed.int(POOL_SIZE_LEGACY),
                     parsed.int(BATCH_SIZE_LEGACY),
                     Duration::from_millis(parsed.int(BATCH_TIMEOUT_LEGACY).max(0) as u64),
-                    Duration::from_millis(parsed.int(RETRY_BACKOFF_LEGACY).max(0) as u64),
-                    parsed.int(RETRY_MAX_ATTEMPTS_LEGACY).max(0) as u32,
+                    BackoffPolicy::exponential(FIRST_RETRY, wait.max(FIRST_RETRY)).with_jitter(Jitter::Symmetric(0.2)),
+                    BackoffPolicy::constant(wait).with_max_attempts(attempts),
+                    attempts,
                 )
             }
-            Flavour::Current => (
-                parsed.list(URI).first().cloned().unwrap_or_default(),
-                parsed.boolean(SECURITY_ENCRYPTED),
-                String::new(),
-                parsed.int(POOL_SIZE),
-                parsed.int(BATCH_SIZE),
-                duration(BATCH_TIMEOUT, &text(BATCH_TIMEOUT))?,
-                duration(MAX_RETRY_TIME, &text(MAX_RETRY_TIME))?,
-                5,
-            ),
+            Flavour::Current => {
+                // As the Neo4j driver's retries: doubling from 100 ms for at most neo4j.max-retry-time in all.
+                let budget = duration(MAX_RETRY_TIME, &text(MAX_RETRY_TIME))?.max(FIRST_RETRY);
+                let attempts = parsed.int(MAX_RETRY_ATTEMPTS).max(0) as u32;
+                let doubling = BackoffPolicy::exponential(FIRST_RETRY, budget).with_jitter(Jitter::Symmetric(0.2));
+                (
+                    parsed.list(URI).first().cloned().unwrap_or_default(),
+                    parsed.boolean(SECURITY_ENCRYPTED),
+                    String::new(),
+                    parsed.int(POOL_SIZE),
+                    parsed.int(BATCH_SIZE),
+                    duration(BATCH_TIMEOUT, &text(BATCH_TIMEOUT))?,
+                    doubling.clone(),
+                    doubling.with_max_attempts(attempts).with_max_elapsed(budget),
+                    attempts,
+                )
+            }
         };
         let uri_key = if flavour == Flavour::Legacy { SERVER_URI } else { URI };
         let uri = bolt_uri(uri_key, &uri, encrypted)?;
@@ -337,7 +371,8 @@ impl Neo4jSinkConfig {
             pool_size: pool.max(1) as usize,
             batch_size: batch_size.max(1) as usize,
             batch_timeout,
-            retry_backoff_max: backoff_max.max(Duration::from_millis(100)),
+            outage_backoff,
+            transient_backoff,
             retry_max_attempts: attempts,
             topics,
             bindings,
@@ -352,21 +387,19 @@ fn bolt_uri(key: &str, uri: &str, encrypted: bool) -> Result<String> {
     let (scheme, rest) = uri.split_once("://").ok_or_else(|| config_error(key, format!("{uri:?} is not a URI (bolt://host:7687)")))?;
     let secure = match scheme {
         "bolt" | "neo4j" => encrypted,
-        "bolt+s" | "neo4j+s" | "bolt+ssc" | "neo4j+ssc" => true,
+        "bolt+s" | "neo4j+s" => true,
+        "bolt+ssc" | "neo4j+ssc" => {
+            return Err(config_error(
+                key,
+                format!("{scheme}:// (trust any certificate) is not supported: the driver verifies certificates; use {}+s:// with neo4j.encryption.ca.certificate.path for a self-signed one", &scheme[..scheme.len() - 4]),
+            ))
+        }
         other => return Err(config_error(key, format!("scheme {other:?}: use bolt://, bolt+s://, neo4j:// or neo4j+s://"))),
     };
     if rest.is_empty() {
         return Err(config_error(key, format!("{uri:?} has no host")));
     }
-    let scheme = if secure {
-        if scheme.ends_with("ssc") {
-            "bolt+ssc"
-        } else {
-            "bolt+s"
-        }
-    } else {
-        "bolt"
-    };
+    let scheme = if secure { "bolt+s" } else { "bolt" };
     Ok(format!("{scheme}://{rest}"))
 }
 
@@ -394,7 +427,8 @@ mod tests {
         assert_eq!(c.uri, "bolt://neo4j:7687");
         assert_eq!(c.credentials, Some(("neo4j".into(), "connect".into())));
         assert_eq!(c.topics["TRAIN_CANCELLATIONS_02"], "MERGE (train:train{id: event.TRAIN_ID})");
-        assert_eq!((c.batch_size, c.retry_max_attempts, c.retry_backoff_max), (1000, 5, Duration::from_secs(30)));
+        assert_eq!((c.batch_size, c.retry_max_attempts), (1000, 5));
+        assert_eq!(c.transient_backoff.delay(3), Duration::from_secs(30), "a fixed wait between attempts, as neo4j-streams");
         assert!(c.bindings.value_as_event && c.bindings.key.is_empty());
     }
 
@@ -435,5 +469,14 @@ mod tests {
         .contains("neo4j.eos-offset-label"));
         assert!(err(&[("neo4j.topic.cypher.a", "RETURN 1"), ("neo4j.authentication.type", "KERBEROS")], Flavour::Legacy)
             .contains("neo4j.authentication.type"));
+        assert!(err(&[("neo4j.uri", "bolt+ssc://h"), ("neo4j.cypher.topic.a", "RETURN 1")], Flavour::Current).contains("bolt+s://"));
+        // A strategy's settings, or its topic list left empty, are no reason to refuse a config.
+        let ok = &[
+            ("neo4j.uri", "bolt://h"),
+            ("neo4j.cypher.topic.a", "RETURN 1"),
+            ("neo4j.cud.topics", ""),
+            ("neo4j.pattern.node.merge-properties", "true"),
+        ];
+        assert!(Neo4jSinkConfig::parse(&config(ok), Flavour::Current).is_ok());
     }
 }

@@ -9,21 +9,25 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Why a batch did not commit. Nothing of it is in the graph: the transaction was rolled back or never began.
+/// Why a batch did not commit. Nothing of it is in the graph: the server rolls back a transaction that failed or
+/// whose connection went away, and a connection that might be out of step is never used again (the task
+/// builds a new [`Target`] after any retriable error).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WriteError {
     /// The records' fault: a constraint they break, a type or arithmetic error the template hits on their
     /// values. Bisected down to the records at fault, which go to the DLQ with this message.
     #[error("{0}")]
     Data(String),
-    /// The server cannot be reached, or the connection broke: waited out, however long it takes.
+    /// The server cannot be reached or serve now (connection refused or broken, no answer before the deadline,
+    /// database unavailable, leader switch): waited out, however long it takes.
     #[error("{0}")]
     Unreachable(String),
-    /// The server answered with a transient error (deadlock, leader switch, a timed-out transaction): retried
-    /// `neo4j.retry.max.attemps` times.
+    /// The server answered with a transient error (deadlock, a transaction it terminated) or something this
+    /// sink cannot read: retried as the retry keys say, then the task fails (and restarts by itself).
     #[error("{0}")]
     Transient(String),
-    /// The template or the setup is wrong (syntax, authentication, a database that does not exist).
+    /// The template or the setup is wrong (syntax, authentication, a database that does not exist, a code this
+    /// sink does not know).
     #[error("{0}")]
     Fatal(String),
 }
@@ -38,40 +42,17 @@ impl WriteError {
     }
 }
 
-/// What a neo4rs error means here. The server's codes are Neo4j's status codes (ArcadeDB's Bolt plugin sends
-/// the same ones).
+/// What a neo4rs error means here.
 pub fn classify(error: neo4rs::Error) -> WriteError {
     use neo4rs::Error as E;
     match error {
-        E::Neo4j(e) => {
-            let (code, message) = (e.code(), e.message());
-            let text = format!("{code}: {message}");
-            if code.starts_with("Neo.TransientError.")
-                || matches!(
-                    code,
-                    "Neo.ClientError.Cluster.NotALeader"
-                        | "Neo.ClientError.General.ForbiddenOnReadOnlyDatabase"
-                        | "Neo.ClientError.Transaction.Terminated"
-                        | "Neo.ClientError.Transaction.TransactionTimedOut"
-                        | "Neo.ClientError.Transaction.TransactionNotFound"
-                        | "Neo.ClientError.Transaction.LockClientStopped"
-                )
-                || code.starts_with("Neo.DatabaseError.")
-            {
-                WriteError::Transient(text)
-            } else if code.starts_with("Neo.ClientError.Statement.SyntaxError")
-                || code.starts_with("Neo.ClientError.Statement.ParameterMissing")
-                || code.starts_with("Neo.ClientError.Security.")
-                || code.starts_with("Neo.ClientError.Database.")
-                || code.starts_with("Neo.ClientError.Request.")
-            {
-                WriteError::Fatal(text)
-            } else {
-                // Statement.{TypeError, ArgumentError, ArithmeticError, SemanticError (MERGE on a null
-                // property), EntityNotFound}, Schema.ConstraintValidationFailed: about the values sent.
-                WriteError::Data(text)
-            }
-        }
+        E::Neo4j(e) => by_code(e.code(), format!("{}: {}", e.code(), e.message())),
+        // neo4rs 0.8 makes a FAILURE answer to BEGIN, COMMIT or PULL an unexpected message with the failure's
+        // debug text in it: a constraint checked at commit, a deadlock at commit, an unknown database at BEGIN.
+        E::UnexpectedMessage(text) => match failure_code(&text) {
+            Some(code) => by_code(code, text.clone()),
+            None => WriteError::Transient(format!("the server's answer could not be followed: {text}")),
+        },
         E::StringTooLong | E::MapTooBig | E::BytesTooBig | E::ListTooLong => {
             WriteError::Data(format!("the record cannot be sent over Bolt: {error}"))
         }
@@ -82,8 +63,56 @@ pub fn classify(error: neo4rs::Error) -> WriteError {
         | E::UnsupportedVersion(_)
         | E::AuthenticationError(_) => WriteError::Fatal(error.to_string()),
         E::IOError { .. } | E::ConnectionError => WriteError::Unreachable(format!("the server cannot be reached: {error}")),
-        other => WriteError::Unreachable(format!("the connection failed: {other}")),
+        other => WriteError::Transient(format!("the server's answer could not be read: {other}")),
     }
+}
+
+/// What a Neo4j status code means (ArcadeDB's Bolt plugin sends the same codes). Only codes known to be about
+/// the values sent are the records' fault; a code not listed fails the task rather than send every record of
+/// every batch to the DLQ.
+pub fn by_code(code: &str, text: String) -> WriteError {
+    const DATA: &[&str] = &[
+        "Neo.ClientError.Statement.TypeError",
+        "Neo.ClientError.Statement.ArgumentError",
+        "Neo.ClientError.Statement.ArithmeticError",
+        // MERGE on a null property value, among others.
+        "Neo.ClientError.Statement.SemanticError",
+        "Neo.ClientError.Statement.EntityNotFound",
+        "Neo.ClientError.Statement.PropertyNotFound",
+        "Neo.ClientError.Statement.ConstraintVerificationFailed",
+        "Neo.ClientError.Schema.ConstraintValidationFailed",
+    ];
+    const OUTAGE: &[&str] = &[
+        "Neo.TransientError.General.DatabaseUnavailable",
+        "Neo.TransientError.Database.DatabaseUnavailable",
+        "Neo.ClientError.Cluster.NotALeader",
+        "Neo.ClientError.General.ForbiddenOnReadOnlyDatabase",
+    ];
+    const TRANSIENT: &[&str] = &[
+        "Neo.ClientError.Transaction.Terminated",
+        "Neo.ClientError.Transaction.TransactionTimedOut",
+        "Neo.ClientError.Transaction.TransactionNotFound",
+        "Neo.ClientError.Transaction.LockClientStopped",
+    ];
+    if DATA.contains(&code) {
+        WriteError::Data(text)
+    } else if OUTAGE.contains(&code) {
+        WriteError::Unreachable(text)
+    } else if code.starts_with("Neo.TransientError.") || code.starts_with("Neo.DatabaseError.") || TRANSIENT.contains(&code) {
+        WriteError::Transient(text)
+    } else {
+        WriteError::Fatal(text)
+    }
+}
+
+/// The status code in neo4rs's debug text of a FAILURE message (`... "Neo.ClientError.Schema.X" ...`).
+fn failure_code(text: &str) -> Option<&str> {
+    if !text.contains("Failure") {
+        return None;
+    }
+    let start = text.find("\"Neo.")? + 1;
+    let end = start + text[start..].find('"')?;
+    Some(&text[start..end])
 }
 
 /// One record of a batch, ready to send.
@@ -99,9 +128,17 @@ pub struct Item {
 pub struct Target {
     graph: Graph,
     database: String,
-    timeout: Option<Duration>,
+    /// The longest a transaction may take, from `neo4j.batch.timeout.msecs` / `neo4j.batch-timeout`, else
+    /// [`DEADLINE`]: neo4rs has no read timeout, and a server that stopped answering must not hold a task forever.
+    deadline: Duration,
     eos_label: Option<String>,
 }
+
+/// The deadline of a transaction when none is configured.
+pub const DEADLINE: Duration = Duration::from_secs(300);
+
+/// The deadline of reading the offset nodes on `open`, where the rebalance waits for it.
+const OPEN_DEADLINE: Duration = Duration::from_secs(30);
 
 impl Target {
     /// The pool connects lazily: a server that is down now is no reason to fail the task.
@@ -119,7 +156,7 @@ impl Target {
         Ok(Target {
             graph,
             database: if config.database.is_empty() { "neo4j".to_string() } else { config.database.clone() },
-            timeout: Some(config.batch_timeout).filter(|t| !t.is_zero()),
+            deadline: if config.batch_timeout.is_zero() { DEADLINE } else { config.batch_timeout },
             eos_label: config.eos_label.clone(),
         })
     }
@@ -127,13 +164,10 @@ impl Target {
     /// Write `items` in one transaction: each run of items with the same statement as one `UNWIND`, in order;
     /// with exactly-once, only items past their partition's offset node, which moves to the last one.
     pub async fn write(&self, statements: &Statements, items: &[&Item]) -> Result<(), WriteError> {
-        let work = self.write_once(statements, items);
-        match self.timeout {
-            None => work.await,
-            Some(limit) => tokio::time::timeout(limit, work)
-                .await
-                .unwrap_or_else(|_| Err(WriteError::Transient(format!("the transaction took longer than {limit:?} (the batch timeout)")))),
-        }
+        let limit = self.deadline;
+        tokio::time::timeout(limit, self.write_once(statements, items))
+            .await
+            .unwrap_or_else(|_| Err(WriteError::Unreachable(format!("no answer from the server within {limit:?} (the batch timeout)"))))
     }
 
     async fn write_once(&self, statements: &Statements, items: &[&Item]) -> Result<(), WriteError> {
@@ -191,6 +225,12 @@ impl Target {
     /// The next offset to write per partition, from the offset nodes (exactly-once); partitions without one are
     /// left out.
     pub async fn stored_next_offsets(&self, partitions: &[TopicPartition]) -> Result<HashMap<TopicPartition, i64>, WriteError> {
+        tokio::time::timeout(OPEN_DEADLINE, self.read_offsets(partitions))
+            .await
+            .unwrap_or_else(|_| Err(WriteError::Unreachable(format!("no answer from the server within {OPEN_DEADLINE:?}"))))
+    }
+
+    async fn read_offsets(&self, partitions: &[TopicPartition]) -> Result<HashMap<TopicPartition, i64>, WriteError> {
         let Some(label) = &self.eos_label else { return Ok(HashMap::new()) };
         let refs: Vec<Arc<TopicPartition>> = partitions.iter().cloned().map(Arc::new).collect();
         let refs: Vec<&Arc<TopicPartition>> = refs.iter().collect();
@@ -206,6 +246,28 @@ impl Target {
         }
         txn.commit().await.map_err(classify)?;
         Ok(out)
+    }
+
+    /// Exactly-once: move offset nodes forward to at least `last` (the last offset settled per partition), for
+    /// records that were reported rather than written, so a restart does not report them again.
+    pub async fn advance_offsets(&self, last: &HashMap<Arc<TopicPartition>, i64>) -> Result<(), WriteError> {
+        let Some(label) = &self.eos_label else { return Ok(()) };
+        if last.is_empty() {
+            return Ok(());
+        }
+        let partitions: Vec<&Arc<TopicPartition>> = last.keys().collect();
+        let offsets: Vec<i64> = partitions.iter().map(|tp| last[*tp]).collect();
+        let work = async {
+            let mut txn = self.graph.start_txn_on(self.database.as_str()).await.map_err(classify)?;
+            txn.run(neo4rs::query(&query::advance_offsets(label)).param("partitions", partition_list(&partitions, Some(&offsets))))
+                .await
+                .map_err(classify)?;
+            txn.commit().await.map_err(classify)
+        };
+        let limit = self.deadline;
+        tokio::time::timeout(limit, work)
+            .await
+            .unwrap_or_else(|_| Err(WriteError::Unreachable(format!("no answer from the server within {limit:?}"))))
     }
 }
 
@@ -227,4 +289,34 @@ fn partition_list(partitions: &[&Arc<TopicPartition>], offsets: Option<&[i64]>) 
 fn offset_row(row: &neo4rs::Row) -> Result<(String, i32, i64), WriteError> {
     let bad = |e: neo4rs::DeError| WriteError::Fatal(format!("an offset node reads back wrong: {e}"));
     Ok((row.get::<String>("topic").map_err(bad)?, row.get::<i64>("partition").map_err(bad)? as i32, row.get::<i64>("next").map_err(bad)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_say_whose_fault_it_is() {
+        let kind = |code: &str| by_code(code, String::new()).kind();
+        assert_eq!(kind("Neo.ClientError.Statement.ArithmeticError"), ErrorKind::Data);
+        assert_eq!(kind("Neo.ClientError.Schema.ConstraintValidationFailed"), ErrorKind::Data);
+        assert_eq!(kind("Neo.ClientError.Statement.SyntaxError"), ErrorKind::Fatal);
+        assert_eq!(kind("Neo.ClientError.Security.Unauthorized"), ErrorKind::Fatal);
+        assert_eq!(kind("Neo.ClientError.Procedure.ProcedureNotFound"), ErrorKind::Fatal, "unknown client codes are not the records'");
+        assert!(matches!(by_code("Neo.TransientError.Transaction.DeadlockDetected", String::new()), WriteError::Transient(_)));
+        assert!(matches!(by_code("Neo.ClientError.Cluster.NotALeader", String::new()), WriteError::Unreachable(_)));
+        assert!(matches!(by_code("Neo.TransientError.Database.DatabaseUnavailable", String::new()), WriteError::Unreachable(_)));
+    }
+
+    #[test]
+    fn a_failure_to_commit_is_classified_by_its_code() {
+        // neo4rs 0.8's text for a FAILURE answer to COMMIT.
+        let text = r#"unexpected response for COMMIT: Failure(Failure { metadata: BoltMap { value: {BoltString { value: "message" }: String(BoltString { value: "Node(0) with label `X` must have the property `id`" }), BoltString { value: "code" }: String(BoltString { value: "Neo.ClientError.Schema.ConstraintValidationFailed" })} } })"#;
+        assert!(matches!(classify(neo4rs::Error::UnexpectedMessage(text.into())), WriteError::Data(_)));
+        assert!(matches!(
+            classify(neo4rs::Error::UnexpectedMessage("unexpected response for COMMIT: Ignored".into())),
+            WriteError::Transient(_)
+        ));
+        assert!(matches!(classify(neo4rs::Error::ConnectionError), WriteError::Unreachable(_)));
+    }
 }

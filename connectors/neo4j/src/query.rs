@@ -69,6 +69,14 @@ pub fn set_offsets(label: &str) -> String {
     format!("UNWIND $partitions AS p MATCH (k:{label} {{strategy: '{STRATEGY}', topic: p.topic, partition: p.partition}}) SET k.offset = p.offset")
 }
 
+/// Move each `$partitions` entry's offset node (made if missing) up to its `offset`, never back.
+pub fn advance_offsets(label: &str) -> String {
+    format!(
+        "UNWIND $partitions AS p MERGE (k:{label} {{strategy: '{STRATEGY}', topic: p.topic, partition: p.partition}}) \
+         ON CREATE SET k.offset = -1 WITH k, p WHERE k.offset < p.offset SET k.offset = p.offset"
+    )
+}
+
 /// The next offset to write of each of `$partitions` that has an offset node, without making any.
 pub fn read_offsets(label: &str) -> String {
     format!(

@@ -6,39 +6,41 @@
 //! batch with its partitions paused, and what already committed (the kit's `redelivery`) is not sent again.
 //! `put` returns only when every record is settled, so offsets commit only what the graph has.
 //!
+//! Bisection works on Kafka records, not on the records a transform made of one (Explode's parts): the parts
+//! of one Kafka record commit, or are reported, together, which exactly-once needs, since it counts offsets.
+//!
 //! With `neo4j.eos-offset-label`, each transaction also reads and moves the offset node of every partition it
 //! writes, and skips records at or below it; `open` rewinds each assigned partition to its node. A record
 //! reported to the DLQ is reported before any later record of its batch commits, so a crash in between
-//! cannot skip it.
+//! cannot skip it, and the offset nodes then move over it, so a restart does not report it again.
 
 use crate::bolt;
 use crate::config::{Flavour, Neo4jSinkConfig};
 use crate::graph::{Item, Target, WriteError};
 use crate::query::Statements;
 use connect_core::{
-    async_trait, Config, ConnectError, ErrantRecordReporter, Result, SinkRecord, SinkTask, SinkTaskContext, TopicPartition,
+    async_trait, Config, ConnectError, ErrantRecordReporter, ErrorKind, Result, SinkRecord, SinkTask, SinkTaskContext, TopicPartition,
 };
 use connect_kit::redelivery::{RecordId, Settled};
-use connect_kit::{isolate, Attempt, Backoff, BackoffPolicy, Jitter};
+use connect_kit::{isolate, Attempt, Backoff};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-/// The first wait after a failed batch; it doubles up to the configured longest.
-const FIRST_RETRY: Duration = Duration::from_millis(100);
 
 pub struct Neo4jSinkTask {
     flavour: Flavour,
     config: Option<Arc<Neo4jSinkConfig>>,
     context: Option<SinkTaskContext>,
     target: Option<Arc<Target>>,
+    /// After a retriable error the connection pool is replaced: a connection a timeout cut off mid-answer could
+    /// be out of step with the server, and neo4rs would hand it out again.
+    rebuild_target: bool,
     statements: Option<Arc<Statements>>,
     /// Records of the batch being redelivered that need nothing more.
     settled: Settled,
     /// Waits while the server cannot be reached: no limit.
     outage: Option<Backoff>,
-    /// Transient server errors: `neo4j.retry.max.attemps`, then the task fails.
+    /// Transient server errors: limited by the retry keys, then the task fails.
     transient: Option<Backoff>,
 }
 
@@ -49,6 +51,7 @@ impl Neo4jSinkTask {
             config: None,
             context: None,
             target: None,
+            rebuild_target: false,
             statements: None,
             settled: Settled::default(),
             outage: None,
@@ -66,7 +69,7 @@ impl Neo4jSinkTask {
         let (delay, message) = match error {
             WriteError::Unreachable(message) => {
                 let outage = self.outage.as_mut().expect("started");
-                let delay = outage.next_delay().unwrap_or(config.retry_backoff_max);
+                let delay = outage.next_delay().unwrap_or_else(|| outage.policy().delay(u32::MAX));
                 tracing::warn!(
                     attempt = outage.attempts(),
                     delay_ms = delay.as_millis() as u64,
@@ -88,6 +91,7 @@ impl Neo4jSinkTask {
             }
             WriteError::Fatal(message) | WriteError::Data(message) => return ConnectError::fatal(message),
         };
+        self.rebuild_target = true;
         if let Some(context) = &self.context {
             context.timeout(delay);
         }
@@ -104,34 +108,47 @@ async fn report(reporter: Option<&Arc<dyn ErrantRecordReporter>>, record: &SinkR
     }
 }
 
-/// One batch under the kit's bisection: each try is a transaction of its own, so a refused range leaves
-/// nothing behind. Records found at fault wait in `rejects` and are reported before the next try commits.
+/// One batch under the kit's bisection, over its Kafka records (`groups` of items): each try is a transaction
+/// of its own, so a refused range leaves nothing behind. Records found at fault wait in `rejects` and are
+/// reported before the next try commits.
 struct Batch<'a> {
     target: &'a Target,
     statements: &'a Statements,
     items: &'a [Item],
+    /// The items of each Kafka record, in order.
+    groups: Vec<Range<usize>>,
     /// The put's record of each item.
     records: Vec<&'a SinkRecord>,
     reporter: Option<Arc<dyn ErrantRecordReporter>>,
     rejects: &'a Mutex<Vec<(usize, WriteError)>>,
-    /// Items reported so far, and ranges committed so far.
+    /// Items reported so far, and items committed so far.
     reported: Vec<usize>,
-    written: Vec<Range<usize>>,
+    written: Vec<usize>,
 }
 
 impl Batch<'_> {
+    fn items_of(&self, groups: Range<usize>) -> Range<usize> {
+        self.groups[groups.start].start..self.groups[groups.end - 1].end
+    }
+
     async fn report_rejects(&mut self) -> std::result::Result<(), WriteError> {
         let rejects = std::mem::take(&mut *self.rejects.lock().expect("not poisoned"));
-        for (index, error) in rejects {
-            let record = self.records[index];
-            let message = format!(
-                "Neo4j refused the record at {}-{}@{}: {error}",
-                record.original_topic(),
-                record.original_partition(),
-                record.original_offset()
-            );
-            report(self.reporter.as_ref(), record, message).await.map_err(|e| WriteError::Fatal(e.to_string()))?;
-            self.reported.push(index);
+        for (group, error) in rejects {
+            for index in self.items_of(group..group + 1) {
+                let record = self.records[index];
+                let message = format!(
+                    "Neo4j refused the record at {}-{}@{}: {error}",
+                    record.original_topic(),
+                    record.original_partition(),
+                    record.original_offset()
+                );
+                // A DLQ that cannot take it now is worth a retry; a refusal (errors.tolerance=none) ends the task.
+                report(self.reporter.as_ref(), record, message).await.map_err(|e| match e.kind() {
+                    ErrorKind::Retriable => WriteError::Transient(e.to_string()),
+                    _ => WriteError::Fatal(e.to_string()),
+                })?;
+                self.reported.push(index);
+            }
         }
         Ok(())
     }
@@ -139,13 +156,26 @@ impl Batch<'_> {
 
 impl Attempt for Batch<'_> {
     type Error = WriteError;
-    async fn attempt(&mut self, range: Range<usize>) -> std::result::Result<(), WriteError> {
+    async fn attempt(&mut self, groups: Range<usize>) -> std::result::Result<(), WriteError> {
         self.report_rejects().await?;
+        let range = self.items_of(groups);
         let items: Vec<&Item> = self.items[range.clone()].iter().collect();
         self.target.write(self.statements, &items).await?;
-        self.written.push(range);
+        self.written.extend(range);
         Ok(())
     }
+}
+
+/// The items of each Kafka record (consecutive items with the same partition and offset).
+fn kafka_records(items: &[Item]) -> Vec<Range<usize>> {
+    let mut groups: Vec<Range<usize>> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match groups.last_mut() {
+            Some(last) if items[last.start].offset == item.offset && items[last.start].partition == item.partition => last.end = i + 1,
+            _ => groups.push(i..i + 1),
+        }
+    }
+    groups
 }
 
 #[async_trait]
@@ -154,9 +184,8 @@ impl SinkTask for Neo4jSinkTask {
         let config = Neo4jSinkConfig::parse(&config, self.flavour)?;
         self.target = Some(Arc::new(Target::new(&config).await.map_err(|e| ConnectError::fatal(e.to_string()))?));
         self.statements = Some(Arc::new(Statements::new(&config)));
-        let policy = BackoffPolicy::exponential(FIRST_RETRY, config.retry_backoff_max).with_jitter(Jitter::Symmetric(0.2));
-        self.outage = Some(Backoff::new(policy.clone()));
-        self.transient = Some(Backoff::new(policy.with_max_attempts(config.retry_max_attempts)));
+        self.outage = Some(Backoff::new(config.outage_backoff.clone()));
+        self.transient = Some(Backoff::new(config.transient_backoff.clone()));
         self.config = Some(Arc::new(config));
         self.context = Some(context);
         Ok(())
@@ -177,13 +206,19 @@ impl SinkTask for Neo4jSinkTask {
                     context.offset(tp, next);
                 }
             }
-            Err(e) => tracing::warn!("cannot read the offset nodes now ({e}); each transaction checks them anyway"),
+            Err(e) => {
+                self.rebuild_target = true;
+                tracing::warn!("cannot read the offset nodes now ({e}); each transaction checks them anyway");
+            }
         }
         Ok(())
     }
 
     async fn put(&mut self, records: &[SinkRecord]) -> Result<()> {
         let config = self.config.clone().expect("started");
+        if std::mem::take(&mut self.rebuild_target) {
+            self.target = Some(Arc::new(Target::new(&config).await.map_err(|e| ConnectError::fatal(e.to_string()))?));
+        }
         let (target, statements) = (self.target.clone().expect("started"), self.statements.clone().expect("started"));
         let reporter = self.reporter();
         let ids = RecordId::of_batch(records);
@@ -214,33 +249,45 @@ impl SinkTask for Neo4jSinkTask {
 
         let mut start = 0;
         while start < items.len() {
-            // A batch never splits the records one Kafka record became (a transform's), so exactly-once, which
-            // counts Kafka offsets, sees them commit together.
+            // A batch never splits the records one Kafka record became (a transform's).
             let mut end = (start + config.batch_size).min(items.len());
             while end < items.len() && items[end].offset == items[end - 1].offset && items[end].partition == items[end - 1].partition {
                 end += 1;
             }
             let rejects = Mutex::new(Vec::new());
+            let chunk = &items[start..end];
             let mut batch = Batch {
                 target: &target,
                 statements: &statements,
-                items: &items[start..end],
+                items: chunk,
+                groups: kafka_records(chunk),
                 records: record_of_item[start..end].iter().map(|&i| &records[i]).collect(),
                 reporter: reporter.clone(),
                 rejects: &rejects,
                 reported: Vec::new(),
                 written: Vec::new(),
             };
-            let outcome =
-                isolate(end - start, &mut batch, WriteError::kind, |i, e| rejects.lock().expect("not poisoned").push((i, e))).await;
+            let groups = batch.groups.len();
+            let outcome = isolate(groups, &mut batch, WriteError::kind, |i, e| rejects.lock().expect("not poisoned").push((i, e))).await;
             let outcome = match outcome {
                 Ok(_) => batch.report_rejects().await,
                 Err(e) => Err(e),
             };
             // What committed or was reported is settled, whatever happened after.
-            let settled_items = batch.written.iter().flat_map(|r| r.clone()).chain(batch.reported.iter().copied());
-            for item in settled_items {
+            for &item in batch.written.iter().chain(batch.reported.iter()) {
                 self.settled.insert(ids[record_of_item[start + item]].clone());
+            }
+            if outcome.is_ok() && !batch.reported.is_empty() {
+                // Exactly-once: the offset nodes move over the reported records too (written ones moved them
+                // already), so a restart does not report them again. Nothing to do without the label.
+                let mut last: HashMap<Arc<TopicPartition>, i64> = HashMap::new();
+                for item in chunk {
+                    let offset = last.entry(Arc::clone(&item.partition)).or_insert(item.offset);
+                    *offset = (*offset).max(item.offset);
+                }
+                if let Err(error) = target.advance_offsets(&last).await {
+                    tracing::warn!("the offset nodes could not be moved over the records sent to the DLQ ({error}); after a restart they may be reported again");
+                }
             }
             if let Err(error) = outcome {
                 return Err(self.retry_or_fail(error));
@@ -255,5 +302,23 @@ impl SinkTask for Neo4jSinkTask {
 
     async fn stop(&mut self) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neo4rs::BoltType;
+
+    fn item(partition: &Arc<TopicPartition>, offset: i64) -> Item {
+        Item { statement: 0, partition: Arc::clone(partition), offset, event: BoltType::from(offset) }
+    }
+
+    #[test]
+    fn the_parts_of_one_kafka_record_are_one_group() {
+        let (p0, p1) = (Arc::new(TopicPartition::new("t", 0)), Arc::new(TopicPartition::new("t", 1)));
+        let items = [item(&p0, 5), item(&p0, 5), item(&p0, 5), item(&p1, 5), item(&p0, 6), item(&p0, 7), item(&p0, 7)];
+        assert_eq!(kafka_records(&items), [0..3, 3..4, 4..5, 5..7]);
+        assert!(kafka_records(&[]).is_empty());
     }
 }
