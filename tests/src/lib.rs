@@ -8,6 +8,7 @@ pub mod arcadedb;
 pub mod elasticsearch;
 pub mod feed_server;
 pub mod http_target;
+pub mod s3;
 pub mod stomp;
 
 use rdkafka::config::ClientConfig;
@@ -478,7 +479,7 @@ pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
 }
 
 /// Create a bucket in the test S3 server (SeaweedFS, credentials testkey/testsecret) through the S3 API.
-fn create_s3_bucket(bucket: &str) {
+pub fn create_s3_bucket(bucket: &str) {
     let status = Command::new("curl")
         .args([
             "-sS",

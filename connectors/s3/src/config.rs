@@ -1,0 +1,333 @@
+//! The keys of Confluent's S3 sink (storage-cloud `S3SinkConnectorConfig` and storage-common's
+//! `StorageCommonConfig`, `PartitionerConfig`), parsed once at start into [`S3SinkConfig`].
+
+use crate::partitioner::{Extractor, Partitioner, TimePartitioner};
+use connect_core::{Config, ConfigDef, ConfigKey, ConfigType, ConnectError, Importance, Result, Validator};
+use std::time::Duration;
+
+pub const BUCKET: &str = "s3.bucket.name";
+pub const REGION: &str = "s3.region";
+pub const STORE_URL: &str = "store.url";
+pub const PATH_STYLE: &str = "s3.path.style.access.enabled";
+pub const ACCESS_KEY_ID: &str = "aws.access.key.id";
+pub const SECRET_ACCESS_KEY: &str = "aws.secret.access.key";
+pub const TOPICS_DIR: &str = "topics.dir";
+pub const DIRECTORY_DELIM: &str = "directory.delim";
+pub const FILE_DELIM: &str = "file.delim";
+pub const ZERO_PAD: &str = "filename.offset.zero.pad.width";
+pub const FLUSH_SIZE: &str = "flush.size";
+pub const ROTATE_INTERVAL: &str = "rotate.interval.ms";
+pub const ROTATE_SCHEDULE: &str = "rotate.schedule.interval.ms";
+pub const ROTATE_ON_PARTITION_CHANGE: &str = "rotate.file.on.partition.change";
+pub const PART_SIZE: &str = "s3.part.size";
+pub const COMPRESSION: &str = "s3.compression.type";
+pub const COMPRESSION_LEVEL: &str = "s3.compression.level";
+pub const AVRO_CODEC: &str = "avro.codec";
+pub const PARQUET_CODEC: &str = "parquet.codec";
+pub const NULL_VALUES: &str = "behavior.on.null.values";
+pub const SCHEMA_COMPATIBILITY: &str = "schema.compatibility";
+pub const STORAGE_CLASS: &str = "storage.class";
+pub const FORMAT_CLASS: &str = "format.class";
+pub const BYTEARRAY_EXTENSION: &str = "format.bytearray.extension";
+pub const BYTEARRAY_SEPARATOR: &str = "format.bytearray.separator";
+pub const SCHEMA_GENERATOR: &str = "schema.generator.class";
+pub const PARTITIONER_CLASS: &str = "partitioner.class";
+pub const PARTITION_FIELD: &str = "partition.field.name";
+pub const PARTITION_DURATION: &str = "partition.duration.ms";
+pub const PATH_FORMAT: &str = "path.format";
+pub const LOCALE: &str = "locale";
+pub const TIMEZONE: &str = "timezone";
+pub const TIMESTAMP_EXTRACTOR: &str = "timestamp.extractor";
+pub const TIMESTAMP_FIELD: &str = "timestamp.field";
+pub const RETRY_BACKOFF: &str = "s3.retry.backoff.ms";
+pub const PART_RETRIES: &str = "s3.part.retries";
+pub const SSE_ALGORITHM: &str = "s3.ssea.name";
+pub const SSE_KMS_KEY: &str = "s3.sse.kms.key.id";
+pub const ACL: &str = "s3.acl.canned";
+
+/// What a file holds, from `format.class`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    /// JSON lines (JsonConverter's schemaless form), `.json`, `.json.gz` with gzip.
+    Json,
+    /// Avro object container files with the records' schema, `.avro`.
+    Avro { codec: String },
+    /// The raw value bytes, each followed by the separator.
+    ByteArray { extension: String, separator: Vec<u8> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnNull {
+    Ignore,
+    Fail,
+}
+
+#[derive(Debug, Clone)]
+pub struct S3SinkConfig {
+    pub bucket: String,
+    pub region: String,
+    /// A non-AWS endpoint (SeaweedFS, MinIO, ...).
+    pub store_url: Option<String>,
+    pub path_style: bool,
+    /// `None`: the AWS default credential chain.
+    pub credentials: Option<(String, String)>,
+    pub topics_dir: String,
+    pub directory_delim: String,
+    pub file_delim: String,
+    pub zero_pad: usize,
+    pub flush_size: usize,
+    /// Record time (from the extractor) a file may span; `None`: no time rotation.
+    pub rotate_interval_ms: Option<i64>,
+    /// Wall-clock rotation; `None`: off.
+    pub rotate_schedule_ms: Option<i64>,
+    pub rotate_on_partition_change: bool,
+    pub part_size: usize,
+    pub gzip: bool,
+    pub gzip_level: Option<u32>,
+    pub format: Format,
+    pub on_null: OnNull,
+    pub partitioner: Partitioner,
+    pub retry_backoff: Duration,
+    pub part_retries: u32,
+    pub sse_algorithm: Option<String>,
+    pub sse_kms_key: Option<String>,
+    pub acl: Option<String>,
+}
+
+pub fn def() -> ConfigDef {
+    let key = |name: &str, kind, default: Option<&str>, doc: &str| ConfigKey::new(name, kind, default, Importance::Medium, doc);
+    ConfigDef::new()
+        .define(ConfigKey::required(BUCKET, ConfigType::String, Importance::High, "The bucket objects go to.").validator(Validator::NonEmptyString))
+        .define(key(REGION, ConfigType::String, Some("us-west-2"), "The bucket's region."))
+        .define(key(STORE_URL, ConfigType::String, Some(""), "The S3 endpoint, for a store that is not AWS (MinIO, SeaweedFS, ...)."))
+        .define(key(PATH_STYLE, ConfigType::Boolean, Some("true"), "Path-style addressing (bucket in the path, not the host name)."))
+        .define(key(ACCESS_KEY_ID, ConfigType::String, Some(""), "Access key; empty: the AWS default credential chain."))
+        .define(key(SECRET_ACCESS_KEY, ConfigType::Password, Some(""), "Secret key, with aws.access.key.id."))
+        .define(ConfigKey::required(FLUSH_SIZE, ConfigType::Int, Importance::High, "Records per file: a file is uploaded after this many.").validator(Validator::at_least(1.0)))
+        .define(key(TOPICS_DIR, ConfigType::String, Some("topics"), "Top directory of the objects."))
+        .define(key(DIRECTORY_DELIM, ConfigType::String, Some("/"), "Directory delimiter of object keys."))
+        .define(key(FILE_DELIM, ConfigType::String, Some("+"), "Delimiter between topic, partition and offset in file names."))
+        .define(key(ZERO_PAD, ConfigType::Int, Some("10"), "Digits of the start offset in file names (zero-padded).").validator(Validator::at_least(1.0)))
+        .define(key(ROTATE_INTERVAL, ConfigType::Long, Some("-1"), "Record time (by the timestamp extractor) a file may span, in ms, with a time-based partitioner; -1: off."))
+        .define(key(ROTATE_SCHEDULE, ConfigType::Long, Some("-1"), "Wall-clock rotation period in ms; -1: off. Not exactly once."))
+        .define(key(ROTATE_ON_PARTITION_CHANGE, ConfigType::Boolean, Some("true"), "With rotate.interval.ms: a record for another time partition closes the open files."))
+        .define(key(PART_SIZE, ConfigType::Int, Some("26214400"), "Bytes per part of a multipart upload (files larger than this are uploaded in parts).").validator(Validator::at_least(5_242_880.0)))
+        .define(key(COMPRESSION, ConfigType::String, Some("none"), "none or gzip (JSON and ByteArray files).").validator(Validator::OneOf(vec!["none", "gzip"])))
+        .define(key(COMPRESSION_LEVEL, ConfigType::Int, Some("-1"), "gzip level 0-9; -1: the default (6).").validator(Validator::between(-1.0, 9.0)))
+        .define(key(AVRO_CODEC, ConfigType::String, Some("null"), "Avro block codec: null or deflate.").validator(Validator::OneOf(vec!["null", "deflate", "snappy", "bzip2"])))
+        .define(key(PARQUET_CODEC, ConfigType::String, Some("snappy"), "Accepted; ParquetFormat is not supported yet."))
+        .define(key(NULL_VALUES, ConfigType::String, Some("fail"), "Records with a null value: fail (to the errant-record reporter: the DLQ, or a task failure) or ignore.").validator(Validator::OneOf(vec!["fail", "ignore"])))
+        .define(key(SCHEMA_COMPATIBILITY, ConfigType::String, Some("NONE"), "NONE: a record whose schema differs from its file's starts a new file (other modes are taken as NONE).").validator(Validator::OneOf(vec!["none", "backward", "forward", "full"])))
+        .define(key(STORAGE_CLASS, ConfigType::Class, Some("io.confluent.connect.s3.storage.S3Storage"), "Accepted: S3Storage is the only storage."))
+        .define(ConfigKey::required(FORMAT_CLASS, ConfigType::Class, Importance::High, "io.confluent.connect.s3.format.json.JsonFormat, ...avro.AvroFormat or ...bytearray.ByteArrayFormat."))
+        .define(key(BYTEARRAY_EXTENSION, ConfigType::String, Some(".bin"), "Extension of ByteArrayFormat files."))
+        .define(key(BYTEARRAY_SEPARATOR, ConfigType::String, Some("\n"), "Bytes after each record in ByteArrayFormat files (taken as written, no escapes)."))
+        .define(key(SCHEMA_GENERATOR, ConfigType::Class, Some(""), "Accepted and ignored (Hive schemas are not generated)."))
+        .define(key(PARTITIONER_CLASS, ConfigType::Class, Some("io.confluent.connect.storage.partitioner.DefaultPartitioner"), "DefaultPartitioner, FieldPartitioner, TimeBasedPartitioner, HourlyPartitioner or DailyPartitioner (io.confluent.connect.storage.partitioner)."))
+        .define(key(PARTITION_FIELD, ConfigType::List, Some(""), "FieldPartitioner: the value fields whose values name the directory."))
+        .define(key(PARTITION_DURATION, ConfigType::Long, Some("-1"), "TimeBasedPartitioner: the time span of a directory, in ms."))
+        .define(key(PATH_FORMAT, ConfigType::String, Some(""), "TimeBasedPartitioner: a Joda-Time pattern of the directory, e.g. 'year'=YYYY/'month'=MM/'day'=dd."))
+        .define(key(LOCALE, ConfigType::String, Some(""), "TimeBasedPartitioner: the pattern's locale (month and day names are English)."))
+        .define(key(TIMEZONE, ConfigType::String, Some(""), "TimeBasedPartitioner: the time zone of the directories (an IANA name, or UTC)."))
+        .define(key(TIMESTAMP_EXTRACTOR, ConfigType::String, Some("Wallclock"), "Record (the record's timestamp), RecordField (timestamp.field) or Wallclock (not exactly once).").validator(Validator::OneOf(vec!["wallclock", "record", "recordfield"])))
+        .define(key(TIMESTAMP_FIELD, ConfigType::String, Some("timestamp"), "RecordField: the value field holding the time (epoch ms, an ISO-8601 string, or a Timestamp)."))
+        .define(key(RETRY_BACKOFF, ConfigType::Long, Some("200"), "First wait before an upload is retried; doubling up to a minute, for as long as the store is unreachable.").validator(Validator::at_least(0.0)))
+        .define(key(PART_RETRIES, ConfigType::Int, Some("3"), "Retries of a request inside the S3 client before the upload waits and is tried again.").validator(Validator::at_least(0.0)))
+        .define(key(SSE_ALGORITHM, ConfigType::String, Some(""), "Server-side encryption: AES256 or aws:kms."))
+        .define(key(SSE_KMS_KEY, ConfigType::String, Some(""), "The KMS key with aws:kms."))
+        .define(key(ACL, ConfigType::String, Some(""), "A canned ACL for the objects (private, bucket-owner-full-control, ...)."))
+}
+
+fn config_error(key: &str, message: impl std::fmt::Display) -> ConnectError {
+    ConnectError::fatal(format!("{key}: {message}"))
+}
+
+/// The simple name of a class given by its full name or its simple name.
+fn simple(class: &str) -> &str {
+    class.trim().rsplit('.').next().unwrap_or(class)
+}
+
+impl S3SinkConfig {
+    pub fn parse(config: &Config) -> Result<Self> {
+        let parsed = def().parse(config).map_err(|e| ConnectError::fatal(e.to_string()))?;
+        let text = |key: &str| parsed.optional_string(key).unwrap_or_default();
+        let trimmed = |key: &str| text(key).trim().to_string();
+        let non_empty = |key: &str| Some(trimmed(key)).filter(|v| !v.is_empty());
+        let positive = |key: &str| Some(parsed.int(key)).filter(|v| *v > 0);
+
+        let gzip = trimmed(COMPRESSION).eq_ignore_ascii_case("gzip");
+        let format = match simple(&trimmed(FORMAT_CLASS)) {
+            "JsonFormat" => Format::Json,
+            "AvroFormat" => {
+                let codec = trimmed(AVRO_CODEC).to_ascii_lowercase();
+                if !matches!(codec.as_str(), "null" | "deflate") {
+                    return Err(config_error(AVRO_CODEC, format!("{codec} is not supported yet: null or deflate")));
+                }
+                Format::Avro { codec }
+            }
+            "ByteArrayFormat" => {
+                Format::ByteArray { extension: text(BYTEARRAY_EXTENSION), separator: text(BYTEARRAY_SEPARATOR).into_bytes() }
+            }
+            "ParquetFormat" => return Err(config_error(FORMAT_CLASS, "ParquetFormat is not supported yet: use AvroFormat or JsonFormat")),
+            other => {
+                return Err(config_error(FORMAT_CLASS, format!("unknown format {other:?}: JsonFormat, AvroFormat or ByteArrayFormat")))
+            }
+        };
+        if gzip && matches!(format, Format::Avro { .. }) {
+            tracing::warn!("{COMPRESSION}=gzip does not apply to AvroFormat (use avro.codec), as in Confluent's sink");
+        }
+        let storage = trimmed(STORAGE_CLASS);
+        if simple(&storage) != "S3Storage" {
+            return Err(config_error(STORAGE_CLASS, format!("{storage}: only io.confluent.connect.s3.storage.S3Storage")));
+        }
+
+        let directory_delim = text(DIRECTORY_DELIM);
+        let partitioner = match simple(&trimmed(PARTITIONER_CLASS)) {
+            "DefaultPartitioner" => Partitioner::Default,
+            "FieldPartitioner" => {
+                let fields = parsed.list(PARTITION_FIELD);
+                if fields.is_empty() {
+                    return Err(config_error(PARTITION_FIELD, "is required with FieldPartitioner"));
+                }
+                Partitioner::Field { fields, delim: directory_delim.clone() }
+            }
+            name @ ("TimeBasedPartitioner" | "HourlyPartitioner" | "DailyPartitioner") => {
+                let (duration, pattern) = match name {
+                    "HourlyPartitioner" => (3_600_000, format!("'year'=YYYY{0}'month'=MM{0}'day'=dd{0}'hour'=HH", directory_delim)),
+                    "DailyPartitioner" => (86_400_000, format!("'year'=YYYY{0}'month'=MM{0}'day'=dd", directory_delim)),
+                    _ => (parsed.int(PARTITION_DURATION), text(PATH_FORMAT)),
+                };
+                if duration <= 0 {
+                    return Err(config_error(PARTITION_DURATION, "must be positive with TimeBasedPartitioner"));
+                }
+                if pattern.trim().is_empty() {
+                    return Err(config_error(PATH_FORMAT, "is required with TimeBasedPartitioner"));
+                }
+                if trimmed(LOCALE).is_empty() {
+                    return Err(config_error(LOCALE, "is required with a time-based partitioner (e.g. en)"));
+                }
+                let zone = trimmed(TIMEZONE);
+                let zone: chrono_tz::Tz =
+                    zone.parse().map_err(|_| config_error(TIMEZONE, format!("{zone:?} is not a time zone (e.g. UTC, Europe/London)")))?;
+                let extractor = match trimmed(TIMESTAMP_EXTRACTOR).to_ascii_lowercase().as_str() {
+                    "record" => Extractor::Record,
+                    "recordfield" => Extractor::RecordField(trimmed(TIMESTAMP_FIELD)),
+                    _ => Extractor::Wallclock,
+                };
+                // Joda drops a trailing delimiter: so does Confluent's partitioner.
+                let pattern = pattern.strip_suffix(directory_delim.as_str()).unwrap_or(&pattern).to_string();
+                Partitioner::Time(TimePartitioner::new(duration, &pattern, zone, extractor).map_err(|e| config_error(PATH_FORMAT, e))?)
+            }
+            other => return Err(config_error(PARTITIONER_CLASS, format!("unknown partitioner {other:?}"))),
+        };
+        let rotate_interval_ms = positive(ROTATE_INTERVAL);
+        if rotate_interval_ms.is_some() && !matches!(partitioner, Partitioner::Time(_)) {
+            tracing::warn!("{ROTATE_INTERVAL} applies only with a time-based partitioner; ignored, as in Confluent's sink");
+        }
+        let credentials = non_empty(ACCESS_KEY_ID).map(|id| (id, parsed.password(SECRET_ACCESS_KEY).map(|p| p.0).unwrap_or_default()));
+        let level = parsed.int(COMPRESSION_LEVEL);
+        Ok(S3SinkConfig {
+            bucket: trimmed(BUCKET),
+            region: trimmed(REGION),
+            store_url: non_empty(STORE_URL),
+            path_style: parsed.boolean(PATH_STYLE),
+            credentials,
+            topics_dir: text(TOPICS_DIR),
+            directory_delim,
+            file_delim: text(FILE_DELIM),
+            zero_pad: parsed.int(ZERO_PAD).max(1) as usize,
+            flush_size: parsed.int(FLUSH_SIZE).max(1) as usize,
+            rotate_interval_ms: rotate_interval_ms.filter(|_| matches!(partitioner, Partitioner::Time(_))),
+            rotate_schedule_ms: positive(ROTATE_SCHEDULE),
+            rotate_on_partition_change: parsed.boolean(ROTATE_ON_PARTITION_CHANGE),
+            part_size: parsed.int(PART_SIZE).max(5_242_880) as usize,
+            gzip,
+            gzip_level: (level >= 0).then_some(level as u32),
+            format,
+            on_null: if trimmed(NULL_VALUES).eq_ignore_ascii_case("ignore") { OnNull::Ignore } else { OnNull::Fail },
+            partitioner,
+            retry_backoff: Duration::from_millis(parsed.int(RETRY_BACKOFF).max(0) as u64),
+            part_retries: parsed.int(PART_RETRIES).max(0) as u32,
+            sse_algorithm: non_empty(SSE_ALGORITHM),
+            sse_kms_key: non_empty(SSE_KMS_KEY),
+            acl: non_empty(ACL),
+        })
+    }
+
+    /// The file extension of this config's files.
+    pub fn extension(&self) -> String {
+        let gz = if self.gzip { ".gz" } else { "" };
+        match &self.format {
+            Format::Json => format!(".json{gz}"),
+            Format::Avro { .. } => ".avro".to_string(),
+            Format::ByteArray { extension, .. } => format!("{extension}{gz}"),
+        }
+    }
+
+    /// The object key of a file, exactly as Confluent's `TopicPartitionWriter.fileKeyToCommit` makes it.
+    pub fn object_key(&self, topic: &str, encoded_partition: &str, kafka_partition: i32, start_offset: i64) -> String {
+        let name = format!(
+            "{topic}{d}{kafka_partition}{d}{start_offset:0width$}{ext}",
+            d = self.file_delim,
+            width = self.zero_pad,
+            ext = self.extension()
+        );
+        let dir = format!("{topic}{}{encoded_partition}", self.directory_delim);
+        if self.topics_dir.trim().is_empty() {
+            format!("{dir}{}{name}", self.directory_delim)
+        } else {
+            format!("{}{d}{dir}{d}{name}", self.topics_dir, d = self.directory_delim)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn rail() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("s3.region", "us-west-2"),
+            ("s3.bucket.name", "rmoff-rail-streaming-demo"),
+            ("flush.size", "65536"),
+            ("storage.class", "io.confluent.connect.s3.storage.S3Storage"),
+            ("format.class", "io.confluent.connect.s3.format.avro.AvroFormat"),
+            ("schema.generator.class", "io.confluent.connect.storage.hive.schema.DefaultSchemaGenerator"),
+            ("schema.compatibility", "NONE"),
+            ("partitioner.class", "io.confluent.connect.storage.partitioner.TimeBasedPartitioner"),
+            ("path.format", "'year'=YYYY/'month'=MM/'day'=dd"),
+            ("timestamp.extractor", "Record"),
+            ("partition.duration.ms", "1800000"),
+            ("locale", "en"),
+            ("timezone", "UTC"),
+        ]
+    }
+
+    #[test]
+    fn the_rail_data_config_parses_and_names_objects_as_confluent() {
+        let c = S3SinkConfig::parse(&config(&rail())).unwrap();
+        assert_eq!(c.format, Format::Avro { codec: "null".into() });
+        assert_eq!(c.flush_size, 65536);
+        assert_eq!(
+            c.object_key("TRAIN_MOVEMENTS", "year=2026/month=12/day=06", 0, 42),
+            "topics/TRAIN_MOVEMENTS/year=2026/month=12/day=06/TRAIN_MOVEMENTS+0+0000000042.avro"
+        );
+    }
+
+    #[test]
+    fn extensions_follow_format_and_compression() {
+        let mut pairs = rail();
+        pairs.retain(|(k, _)| *k != "format.class");
+        pairs.push(("format.class", "io.confluent.connect.s3.format.json.JsonFormat"));
+        pairs.push(("s3.compression.type", "gzip"));
+        assert_eq!(S3SinkConfig::parse(&config(&pairs)).unwrap().extension(), ".json.gz");
+        let mut pairs = rail();
+        pairs.retain(|(k, _)| *k != "format.class");
+        pairs.push(("format.class", "io.confluent.connect.s3.format.parquet.ParquetFormat"));
+        assert!(S3SinkConfig::parse(&config(&pairs)).unwrap_err().to_string().contains("ParquetFormat"));
+    }
+}

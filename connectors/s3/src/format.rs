@@ -1,0 +1,226 @@
+//! A file being written: its records encoded as the format says (JSON lines, Avro container, raw bytes), gzip
+//! where asked, in memory until it is uploaded.
+
+use crate::avro::{self, AvroError};
+use crate::config::Format;
+use connect_core::{SchemaRef, SinkRecord, Value};
+use flate2::write::GzEncoder;
+use std::io::Write;
+
+/// Records a file takes before its Avro values are encoded into a block.
+const AVRO_BLOCK_RECORDS: usize = 1000;
+
+/// A record this format cannot write: a data error of that record.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct EncodeError(pub String);
+
+impl From<AvroError> for EncodeError {
+    fn from(e: AvroError) -> Self {
+        EncodeError(e.0)
+    }
+}
+
+enum Body {
+    Plain(Vec<u8>),
+    Gzip(GzEncoder<Vec<u8>>),
+}
+
+impl Body {
+    fn write(&mut self, bytes: &[u8]) {
+        match self {
+            Body::Plain(b) => b.extend_from_slice(bytes),
+            Body::Gzip(g) => g.write_all(bytes).expect("writing to memory"),
+        }
+    }
+    fn len(&self) -> usize {
+        match self {
+            Body::Plain(b) => b.len(),
+            Body::Gzip(g) => g.get_ref().len(),
+        }
+    }
+    fn finish(self) -> Vec<u8> {
+        match self {
+            Body::Plain(b) => b,
+            Body::Gzip(g) => g.finish().expect("writing to memory"),
+        }
+    }
+}
+
+/// The Avro side of a file: its schema (from the first record) and the values not yet encoded.
+struct AvroFile {
+    connect_schema: SchemaRef,
+    schema: apache_avro::Schema,
+    codec: apache_avro::Codec,
+    marker: [u8; 16],
+    header_written: bool,
+    pending: Vec<apache_avro::types::Value>,
+}
+
+pub struct FileBuilder {
+    format: Format,
+    body: Body,
+    avro: Option<AvroFile>,
+    /// The Avro sync marker, from the object key.
+    marker: [u8; 16],
+    /// Whether the file's records have schemas (a record with or without one starts a new file).
+    schemaless: Option<bool>,
+    records: usize,
+}
+
+/// What the file needs of a record: the value's schema as the file will record it.
+pub struct Prepared {
+    schema: Option<SchemaRef>,
+    value: Value,
+}
+
+impl Prepared {
+    pub fn schema(&self) -> Option<&SchemaRef> {
+        self.schema.as_ref()
+    }
+}
+
+impl FileBuilder {
+    /// `key`: the object key, from which the Avro sync marker is derived, so a file written again after a crash
+    /// has the same bytes.
+    pub fn new(format: &Format, gzip: bool, gzip_level: Option<u32>, key: &str) -> Self {
+        let body = if gzip && !matches!(format, Format::Avro { .. }) {
+            let level = gzip_level.map(flate2::Compression::new).unwrap_or_default();
+            Body::Gzip(GzEncoder::new(Vec::new(), level))
+        } else {
+            Body::Plain(Vec::new())
+        };
+        let mut marker = [0u8; 16];
+        let digest = fnv(key.as_bytes());
+        marker[..8].copy_from_slice(&digest.to_le_bytes());
+        marker[8..].copy_from_slice(&fnv(&digest.to_le_bytes()).to_le_bytes());
+        FileBuilder { format: format.clone(), body, avro: None, marker, schemaless: None, records: 0 }
+    }
+
+    /// The record's value as this format will write it: with Avro, a schemaless value gets an inferred schema.
+    pub fn prepare(format: &Format, record: &SinkRecord) -> Result<Prepared, EncodeError> {
+        let value = &record.data.value;
+        match (format, &record.data.value_schema) {
+            (Format::Avro { .. }, None) => {
+                let (schema, value) = avro::infer(value)?;
+                Ok(Prepared { schema: Some(schema), value })
+            }
+            (_, schema) => Ok(Prepared { schema: schema.clone(), value: value.clone() }),
+        }
+    }
+
+    /// Whether a record with this schema may go into this file (Confluent's `schema.compatibility=NONE`: the
+    /// same schema, or both without one).
+    pub fn accepts(&self, prepared: &Prepared) -> bool {
+        if self.records == 0 {
+            return true;
+        }
+        match (&self.avro, prepared.schema()) {
+            (Some(file), Some(schema)) => file.connect_schema == *schema || *file.connect_schema == **schema,
+            (Some(_), None) => false,
+            (None, schema) => self.schemaless == Some(schema.is_none()),
+        }
+    }
+
+    pub fn append(&mut self, prepared: Prepared) -> Result<(), EncodeError> {
+        match &self.format {
+            Format::Json => {
+                let mut line = serde_json::to_vec(&prepared.value.to_json()).map_err(|e| EncodeError(e.to_string()))?;
+                line.push(b'\n');
+                self.body.write(&line);
+            }
+            Format::ByteArray { separator, .. } => {
+                let bytes: &[u8] = match &prepared.value {
+                    Value::Bytes(b) => b,
+                    Value::String(s) => s.as_bytes(),
+                    other => {
+                        return Err(EncodeError(format!(
+                            "ByteArrayFormat writes bytes; the value is a {} (use ByteArrayConverter)",
+                            other.type_name()
+                        )))
+                    }
+                };
+                self.body.write(bytes);
+                self.body.write(separator);
+            }
+            Format::Avro { codec } => {
+                let schema = prepared.schema.clone().ok_or_else(|| EncodeError("no schema".into()))?;
+                if self.avro.is_none() {
+                    let json = avro::avro_schema(&schema);
+                    let parsed = apache_avro::Schema::parse(&json)
+                        .map_err(|e| EncodeError(format!("the record's schema is not valid Avro: {e}")))?;
+                    let codec = if codec == "deflate" { apache_avro::Codec::Deflate(Default::default()) } else { apache_avro::Codec::Null };
+                    self.avro = Some(AvroFile {
+                        connect_schema: schema.clone(),
+                        schema: parsed,
+                        codec,
+                        marker: self.marker,
+                        header_written: false,
+                        pending: Vec::new(),
+                    });
+                }
+                let file = self.avro.as_mut().expect("made above");
+                let datum = avro::avro_value(&schema, &prepared.value)?;
+                if !datum.validate(&file.schema) {
+                    return Err(EncodeError("the value does not fit its schema as Avro".into()));
+                }
+                file.pending.push(datum);
+                if file.pending.len() >= AVRO_BLOCK_RECORDS {
+                    self.flush_avro()?;
+                }
+            }
+        }
+        self.schemaless = Some(prepared.schema.is_none());
+        self.records += 1;
+        Ok(())
+    }
+
+    /// Encode the pending Avro values as one block (with the header first, once).
+    fn flush_avro(&mut self) -> Result<(), EncodeError> {
+        let Some(file) = self.avro.as_mut() else { return Ok(()) };
+        if file.pending.is_empty() && file.header_written {
+            return Ok(());
+        }
+        let mut out = Vec::new();
+        {
+            let mut writer = apache_avro::Writer::builder()
+                .schema(&file.schema)
+                .writer(&mut out)
+                .codec(file.codec)
+                .marker(file.marker)
+                .has_header(file.header_written)
+                .build();
+            writer.extend_from_slice(&file.pending).map_err(|e| EncodeError(format!("Avro: {e}")))?;
+            writer.flush().map_err(|e| EncodeError(format!("Avro: {e}")))?;
+        }
+        file.pending.clear();
+        file.header_written = true;
+        self.body.write(&out);
+        Ok(())
+    }
+
+    pub fn records(&self) -> usize {
+        self.records
+    }
+
+    /// Bytes so far (compressed, for gzip), for the memory bound.
+    pub fn bytes(&self) -> usize {
+        self.body.len()
+    }
+
+    /// The file's bytes.
+    pub fn finish(mut self) -> Result<Vec<u8>, EncodeError> {
+        self.flush_avro()?;
+        Ok(self.body.finish())
+    }
+}
+
+/// FNV-1a, for a sync marker that depends only on the object key.
+fn fnv(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}

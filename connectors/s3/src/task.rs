@@ -1,0 +1,178 @@
+//! The sink task: records go to their partition's [`PartitionWriter`]; files that rotation closed are
+//! uploaded before `put` returns. A record that cannot be written (no directory for it, a value the format
+//! cannot encode, a null value with `behavior.on.null.values=fail`) goes to the errant-record reporter. An
+//! upload that fails because the store cannot be reached makes `put` fail retriably: the runtime waits and
+//! redelivers the batch, the records already taken are skipped, and the waiting files are uploaded first.
+//! `pre_commit` returns, per partition, only the offset after the last file stored, so Kafka's committed
+//! offset never passes a record that is only in memory: after a crash the same records make the same files
+//! again (exactly once, as Confluent's sink, unless the files depend on the wall clock).
+
+use crate::config::{OnNull, S3SinkConfig};
+use crate::format::FileBuilder;
+use crate::storage::{Store, UploadError};
+use crate::writer::PartitionWriter;
+use connect_core::{async_trait, Config, ConnectError, OffsetMap, Result, SinkRecord, SinkTask, SinkTaskContext, TopicPartition};
+use connect_kit::{Backoff, BackoffPolicy, Jitter};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The longest wait between upload attempts while the store is unreachable.
+const MAX_OUTAGE_BACKOFF: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+pub struct S3SinkTask {
+    config: Option<Arc<S3SinkConfig>>,
+    context: Option<SinkTaskContext>,
+    store: Option<Arc<Store>>,
+    writers: HashMap<TopicPartition, PartitionWriter>,
+    outage: Option<Backoff>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+}
+
+impl S3SinkTask {
+    async fn report(&self, record: &SinkRecord, message: String) -> Result<()> {
+        let error = ConnectError::data(message);
+        match self.context.as_ref().and_then(|c| c.errant_record_reporter()) {
+            Some(reporter) => reporter.report(record, &error).await,
+            None => Err(error),
+        }
+    }
+
+    /// Upload what every writer has closed; an unreachable store makes the caller retry later.
+    async fn upload_closed(&mut self) -> Result<()> {
+        let store = self.store.clone().expect("started");
+        let mut failure = None;
+        for writer in self.writers.values_mut() {
+            if let Err(e) = writer.upload(&store).await {
+                failure = Some(e);
+                break;
+            }
+        }
+        let outage = self.outage.as_mut().expect("started");
+        match failure {
+            None => {
+                outage.reset();
+                Ok(())
+            }
+            Some(UploadError::Fatal(m)) => Err(ConnectError::fatal(m)),
+            Some(UploadError::Retriable(m)) => {
+                let delay = outage.next_delay().unwrap_or(MAX_OUTAGE_BACKOFF);
+                tracing::warn!(
+                    attempt = outage.attempts(),
+                    delay_ms = delay.as_millis() as u64,
+                    "{m}; retrying the upload (the partitions wait)"
+                );
+                if let Some(context) = &self.context {
+                    context.timeout(delay);
+                }
+                Err(ConnectError::retriable(m))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl SinkTask for S3SinkTask {
+    async fn start(&mut self, context: SinkTaskContext, config: Config) -> Result<()> {
+        let config = S3SinkConfig::parse(&config)?;
+        self.store = Some(Arc::new(Store::new(&config).await));
+        let first = config.retry_backoff.max(Duration::from_millis(10));
+        self.outage =
+            Some(Backoff::new(BackoffPolicy::exponential(first, MAX_OUTAGE_BACKOFF.max(first)).with_jitter(Jitter::Symmetric(0.2))));
+        self.config = Some(Arc::new(config));
+        self.context = Some(context);
+        Ok(())
+    }
+
+    async fn open(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        for tp in partitions {
+            self.writers.insert(tp.clone(), PartitionWriter::new(&tp.topic, tp.partition));
+        }
+        Ok(())
+    }
+
+    async fn put(&mut self, records: &[SinkRecord]) -> Result<()> {
+        let config = self.config.clone().expect("started");
+        // Files from an earlier put whose upload failed go first, so files are stored in order.
+        self.upload_closed().await?;
+        let now = now_ms();
+        for record in records {
+            let tp = record.original_topic_partition();
+            let offset = record.original_offset();
+            let writer = self.writers.entry(tp.clone()).or_insert_with(|| PartitionWriter::new(&tp.topic, tp.partition));
+            if !writer.is_new(offset) {
+                continue;
+            }
+            let problem = if record.data.value.is_null() {
+                match config.on_null {
+                    OnNull::Ignore => {
+                        writer.skip(offset);
+                        continue;
+                    }
+                    OnNull::Fail => Some("the record's value is null (behavior.on.null.values=fail)".to_string()),
+                }
+            } else {
+                None
+            };
+            let outcome = match problem {
+                Some(p) => Err(p),
+                None => (|| {
+                    let prepared = FileBuilder::prepare(&config.format, record).map_err(|e| e.to_string())?;
+                    let timestamp = config.partitioner.timestamp(record, now).map_err(|e| e.to_string())?;
+                    let directory = config.partitioner.encode(record, now).map_err(|e| e.to_string())?;
+                    Ok((prepared, timestamp, directory))
+                })(),
+            };
+            let written = match outcome {
+                Ok((prepared, timestamp, directory)) => writer
+                    .write(&config, offset, timestamp, directory, prepared, now)
+                    .map_err(|e| format!("cannot be written as {:?}: {e}", config.format)),
+                Err(e) => Err(e),
+            };
+            if let Err(message) = written {
+                writer.skip(offset);
+                self.report(record, format!("{tp}@{offset}: {message}")).await?;
+            }
+        }
+        self.upload_closed().await
+    }
+
+    /// The offset after the last file stored, per partition that stored one since; scheduled rotation happens
+    /// here too, since it needs no record.
+    async fn pre_commit(&mut self, _offsets: OffsetMap) -> Result<OffsetMap> {
+        let config = self.config.clone().expect("started");
+        let now = now_ms();
+        for writer in self.writers.values_mut() {
+            writer.rotate_on_schedule(&config, now).map_err(|e| ConnectError::fatal(e.to_string()))?;
+        }
+        // A store that is down now leaves the files waiting; their offsets are not committed.
+        if let Err(e) = self.upload_closed().await {
+            if !e.is_retriable() {
+                return Err(e);
+            }
+        }
+        let mut commit = OffsetMap::new();
+        for (tp, writer) in self.writers.iter_mut() {
+            if let Some(offset) = writer.take_offset_to_commit() {
+                commit.insert(tp.clone(), offset);
+            }
+        }
+        Ok(commit)
+    }
+
+    /// Revoked partitions drop their open files: the next owner reads those records again.
+    async fn close(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        for tp in partitions {
+            self.writers.remove(tp);
+        }
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<()> {
+        Ok(())
+    }
+}

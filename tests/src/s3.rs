@@ -1,0 +1,100 @@
+//! The S3 side of the S3 sink's tests: SeaweedFS on 127.0.0.1:8333 (`scripts/services up s3`; credentials
+//! testkey/testsecret), spoken to with curl's SigV4 signing, and Avro files read with fastavro (PyPI; its Python
+//! from `scripts/services avro-python-bin`), so the tests do not check the sink against its own code.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+pub const S3_URL: &str = "http://127.0.0.1:8333";
+
+fn curl(path: &str) -> Vec<u8> {
+    let out = Command::new("curl")
+        .args(["-sS", "-f", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", "testkey:testsecret"])
+        .arg(format!("{S3_URL}{path}"))
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "GET {path}: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
+}
+
+/// Every object key under `prefix`, sorted.
+pub fn list(bucket: &str, prefix: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut path = format!("/{bucket}?list-type=2&max-keys=1000&prefix={}", encode(prefix));
+        if let Some(t) = &token {
+            path.push_str(&format!("&continuation-token={}", encode(t)));
+        }
+        let xml = String::from_utf8_lossy(&curl(&path)).into_owned();
+        keys.extend(tags(&xml, "Key"));
+        token = tags(&xml, "NextContinuationToken").into_iter().next();
+        if token.is_none() {
+            break;
+        }
+    }
+    keys.sort();
+    keys
+}
+
+pub fn get(bucket: &str, key: &str) -> Vec<u8> {
+    curl(&format!("/{bucket}/{}", key.split('/').map(encode).collect::<Vec<_>>().join("/")))
+}
+
+/// The lines of a JSON-lines object (gunzipped when its key ends in .gz).
+pub fn json_lines(bucket: &str, key: &str) -> Vec<serde_json::Value> {
+    let bytes = get(bucket, key);
+    let text = if key.ends_with(".gz") {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out).expect("gzip");
+        out
+    } else {
+        String::from_utf8(bytes).expect("utf-8")
+    };
+    assert!(text.is_empty() || text.ends_with('\n'), "every line ends with a newline");
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{key}: {l:?}: {e}"))).collect()
+}
+
+/// An Avro object read with fastavro: its writer schema and its records.
+pub fn avro(bucket: &str, key: &str) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let python = std::env::var("CONNECT_TEST_AVRO_PYTHON").unwrap_or_else(|_| {
+        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/services"))
+            .arg("avro-python-bin")
+            .output()
+            .expect("scripts/services");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    });
+    let mut child = Command::new(python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/read_avro.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python with fastavro (scripts/services avro-python-bin)");
+    child.stdin.take().unwrap().write_all(&get(bucket, key)).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "fastavro could not read {key}: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap());
+    let schema = lines.next().expect("the writer schema");
+    (schema, lines.collect())
+}
+
+fn tags(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split_once(&close).map(|(v, _)| {
+                v.replace("&amp;", "&").replace("&quot;", "\"").replace("&apos;", "'").replace("&lt;", "<").replace("&gt;", ">")
+            })
+        })
+        .collect()
+}
+
+/// Percent-encoding of a query value or a path segment (everything but unreserved characters).
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}

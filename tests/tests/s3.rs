@@ -1,0 +1,327 @@
+//! The S3 sink (Confluent S3SinkConnector configs) against SeaweedFS: the rail-data config with Avro files named
+//! and laid out as Confluent's and read back by fastavro; JSON with gzip under a FieldPartitioner; hourly
+//! rotation by record time; schema changes and unencodable records; a SIGKILL mid-stream giving the same object
+//! set; the store unreachable for 20 s.
+
+use connect_e2e::s3::{self, S3_URL};
+use connect_e2e::*;
+use serde_json::json;
+use std::time::Duration;
+
+/// The rail-data config as people run it, pointed at the test store (its region and credentials).
+fn rail_config(topic: &str, bucket: &str) -> serde_json::Value {
+    json!({
+        "connector.class": "io.confluent.connect.s3.S3SinkConnector", "tasks.max": "1",
+        "topics": topic, "s3.region": "us-east-1",
+        "s3.bucket.name": bucket, "flush.size": "100",
+        "storage.class": "io.confluent.connect.s3.storage.S3Storage",
+        "format.class": "io.confluent.connect.s3.format.avro.AvroFormat",
+        "schema.generator.class": "io.confluent.connect.storage.hive.schema.DefaultSchemaGenerator",
+        "schema.compatibility": "NONE",
+        "partitioner.class": "io.confluent.connect.storage.partitioner.TimeBasedPartitioner",
+        "path.format": "'year'=YYYY/'month'=MM/'day'=dd", "timestamp.extractor": "Record",
+        "partition.duration.ms": 1800000, "locale": "en", "timezone": "UTC",
+        "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+        "store.url": S3_URL, "aws.access.key.id": "testkey", "aws.secret.access.key": "testsecret",
+    })
+}
+
+fn bucket() -> String {
+    let b = unique("connect-s3").to_lowercase().replace('_', "-");
+    require_s3();
+    create_s3_bucket(&b);
+    b
+}
+
+fn require_s3() {
+    if std::net::TcpStream::connect("127.0.0.1:8333").is_err() {
+        panic!("no S3 store on 127.0.0.1:8333: run `scripts/services up s3`");
+    }
+}
+
+/// A movement as JsonConverter writes it with `schemas.enable=true`.
+fn movement(i: usize) -> Vec<u8> {
+    json!({
+        "schema": {"type": "struct", "fields": [
+            {"field": "TRAIN_ID", "type": "string", "optional": false},
+            {"field": "LOC_STANOX", "type": "string", "optional": true},
+            {"field": "TIMETABLE_VARIATION", "type": "int32", "optional": false},
+        ], "optional": false, "name": "io.rail.Movement"},
+        "payload": {"TRAIN_ID": format!("t{i}"), "LOC_STANOX": if i.is_multiple_of(7) { json!(null) } else { json!(format!("{:05}", i)) }, "TIMETABLE_VARIATION": i % 30},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn with_schemas() -> [(&'static str, &'static str); 2] {
+    [("value.converter", "org.apache.kafka.connect.json.JsonConverter"), ("value.converter.schemas.enable", "true")]
+}
+
+fn wait_objects(bucket: &str, prefix: &str, n: usize, worker: &Worker) -> Vec<String> {
+    wait_for_or_explain(
+        &format!("{n} objects under {prefix}"),
+        Duration::from_secs(120),
+        || {
+            let keys = s3::list(bucket, prefix);
+            (keys.len() >= n).then_some(keys)
+        },
+        || format!("objects {:?}\n{}", s3::list(bucket, prefix), tail(&worker.log_text(), 30)),
+    )
+}
+
+#[test]
+fn rail_config_writes_avro_files_named_as_confluent_that_fastavro_reads_in_order() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let (topic, bucket) = (unique("TRAIN_MOVEMENTS_ACTIVATIONS_SCHEDULE_00"), bucket());
+    let total = 250;
+    produce(&topic, &(0..total).map(|i| (Some(format!("t{i}").into_bytes()), Some(movement(i)), vec![])).collect::<Vec<_>>());
+    let timestamps = read_topic_full(&topic, total, Duration::from_secs(30));
+    let day = |ms: i64| {
+        let secs = ms / 1000;
+        let out = std::process::Command::new("date").args(["-u", "-d", &format!("@{secs}"), "+year=%Y/month=%m/day=%d"]).output().unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let first_day = day(timestamps[0].timestamp.unwrap());
+    assert_eq!(first_day, day(timestamps[199].timestamp.unwrap()), "the test does not run across midnight");
+    let mut setup = WorkerSetup::new(dir.path(), &with_schemas());
+    setup.connector(&unique("s3-rail"), rail_config(&topic, &bucket));
+    let mut worker = setup.start();
+    // flush.size=100: two files of 100; the last 50 stay open (no rotation is due).
+    let keys = wait_objects(&bucket, "topics/", 2, &worker);
+    std::thread::sleep(Duration::from_secs(2));
+    let keys_now = s3::list(&bucket, "topics/");
+    assert_eq!(keys_now, keys, "no third file");
+    let expected: Vec<String> = [0, 100].iter().map(|o| format!("topics/{topic}/{first_day}/{topic}+0+{o:010}.avro")).collect();
+    assert_eq!(keys, expected);
+    for (file, key) in keys.iter().enumerate() {
+        let (schema, records) = s3::avro(&bucket, key);
+        // The record is named after the Connect schema (the file's schema gives the full name).
+        assert_eq!(schema["name"], "io.rail.Movement", "{schema}");
+        assert_eq!(schema["connect.name"], "io.rail.Movement");
+        assert_eq!(records.len(), 100);
+        for (i, record) in records.iter().enumerate() {
+            let n = file * 100 + i;
+            let loc = if n % 7 == 0 { json!(null) } else { json!(format!("{n:05}")) };
+            assert_eq!(
+                record,
+                &json!({"TRAIN_ID": format!("t{n}"), "LOC_STANOX": loc, "TIMETABLE_VARIATION": n % 30}),
+                "record {n} of {key}"
+            );
+        }
+    }
+    assert_eq!(worker.stop(), Some(0));
+}
+
+#[test]
+fn json_gzip_files_under_a_field_partitioner() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let (topic, bucket) = (unique("train_cancellations"), bucket());
+    let tocs = ["NT", "XC", "GR"];
+    let records: Vec<TestRecord> =
+        (0..90).map(|i| (None, Some(json!({"TOC": tocs[i % 3], "N": i, "REASON": "M8"}).to_string().into_bytes()), vec![])).collect();
+    produce(&topic, &records);
+    let mut setup = WorkerSetup::new(
+        dir.path(),
+        &[("value.converter", "org.apache.kafka.connect.json.JsonConverter"), ("value.converter.schemas.enable", "false")],
+    );
+    let mut config = rail_config(&topic, &bucket);
+    for (k, v) in [
+        ("format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
+        ("s3.compression.type", "gzip"),
+        ("partitioner.class", "io.confluent.connect.storage.partitioner.FieldPartitioner"),
+        ("partition.field.name", "TOC"),
+        ("flush.size", "30"),
+    ] {
+        config[k] = json!(v);
+    }
+    setup.connector(&unique("s3-json"), config);
+    let mut worker = setup.start();
+    // flush.size counts the partition's records over all open files: after 30, all three TOC files close.
+    let keys = wait_objects(&bucket, "topics/", 9, &worker);
+    let mut lines = 0;
+    for toc in tocs {
+        for start in [0, 30, 60] {
+            // The first record of each file for this TOC is the first of its kind at or after `start`.
+            let first = (start..90).find(|i| tocs[i % 3] == toc).unwrap();
+            let key = format!("topics/{topic}/TOC={toc}/{topic}+0+{first:010}.json.gz");
+            assert!(keys.contains(&key), "{key} in {keys:?}");
+            let values = s3::json_lines(&bucket, &key);
+            assert_eq!(values.len(), 10);
+            for (j, v) in values.iter().enumerate() {
+                assert_eq!(v, &json!({"TOC": toc, "N": first + 3 * j, "REASON": "M8"}));
+            }
+            lines += values.len();
+        }
+    }
+    assert_eq!(lines, 90);
+    assert_eq!(worker.stop(), Some(0));
+}
+
+#[test]
+fn hourly_files_rotate_by_record_time() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let (topic, bucket) = (unique("train_hours"), bucket());
+    // Three hours of movements, 20 a minute-ish, timed by a field (epoch ms).
+    let start = 1_796_529_600_000i64; // 2026-12-06T04:00:00Z
+    let records: Vec<TestRecord> = (0..180)
+        .map(|i| (None, Some(json!({"ts": start + i as i64 * 60_000, "n": i}).to_string().into_bytes()), vec![]))
+        .chain(std::iter::once((None, Some(json!({"ts": start + 3 * 3_600_000 + 5, "n": 180}).to_string().into_bytes()), vec![])))
+        .collect();
+    produce(&topic, &records);
+    let mut setup = WorkerSetup::new(
+        dir.path(),
+        &[("value.converter", "org.apache.kafka.connect.json.JsonConverter"), ("value.converter.schemas.enable", "false")],
+    );
+    let mut config = rail_config(&topic, &bucket);
+    for (k, v) in [
+        ("format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
+        ("partitioner.class", "io.confluent.connect.storage.partitioner.HourlyPartitioner"),
+        ("timestamp.extractor", "RecordField"),
+        ("timestamp.field", "ts"),
+        ("rotate.interval.ms", "3600000"),
+        ("flush.size", "100000"),
+    ] {
+        config[k] = json!(v);
+    }
+    setup.connector(&unique("s3-hourly"), config);
+    let mut worker = setup.start();
+    // Each hour's file closes when the first record of the next hour arrives; the fourth hour's stays open.
+    let keys = wait_objects(&bucket, "topics/", 3, &worker);
+    let expected: Vec<String> = [(4, 0), (5, 60), (6, 120)]
+        .iter()
+        .map(|(h, o)| format!("topics/{topic}/year=2026/month=12/day=06/hour={h:02}/{topic}+0+{o:010}.json"))
+        .collect();
+    assert_eq!(keys, expected);
+    for (h, key) in keys.iter().enumerate() {
+        let values = s3::json_lines(&bucket, key);
+        assert_eq!(values.len(), 60);
+        assert_eq!(values[0]["n"], json!(h * 60));
+    }
+    assert_eq!(worker.stop(), Some(0));
+}
+
+#[test]
+fn a_new_shape_starts_a_new_avro_file_and_an_unencodable_value_goes_to_the_dlq() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let (topic, bucket, dlq) = (unique("camera_counts"), bucket(), unique("camera-counts-dlq"));
+    let mut records: Vec<TestRecord> = (0..10)
+        .map(|i| (None, Some(json!({"image": "Google", "probability": 90.0 + i as f64}).to_string().into_bytes()), vec![]))
+        .collect();
+    // Record 10 has another shape: a new file. Record 13's list mixes types: no Avro schema fits it.
+    records.extend((10..23).map(|i| (None, Some(json!({"cat": i}).to_string().into_bytes()), vec![])));
+    records[13] = (None, Some(json!({"cat": [1, "two"]}).to_string().into_bytes()), vec![]);
+    produce(&topic, &records);
+    let mut setup = WorkerSetup::new(
+        dir.path(),
+        &[("value.converter", "org.apache.kafka.connect.json.JsonConverter"), ("value.converter.schemas.enable", "false")],
+    );
+    let mut config = rail_config(&topic, &bucket);
+    for (k, v) in [
+        ("partitioner.class", "io.confluent.connect.storage.partitioner.DefaultPartitioner"),
+        ("flush.size", "12"),
+        ("errors.tolerance", "all"),
+        ("errors.deadletterqueue.topic.name", &dlq),
+        ("errors.deadletterqueue.topic.replication.factor", "1"),
+        ("errors.deadletterqueue.context.headers.enable", "true"),
+    ] {
+        config[k] = json!(v);
+    }
+    setup.connector(&unique("s3-shapes"), config);
+    let mut worker = setup.start();
+    // 10 records of the first shape (a file closed by the change of shape), 12 of the second (closed by flush.size).
+    let keys = wait_objects(&bucket, "topics/", 2, &worker);
+    assert_eq!(
+        keys,
+        [format!("topics/{topic}/partition=0/{topic}+0+0000000000.avro"), format!("topics/{topic}/partition=0/{topic}+0+0000000010.avro")]
+    );
+    let (first_schema, first) = s3::avro(&bucket, &keys[0]);
+    let (_, second) = s3::avro(&bucket, &keys[1]);
+    assert_eq!(first_schema["name"], "io.confluent.connect.avro.ConnectDefault");
+    assert_eq!(first.len(), 10);
+    assert_eq!(first[3], json!({"image": "Google", "probability": 93.0}));
+    assert_eq!(second.len(), 12);
+    assert!(second.iter().all(|r| r["cat"].is_i64() && r["cat"] != json!(13)));
+    wait_for_or_explain(
+        "the dead letter",
+        Duration::from_secs(60),
+        || (topic_count(&dlq) >= 1).then_some(()),
+        || tail(&worker.log_text(), 30),
+    );
+    let dead = read_topic_full(&dlq, 1, Duration::from_secs(30));
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].value.as_deref(), Some(json!({"cat": [1, "two"]}).to_string().as_bytes()));
+    assert_eq!(first.len() + second.len() + dead.len(), records.len(), "records in = written + dead-lettered");
+    assert_eq!(worker.stop(), Some(0));
+}
+
+#[test]
+fn sigkill_mid_stream_gives_the_same_object_set_each_record_once() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let (topic, bucket) = (unique("train_kill"), bucket());
+    let (total, size) = (20_000, 100);
+    produce(&topic, &(0..total).map(|i| (Some(format!("t{i}").into_bytes()), Some(movement(i)), vec![])).collect::<Vec<_>>());
+    let mut props = with_schemas().to_vec();
+    props.push(("consumer.max.poll.records", "500"));
+    let mut setup = WorkerSetup::new(dir.path(), &props);
+    let mut config = rail_config(&topic, &bucket);
+    config["flush.size"] = json!(size.to_string());
+    config["partitioner.class"] = json!("io.confluent.connect.storage.partitioner.DefaultPartitioner");
+    config["format.class"] = json!("io.confluent.connect.s3.format.json.JsonFormat");
+    setup.connector(&unique("s3-kill"), config);
+    let mut worker = setup.start();
+    // Killed as soon as the first files are there: the stream is still going.
+    wait_objects(&bucket, "topics/", 1, &worker);
+    worker.kill_hard();
+    let at_kill = s3::list(&bucket, "topics/").len();
+    assert!(at_kill < total / size, "the kill was not mid-stream ({at_kill} files already)");
+    let worker = setup.start();
+    let keys = wait_objects(&bucket, "topics/", total / size, &worker);
+    let expected: Vec<String> = (0..total / size).map(|f| format!("topics/{topic}/partition=0/{topic}+0+{:010}.json", f * size)).collect();
+    assert_eq!(keys, expected, "the same objects as an uninterrupted run");
+    let mut seen = 0;
+    for (f, key) in keys.iter().enumerate() {
+        let values = s3::json_lines(&bucket, key);
+        assert_eq!(values.len(), size);
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(v["TRAIN_ID"], json!(format!("t{}", f * size + i)), "{key}");
+        }
+        seen += values.len();
+    }
+    assert_eq!(seen, total, "each record exactly once");
+    eprintln!("s3 SIGKILL: killed at {at_kill} files; after the restart exactly {} files", keys.len());
+}
+
+#[test]
+fn the_store_unreachable_for_20_s_loses_nothing_and_fails_nothing() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let (topic, bucket) = (unique("train_outage"), bucket());
+    let proxy = CuttableProxy::start("127.0.0.1:8333");
+    let mut setup = WorkerSetup::new(dir.path(), &with_schemas());
+    let name = unique("s3-outage");
+    let mut config = rail_config(&topic, &bucket);
+    config["store.url"] = json!(format!("http://127.0.0.1:{}", proxy.port));
+    config["partitioner.class"] = json!("io.confluent.connect.storage.partitioner.DefaultPartitioner");
+    config["format.class"] = json!("io.confluent.connect.s3.format.json.JsonFormat");
+    setup.connector(&name, config);
+    let mut worker = setup.start();
+    produce(&topic, &(0..300).map(|i| (None, Some(movement(i)), vec![])).collect::<Vec<_>>());
+    wait_objects(&bucket, "topics/", 3, &worker);
+    proxy.down();
+    let down_at = std::time::Instant::now();
+    produce(&topic, &(300..1000).map(|i| (None, Some(movement(i)), vec![])).collect::<Vec<_>>());
+    let states = worker.task_states_until(&name, down_at, Duration::from_secs(20));
+    proxy.up();
+    let keys = wait_objects(&bucket, "topics/", 10, &worker);
+    assert!(states.iter().all(|s| s == "RUNNING"), "RUNNING throughout the outage: {states:?}");
+    assert!(!worker.log_text().contains("task failed"), "no task failure: {}", tail(&worker.log_text(), 30));
+    assert!(worker.log_text().contains("retrying the upload"), "the retries are logged");
+    let lines: usize = keys.iter().map(|k| s3::json_lines(&bucket, k).len()).sum();
+    assert_eq!(lines, 1000, "nothing lost, nothing twice");
+    assert_eq!(worker.stop(), Some(0));
+}
