@@ -19,6 +19,11 @@ fn curl(path: &str) -> Vec<u8> {
 
 /// Every object key under `prefix`, sorted.
 pub fn list(bucket: &str, prefix: &str) -> Vec<String> {
+    list_sizes(bucket, prefix).into_iter().map(|(k, _)| k).collect()
+}
+
+/// Every object key under `prefix` with its size in bytes, sorted by key.
+pub fn list_sizes(bucket: &str, prefix: &str) -> Vec<(String, u64)> {
     let mut keys = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -27,7 +32,11 @@ pub fn list(bucket: &str, prefix: &str) -> Vec<String> {
             path.push_str(&format!("&continuation-token={}", encode(t)));
         }
         let xml = String::from_utf8_lossy(&curl(&path)).into_owned();
-        keys.extend(tags(&xml, "Key"));
+        for contents in xml.split("<Contents>").skip(1) {
+            let key = tags(&format!("<Contents>{contents}"), "Key").into_iter().next().unwrap_or_default();
+            let size = tags(contents, "Size").into_iter().next().and_then(|s| s.parse().ok()).unwrap_or(0);
+            keys.push((key, size));
+        }
         token = tags(&xml, "NextContinuationToken").into_iter().next();
         if token.is_none() {
             break;
