@@ -85,10 +85,16 @@ fn rail_config_writes_avro_files_named_as_confluent_that_fastavro_reads_in_order
     let first_day = day(timestamps[0].timestamp.unwrap());
     assert_eq!(first_day, day(timestamps[199].timestamp.unwrap()), "the test does not run across midnight");
     let mut setup = WorkerSetup::new(dir.path(), &with_schemas());
-    setup.connector(&unique("s3-rail"), rail_config(&topic, &bucket));
+    let name = unique("s3-rail");
+    setup.connector(&name, rail_config(&topic, &bucket));
     let mut worker = setup.start();
     // flush.size=100: two files of 100; the last 50 stay open (no rotation is due).
     let keys = wait_objects(&bucket, "topics/", 2, &worker);
+    // Kafka's committed offset stops after the stored files, not after the 50 records only in memory.
+    let group = format!("connect-{name}");
+    wait_for("the offset after the stored files committed", Duration::from_secs(30), || {
+        (committed_offsets(&group, &topic).first().map(|(_, o)| *o) == Some(200)).then_some(())
+    });
     std::thread::sleep(Duration::from_secs(2));
     let keys_now = s3::list(&bucket, "topics/");
     assert_eq!(keys_now, keys, "no third file");
@@ -324,4 +330,73 @@ fn the_store_unreachable_for_20_s_loses_nothing_and_fails_nothing() {
     let lines: usize = keys.iter().map(|k| s3::json_lines(&bucket, k).len()).sum();
     assert_eq!(lines, 1000, "nothing lost, nothing twice");
     assert_eq!(worker.stop(), Some(0));
+}
+
+/// Explode makes several records of one Kafka record; files end between them (flush.size 20, three parts each):
+/// every part lands once, and the committed offset stops before a Kafka record whose parts are not all stored.
+#[test]
+fn exploded_records_each_land_once_and_commits_wait_for_whole_kafka_records() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let (topic, bucket) = (unique("train_mvt"), bucket());
+    let records: Vec<TestRecord> = (0..30)
+        .map(|i| (None, Some(json!([{"n": i, "k": 0}, {"n": i, "k": 1}, {"n": i, "k": 2}]).to_string().into_bytes()), vec![]))
+        .collect();
+    produce(&topic, &records);
+    let mut setup = WorkerSetup::new(
+        dir.path(),
+        &[("value.converter", "org.apache.kafka.connect.json.JsonConverter"), ("value.converter.schemas.enable", "false")],
+    );
+    let name = unique("s3-explode");
+    let mut config = rail_config(&topic, &bucket);
+    for (k, v) in [
+        ("format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
+        ("partitioner.class", "io.confluent.connect.storage.partitioner.DefaultPartitioner"),
+        ("flush.size", "20"),
+        ("transforms", "explode"),
+        ("transforms.explode.type", "io.connectrs.transforms.Explode$Value"),
+    ] {
+        config[k] = json!(v);
+    }
+    setup.connector(&name, config);
+    let mut worker = setup.start();
+    // 90 parts: four files of 20; the last 10 parts stay open.
+    let keys = wait_objects(&bucket, "topics/", 4, &worker);
+    // Files start at the Kafka record of their first part: parts 0, 20, 40, 60 are records 0, 6, 13, 20.
+    let expected: Vec<String> = [0, 6, 13, 20].iter().map(|o| format!("topics/{topic}/partition=0/{topic}+0+{o:010}.json")).collect();
+    assert_eq!(keys, expected);
+    let parts: Vec<serde_json::Value> = keys.iter().flat_map(|k| s3::json_lines(&bucket, k)).collect();
+    let want: Vec<serde_json::Value> = (0..80).map(|p| json!({"n": p / 3, "k": p % 3})).collect();
+    assert_eq!(parts, want, "each part once, in order");
+    // The 80th part is part 2 of Kafka record 26 (parts 78, 79 = record 26's first two): record 26 is not whole.
+    let group = format!("connect-{name}");
+    wait_for("the commit", Duration::from_secs(30), || {
+        (committed_offsets(&group, &topic).first().map(|(_, o)| *o) == Some(26)).then_some(())
+    });
+    assert_eq!(worker.stop(), Some(0));
+}
+
+#[test]
+fn byte_array_files_keep_the_separator() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let (topic, bucket) = (unique("camera_frames"), bucket());
+    produce(&topic, &(0..6).map(|i| (None, Some(format!("frame-{i}").into_bytes()), vec![])).collect::<Vec<_>>());
+    let mut setup = WorkerSetup::new(dir.path(), &[("value.converter", "org.apache.kafka.connect.converters.ByteArrayConverter")]);
+    let mut config = rail_config(&topic, &bucket);
+    for (k, v) in [
+        ("format.class", "io.confluent.connect.s3.format.bytearray.ByteArrayFormat"),
+        ("partitioner.class", "io.confluent.connect.storage.partitioner.DefaultPartitioner"),
+        ("flush.size", "3"),
+    ] {
+        config[k] = json!(v);
+    }
+    setup.connector(&unique("s3-bytes"), config);
+    let worker = setup.start();
+    let keys = wait_objects(&bucket, "topics/", 2, &worker);
+    assert_eq!(
+        keys,
+        [format!("topics/{topic}/partition=0/{topic}+0+0000000000.bin"), format!("topics/{topic}/partition=0/{topic}+0+0000000003.bin")]
+    );
+    assert_eq!(s3::get(&bucket, &keys[1]), b"frame-3\nframe-4\nframe-5\n");
 }

@@ -15,8 +15,15 @@ pub struct AvroError(pub String);
 
 /// The Avro schema (as JSON) of a Connect schema.
 pub fn avro_schema(schema: &Schema) -> serde_json::Value {
-    let mut names = 0;
-    to_avro(schema, &mut names, true)
+    to_avro(schema, &mut Names::default(), true)
+}
+
+/// Record names given so far: a named struct that comes again (Debezium's `before` and `after`) is referred
+/// to by name, since Avro readers refuse a name defined twice; unnamed ones are numbered.
+#[derive(Default)]
+struct Names {
+    unnamed: usize,
+    defined: std::collections::HashSet<String>,
 }
 
 fn props(schema: &Schema, base: serde_json::Value) -> serde_json::Value {
@@ -58,7 +65,7 @@ fn props(schema: &Schema, base: serde_json::Value) -> serde_json::Value {
 
 /// `union_if_optional`: whether an optional schema becomes `["null", T]` here (a field makes its own union, with
 /// a default).
-fn to_avro(schema: &Schema, names: &mut usize, union_if_optional: bool) -> serde_json::Value {
+fn to_avro(schema: &Schema, names: &mut Names, union_if_optional: bool) -> serde_json::Value {
     let plain = match schema.kind {
         SchemaType::Boolean => props(schema, json!("boolean")),
         SchemaType::Int8 | SchemaType::Int16 => props(schema, json!("int")),
@@ -91,14 +98,19 @@ fn to_avro(schema: &Schema, names: &mut usize, union_if_optional: bool) -> serde
             props(schema, json!({"type": "map", "values": values}))
         }
         SchemaType::Struct => {
+            if let Some(full) = schema.name.as_deref() {
+                if !names.defined.insert(full.to_string()) {
+                    return if schema.optional && union_if_optional { json!(["null", full]) } else { json!(full) };
+                }
+            }
             let (namespace, name) = match schema.name.as_deref() {
                 Some(full) => match full.rsplit_once('.') {
                     Some((ns, n)) => (Some(ns.to_string()), n.to_string()),
                     None => (None, full.to_string()),
                 },
                 None => {
-                    *names += 1;
-                    let n = if *names == 1 { "ConnectDefault".to_string() } else { format!("ConnectDefault{names}") };
+                    names.unnamed += 1;
+                    let n = if names.unnamed == 1 { "ConnectDefault".to_string() } else { format!("ConnectDefault{}", names.unnamed) };
                     (Some("io.confluent.connect.avro".to_string()), n)
                 }
             };
@@ -280,6 +292,26 @@ mod tests {
         assert_eq!(avro["fields"][1]["default"], serde_json::Value::Null);
         assert_eq!(avro["fields"][2]["type"], json!({"type": "int", "connect.type": "int8"}));
         apache_avro::Schema::parse(&avro).expect("a valid Avro schema");
+    }
+
+    #[test]
+    fn a_named_struct_used_twice_is_defined_once() {
+        let row = Arc::new(Schema::structure([("id".to_string(), Arc::new(Schema::new(SchemaType::Int64)))]).named("db.Value"));
+        let mut optional_row = (*row).clone();
+        optional_row.optional = true;
+        let optional_row = Arc::new(optional_row);
+        let envelope =
+            Schema::structure([("before".to_string(), optional_row.clone()), ("after".to_string(), optional_row)]).named("db.Envelope");
+        let avro = avro_schema(&envelope);
+        assert_eq!(avro["fields"][0]["type"][1]["type"], "record");
+        assert_eq!(avro["fields"][1]["type"], json!(["null", "db.Value"]), "{avro}");
+        let parsed = apache_avro::Schema::parse(&avro).expect("valid");
+        let mut before = Struct::new();
+        before.put("id", Value::Int64(1));
+        let mut value = Struct::new();
+        value.put("before", Value::Struct(before.clone()));
+        value.put("after", Value::Struct(before));
+        assert!(avro_value(&envelope, &Value::Struct(value)).unwrap().validate(&parsed));
     }
 
     #[test]

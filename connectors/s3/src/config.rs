@@ -87,6 +87,8 @@ pub struct S3SinkConfig {
     pub format: Format,
     pub on_null: OnNull,
     pub partitioner: Partitioner,
+    /// `timezone` (UTC when empty): time directories and the scheduled rotation's days.
+    pub timezone: chrono_tz::Tz,
     pub retry_backoff: Duration,
     pub part_retries: u32,
     pub sse_algorithm: Option<String>,
@@ -165,9 +167,12 @@ impl S3SinkConfig {
                 }
                 Format::Avro { codec }
             }
-            "ByteArrayFormat" => {
-                Format::ByteArray { extension: text(BYTEARRAY_EXTENSION), separator: text(BYTEARRAY_SEPARATOR).into_bytes() }
-            }
+            // The separator as written (the parsed value is trimmed, which would make "\n" nothing), as
+            // Confluent reads it from the original config.
+            "ByteArrayFormat" => Format::ByteArray {
+                extension: text(BYTEARRAY_EXTENSION),
+                separator: config.get(BYTEARRAY_SEPARATOR).cloned().unwrap_or_else(|| "\n".to_string()).into_bytes(),
+            },
             "ParquetFormat" => return Err(config_error(FORMAT_CLASS, "ParquetFormat is not supported yet: use AvroFormat or JsonFormat")),
             other => {
                 return Err(config_error(FORMAT_CLASS, format!("unknown format {other:?}: JsonFormat, AvroFormat or ByteArrayFormat")))
@@ -182,6 +187,12 @@ impl S3SinkConfig {
         }
 
         let directory_delim = text(DIRECTORY_DELIM);
+        let zone_name = trimmed(TIMEZONE);
+        let timezone: chrono_tz::Tz = if zone_name.is_empty() {
+            chrono_tz::UTC
+        } else {
+            zone_name.parse().map_err(|_| config_error(TIMEZONE, format!("{zone_name:?} is not a time zone (e.g. UTC, Europe/London)")))?
+        };
         let partitioner = match simple(&trimmed(PARTITIONER_CLASS)) {
             "DefaultPartitioner" => Partitioner::Default,
             "FieldPartitioner" => {
@@ -206,9 +217,10 @@ impl S3SinkConfig {
                 if trimmed(LOCALE).is_empty() {
                     return Err(config_error(LOCALE, "is required with a time-based partitioner (e.g. en)"));
                 }
-                let zone = trimmed(TIMEZONE);
-                let zone: chrono_tz::Tz =
-                    zone.parse().map_err(|_| config_error(TIMEZONE, format!("{zone:?} is not a time zone (e.g. UTC, Europe/London)")))?;
+                if zone_name.is_empty() {
+                    return Err(config_error(TIMEZONE, "is required with a time-based partitioner (e.g. UTC)"));
+                }
+                let zone = timezone;
                 let extractor = match trimmed(TIMESTAMP_EXTRACTOR).to_ascii_lowercase().as_str() {
                     "record" => Extractor::Record,
                     "recordfield" => Extractor::RecordField(trimmed(TIMESTAMP_FIELD)),
@@ -246,6 +258,7 @@ impl S3SinkConfig {
             format,
             on_null: if trimmed(NULL_VALUES).eq_ignore_ascii_case("ignore") { OnNull::Ignore } else { OnNull::Fail },
             partitioner,
+            timezone,
             retry_backoff: Duration::from_millis(parsed.int(RETRY_BACKOFF).max(0) as u64),
             part_retries: parsed.int(PART_RETRIES).max(0) as u32,
             sse_algorithm: non_empty(SSE_ALGORITHM),

@@ -49,7 +49,6 @@ impl Body {
 
 /// The Avro side of a file: its schema (from the first record) and the values not yet encoded.
 struct AvroFile {
-    connect_schema: SchemaRef,
     schema: apache_avro::Schema,
     codec: apache_avro::Codec,
     marker: [u8; 16],
@@ -63,8 +62,8 @@ pub struct FileBuilder {
     avro: Option<AvroFile>,
     /// The Avro sync marker, from the object key.
     marker: [u8; 16],
-    /// Whether the file's records have schemas (a record with or without one starts a new file).
-    schemaless: Option<bool>,
+    /// The schema of the file's first record (`None`: schemaless); a record with another starts a new file.
+    schema: Option<Option<SchemaRef>>,
     records: usize,
 }
 
@@ -94,7 +93,7 @@ impl FileBuilder {
         let digest = fnv(key.as_bytes());
         marker[..8].copy_from_slice(&digest.to_le_bytes());
         marker[8..].copy_from_slice(&fnv(&digest.to_le_bytes()).to_le_bytes());
-        FileBuilder { format: format.clone(), body, avro: None, marker, schemaless: None, records: 0 }
+        FileBuilder { format: format.clone(), body, avro: None, marker, schema: None, records: 0 }
     }
 
     /// The record's value as this format will write it: with Avro, a schemaless value gets an inferred schema.
@@ -109,16 +108,13 @@ impl FileBuilder {
         }
     }
 
-    /// Whether a record with this schema may go into this file (Confluent's `schema.compatibility=NONE`: the
-    /// same schema, or both without one).
+    /// Whether a record with this schema may go into this file (Confluent's `schema.compatibility=NONE`, for
+    /// every format: the same schema, or both without one).
     pub fn accepts(&self, prepared: &Prepared) -> bool {
-        if self.records == 0 {
-            return true;
-        }
-        match (&self.avro, prepared.schema()) {
-            (Some(file), Some(schema)) => file.connect_schema == *schema || *file.connect_schema == **schema,
-            (Some(_), None) => false,
-            (None, schema) => self.schemaless == Some(schema.is_none()),
+        match &self.schema {
+            None => true,
+            Some(None) => prepared.schema.is_none(),
+            Some(Some(mine)) => prepared.schema.as_ref().is_some_and(|theirs| std::sync::Arc::ptr_eq(mine, theirs) || **mine == **theirs),
         }
     }
 
@@ -150,14 +146,7 @@ impl FileBuilder {
                     let parsed = apache_avro::Schema::parse(&json)
                         .map_err(|e| EncodeError(format!("the record's schema is not valid Avro: {e}")))?;
                     let codec = if codec == "deflate" { apache_avro::Codec::Deflate(Default::default()) } else { apache_avro::Codec::Null };
-                    self.avro = Some(AvroFile {
-                        connect_schema: schema.clone(),
-                        schema: parsed,
-                        codec,
-                        marker: self.marker,
-                        header_written: false,
-                        pending: Vec::new(),
-                    });
+                    self.avro = Some(AvroFile { schema: parsed, codec, marker: self.marker, header_written: false, pending: Vec::new() });
                 }
                 let file = self.avro.as_mut().expect("made above");
                 let datum = avro::avro_value(&schema, &prepared.value)?;
@@ -170,7 +159,9 @@ impl FileBuilder {
                 }
             }
         }
-        self.schemaless = Some(prepared.schema.is_none());
+        if self.schema.is_none() {
+            self.schema = Some(prepared.schema.clone());
+        }
         self.records += 1;
         Ok(())
     }

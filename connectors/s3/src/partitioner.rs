@@ -164,11 +164,27 @@ fn parse_pattern(pattern: &str) -> Result<Vec<Token>, String> {
                 i += 2;
                 continue;
             }
-            let end = chars[i + 1..].iter().position(|&x| x == '\'').ok_or_else(|| format!("unclosed quote in {pattern:?}"))?;
-            literal.extend(&chars[i + 1..i + 1 + end]);
-            i += end + 2;
+            // Quoted text up to the closing quote; a doubled quote inside is a quote.
+            i += 1;
+            loop {
+                match (chars.get(i), chars.get(i + 1)) {
+                    (Some('\''), Some('\'')) => {
+                        literal.push('\'');
+                        i += 2;
+                    }
+                    (Some('\''), _) => {
+                        i += 1;
+                        break;
+                    }
+                    (Some(&c), _) => {
+                        literal.push(c);
+                        i += 1;
+                    }
+                    (None, _) => return Err(format!("unclosed quote in {pattern:?}")),
+                }
+            }
         } else if c.is_ascii_alphabetic() {
-            if !matches!(c, 'Y' | 'y' | 'x' | 'M' | 'd' | 'H' | 'k' | 'm' | 's' | 'D' | 'S') {
+            if !matches!(c, 'Y' | 'y' | 'M' | 'd' | 'H' | 'k' | 'm' | 's' | 'D' | 'S') {
                 return Err(format!("pattern letter {c:?} is not supported (years, months, days, hours, minutes, seconds)"));
             }
             let mut n = 1;
@@ -202,8 +218,8 @@ fn render(tokens: &[Token], t: &NaiveDateTime) -> String {
             Token::Field(c, n) => {
                 let (value, width) = match c {
                     // Joda: two letters of a year are its last two digits.
-                    'Y' | 'y' | 'x' if *n == 2 => (t.year().rem_euclid(100) as i64, 2),
-                    'Y' | 'y' | 'x' => (t.year() as i64, *n),
+                    'Y' | 'y' if *n == 2 => (t.year().rem_euclid(100) as i64, 2),
+                    'Y' | 'y' => (t.year() as i64, *n),
                     'M' if *n >= 4 => {
                         out.push_str(MONTHS[t.month0() as usize]);
                         continue;
@@ -218,7 +234,12 @@ fn render(tokens: &[Token], t: &NaiveDateTime) -> String {
                     'k' => (if t.hour() == 0 { 24 } else { t.hour() as i64 }, *n),
                     'm' => (t.minute() as i64, *n),
                     's' => (t.second() as i64, *n),
-                    'S' => ((t.nanosecond() / 1_000_000) as i64, *n),
+                    // Fraction of a second: S tenths, SS hundredths, SSS milliseconds (more: zeros after).
+                    'S' => {
+                        let millis = format!("{:03}", t.nanosecond() / 1_000_000);
+                        out.push_str(&format!("{millis:0<width$}", width = *n)[..*n]);
+                        continue;
+                    }
                     'D' => (t.ordinal() as i64, *n),
                     _ => unreachable!("checked when parsed"),
                 };
@@ -247,8 +268,10 @@ mod tests {
         let half_hours =
             TimePartitioner::new(1_800_000, "'year'=YYYY/'month'=MM/'day'=dd", "UTC".parse().unwrap(), Extractor::Record).unwrap();
         assert_eq!(half_hours.encode(t), "year=2026/month=12/day=06");
-        let names = TimePartitioner::new(86_400_000, "yy-MMM-dd''D", "UTC".parse().unwrap(), Extractor::Record).unwrap();
-        assert_eq!(names.encode(t), "26-Dec-06'340");
+        let names = TimePartitioner::new(86_400_000, "yy-MMM-dd''D'o''clock'", "UTC".parse().unwrap(), Extractor::Record).unwrap();
+        assert_eq!(names.encode(t), "26-Dec-06'340o'clock");
+        let fraction = TimePartitioner::new(1, "ss.S/SSS", "UTC".parse().unwrap(), Extractor::Record).unwrap();
+        assert_eq!(fraction.encode(t), "24.1/123");
         assert!(TimePartitioner::new(1, "YYYY-ww", "UTC".parse().unwrap(), Extractor::Record).is_err());
     }
 

@@ -6,6 +6,7 @@ use crate::config::S3SinkConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ObjectCannedAcl, ServerSideEncryption};
+use bytes::Bytes;
 use std::time::Duration;
 
 /// Why an upload did not complete.
@@ -28,33 +29,32 @@ pub struct Store {
     acl: Option<ObjectCannedAcl>,
 }
 
+/// A store that answers is retried only for what may pass (5xx, 408, 429, throttling, timeouts); any other
+/// answer (access denied, no such bucket, wrong region, an object too large) would be refused forever, so it
+/// fails the task with the store's words. No answer at all (refused, reset, timed out) is an outage.
 fn classify<E: std::error::Error + Send + Sync + 'static + aws_sdk_s3::error::ProvideErrorMetadata>(
     what: &str,
     error: aws_sdk_s3::error::SdkError<E>,
 ) -> UploadError {
     use aws_sdk_s3::error::SdkError;
-    let text = match &error {
+    match &error {
         SdkError::ServiceError(e) => {
             let code = e.err().code().unwrap_or("unknown");
             let message = e.err().message().unwrap_or("");
             let status = e.raw().status().as_u16();
             let text = format!("{what}: {status} {code} {message}");
-            if matches!(
-                code,
-                "NoSuchBucket"
-                    | "AccessDenied"
-                    | "InvalidAccessKeyId"
-                    | "SignatureDoesNotMatch"
-                    | "InvalidBucketName"
-                    | "KMS.NotFoundException"
-            ) {
-                return UploadError::Fatal(text);
+            let passing = status >= 500
+                || status == 408
+                || status == 429
+                || matches!(code, "RequestTimeout" | "SlowDown" | "Throttling" | "RequestTimeTooSkewed");
+            if passing {
+                UploadError::Retriable(text)
+            } else {
+                UploadError::Fatal(text)
             }
-            text
         }
-        other => format!("{what}: {}", aws_sdk_s3::error::DisplayErrorContext(other)),
-    };
-    UploadError::Retriable(text)
+        other => UploadError::Retriable(format!("{what}: {}", aws_sdk_s3::error::DisplayErrorContext(other))),
+    }
 }
 
 impl Store {
@@ -67,11 +67,13 @@ impl Store {
         let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(5))
             .operation_attempt_timeout(Duration::from_secs(120))
+            // A store that takes packets and never answers must not hold a put past the consumer's poll interval.
+            .operation_timeout(Duration::from_secs(240))
             .build();
         let mut builder = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(config.path_style)
             .timeout_config(timeouts)
-            .retry_config(aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(config.part_retries.max(1)))
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::standard().with_max_attempts(config.part_retries + 1))
             // Checksums only where S3 requires them: stores other than AWS do not all take the newer ones.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
@@ -89,14 +91,14 @@ impl Store {
     }
 
     /// Store a whole file under `key` (replacing an object of that name: a file written again after a crash).
-    pub async fn upload(&self, key: &str, bytes: Vec<u8>) -> Result<(), UploadError> {
+    pub async fn upload(&self, key: &str, bytes: Bytes) -> Result<(), UploadError> {
         if bytes.len() <= self.part_size {
             return self.put(key, bytes).await;
         }
         self.multipart(key, bytes).await
     }
 
-    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), UploadError> {
+    async fn put(&self, key: &str, bytes: Bytes) -> Result<(), UploadError> {
         let mut request = self.client.put_object().bucket(&self.bucket).key(key).body(ByteStream::from(bytes));
         if let Some(sse) = &self.sse {
             request = request.server_side_encryption(sse.clone());
@@ -110,7 +112,7 @@ impl Store {
         request.send().await.map(|_| ()).map_err(|e| classify(&format!("PUT {key}"), e))
     }
 
-    async fn multipart(&self, key: &str, bytes: Vec<u8>) -> Result<(), UploadError> {
+    async fn multipart(&self, key: &str, bytes: Bytes) -> Result<(), UploadError> {
         let mut create = self.client.create_multipart_upload().bucket(&self.bucket).key(key);
         if let Some(sse) = &self.sse {
             create = create.server_side_encryption(sse.clone());
@@ -131,10 +133,11 @@ impl Store {
         result
     }
 
-    async fn parts(&self, key: &str, upload_id: &str, bytes: &[u8]) -> Result<(), UploadError> {
+    async fn parts(&self, key: &str, upload_id: &str, bytes: &Bytes) -> Result<(), UploadError> {
         let mut completed = Vec::new();
-        for (i, chunk) in bytes.chunks(self.part_size).enumerate() {
+        for (i, start) in (0..bytes.len()).step_by(self.part_size).enumerate() {
             let number = i as i32 + 1;
+            let chunk = bytes.slice(start..(start + self.part_size).min(bytes.len()));
             let part = self
                 .client
                 .upload_part()
@@ -142,7 +145,7 @@ impl Store {
                 .key(key)
                 .upload_id(upload_id)
                 .part_number(number)
-                .body(ByteStream::from(chunk.to_vec()))
+                .body(ByteStream::from(chunk))
                 .send()
                 .await
                 .map_err(|e| classify(&format!("part {number} of {key}"), e))?;

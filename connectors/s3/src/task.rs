@@ -10,8 +10,9 @@
 use crate::config::{OnNull, S3SinkConfig};
 use crate::format::FileBuilder;
 use crate::storage::{Store, UploadError};
-use crate::writer::PartitionWriter;
+use crate::writer::{PartitionWriter, WriteError};
 use connect_core::{async_trait, Config, ConnectError, OffsetMap, Result, SinkRecord, SinkTask, SinkTaskContext, TopicPartition};
+use connect_kit::redelivery::RecordId;
 use connect_kit::{Backoff, BackoffPolicy, Jitter};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -100,42 +101,49 @@ impl SinkTask for S3SinkTask {
         // Files from an earlier put whose upload failed go first, so files are stored in order.
         self.upload_closed().await?;
         let now = now_ms();
-        for record in records {
+        // A transform (Explode) may make several records of one Kafka record: they are told apart by part.
+        let ids = RecordId::of_batch(records);
+        for (index, record) in records.iter().enumerate() {
             let tp = record.original_topic_partition();
             let offset = record.original_offset();
+            let position = (offset, ids[index].part);
+            // The last record of its Kafka record: a commit may pass its offset only after it.
+            let whole = records.get(index + 1).is_none_or(|next| next.original_offset() != offset || next.original_topic_partition() != tp);
             let writer = self.writers.entry(tp.clone()).or_insert_with(|| PartitionWriter::new(&tp.topic, tp.partition));
-            if !writer.is_new(offset) {
+            if !writer.is_new(position) {
                 continue;
             }
-            let problem = if record.data.value.is_null() {
+            let outcome = if record.data.value.is_null() {
                 match config.on_null {
                     OnNull::Ignore => {
-                        writer.skip(offset);
+                        writer.skip(position, whole);
                         continue;
                     }
-                    OnNull::Fail => Some("the record's value is null (behavior.on.null.values=fail)".to_string()),
+                    OnNull::Fail => Err("the record's value is null (behavior.on.null.values=fail)".to_string()),
                 }
             } else {
-                None
-            };
-            let outcome = match problem {
-                Some(p) => Err(p),
-                None => (|| {
+                (|| {
                     let prepared = FileBuilder::prepare(&config.format, record).map_err(|e| e.to_string())?;
                     let timestamp = config.partitioner.timestamp(record, now).map_err(|e| e.to_string())?;
                     let directory = config.partitioner.encode(record, now).map_err(|e| e.to_string())?;
                     Ok((prepared, timestamp, directory))
-                })(),
+                })()
             };
             let written = match outcome {
-                Ok((prepared, timestamp, directory)) => writer
-                    .write(&config, offset, timestamp, directory, prepared, now)
-                    .map_err(|e| format!("cannot be written as {:?}: {e}", config.format)),
+                Ok((prepared, timestamp, directory)) => match writer.write(&config, position, whole, timestamp, directory, prepared, now) {
+                    Ok(()) => Ok(()),
+                    Err(WriteError::Record(e)) => Err(format!("cannot be written as {:?}: {e}", config.format)),
+                    Err(e @ WriteError::File(_)) => return Err(ConnectError::fatal(format!("{tp}: {e}"))),
+                },
                 Err(e) => Err(e),
             };
             if let Err(message) = written {
-                writer.skip(offset);
                 self.report(record, format!("{tp}@{offset}: {message}")).await?;
+                // Taken only once reported: a report that fails (the DLQ unreachable) leaves the record to be
+                // tried again when the batch is redelivered.
+                if let Some(writer) = self.writers.get_mut(&tp) {
+                    writer.skip(position, whole);
+                }
             }
         }
         self.upload_closed().await
@@ -156,8 +164,8 @@ impl SinkTask for S3SinkTask {
             }
         }
         let mut commit = OffsetMap::new();
-        for (tp, writer) in self.writers.iter_mut() {
-            if let Some(offset) = writer.take_offset_to_commit() {
+        for (tp, writer) in self.writers.iter() {
+            if let Some(offset) = writer.offset_to_commit() {
                 commit.insert(tp.clone(), offset);
             }
         }

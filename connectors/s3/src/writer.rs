@@ -9,12 +9,30 @@
 //! - after a record is written, every open file is closed once the open files hold `flush.size` records.
 //!
 //! Closed files wait to be uploaded; the offset to commit moves only when they all are, to the offset after
-//! the last record they took. Records already taken are skipped when the runtime redelivers a batch.
+//! the last Kafka record they took whole (a transform such as Explode makes several records of one Kafka
+//! record: a file may end between them, and the commit then stops before that Kafka record). Records already
+//! taken, counted by (offset, part), are skipped when the runtime redelivers a batch.
 
 use crate::config::S3SinkConfig;
-use crate::format::{FileBuilder, Prepared};
+use crate::format::{EncodeError, FileBuilder, Prepared};
 use crate::storage::{Store, UploadError};
+use bytes::Bytes;
 use chrono::{TimeZone, Utc};
+
+/// Why a record was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// This record's fault: it goes to the errant-record reporter.
+    #[error("{0}")]
+    Record(#[from] EncodeError),
+    /// A file that was being closed could not be finished: its records cannot be stored, so the task fails
+    /// (and restarts, reading them again).
+    #[error("a file could not be finished: {0}")]
+    File(EncodeError),
+}
+
+/// A record's place in its Kafka partition: its offset, and which of the records a transform made of it.
+pub type Position = (i64, u32);
 
 struct OpenFile {
     directory: String,
@@ -25,7 +43,7 @@ struct OpenFile {
 /// A file waiting for its upload, and the offset to commit once it (and those before it) are stored.
 struct Closed {
     key: String,
-    bytes: Vec<u8>,
+    bytes: Bytes,
     commit_after: i64,
 }
 
@@ -38,8 +56,10 @@ pub struct PartitionWriter {
     record_count: usize,
     base_timestamp: Option<i64>,
     current_directory: Option<String>,
-    /// The offset after the last record taken (written, reported or skipped): a redelivery starts there.
-    next_offset: Option<i64>,
+    /// The last record taken (written, reported or skipped): a redelivery starts after it.
+    last_taken: Option<Position>,
+    /// The offset to commit if the files were closed now: after the last Kafka record taken whole.
+    commit_point: Option<i64>,
     closed: Vec<Closed>,
     offset_to_commit: Option<i64>,
     next_scheduled: Option<i64>,
@@ -54,34 +74,43 @@ impl PartitionWriter {
             record_count: 0,
             base_timestamp: None,
             current_directory: None,
-            next_offset: None,
+            last_taken: None,
+            commit_point: None,
             closed: Vec::new(),
             offset_to_commit: None,
             next_scheduled: None,
         }
     }
 
-    /// Whether the record at `offset` is new to this writer.
-    pub fn is_new(&self, offset: i64) -> bool {
-        self.next_offset.is_none_or(|next| offset >= next)
+    /// Whether the record at `position` is new to this writer.
+    pub fn is_new(&self, position: Position) -> bool {
+        self.last_taken.is_none_or(|last| position > last)
     }
 
-    /// A record that is not written (reported or skipped) still counts as taken.
-    pub fn skip(&mut self, offset: i64) {
-        self.next_offset = Some(offset + 1);
+    /// A record that is not written (reported or skipped) still counts as taken. `whole`: it is the last record
+    /// of its Kafka record.
+    pub fn skip(&mut self, position: Position, whole: bool) {
+        self.taken(position, whole);
+    }
+
+    fn taken(&mut self, position: Position, whole: bool) {
+        self.last_taken = Some(position);
+        self.commit_point = Some(if whole { position.0 + 1 } else { position.0 });
     }
 
     /// Write a prepared record with its time (`None`: no time-based partitioner) into `directory`, rotating
     /// before and after as the module docs say. An error leaves no trace of the record.
+    #[allow(clippy::too_many_arguments)]
     pub fn write(
         &mut self,
         config: &S3SinkConfig,
-        offset: i64,
+        position: Position,
+        whole: bool,
         timestamp: Option<i64>,
         directory: String,
         prepared: Prepared,
         now: i64,
-    ) -> Result<(), crate::format::EncodeError> {
+    ) -> Result<(), WriteError> {
         if self.record_count > 0 {
             let by_time = match (config.rotate_interval_ms, timestamp, self.base_timestamp) {
                 (Some(interval), Some(ts), Some(base)) => {
@@ -93,7 +122,7 @@ impl PartitionWriter {
             let by_schedule = self.next_scheduled.is_some_and(|at| now >= at);
             let by_schema = self.files.iter().find(|f| f.directory == directory).is_some_and(|f| !f.builder.accepts(&prepared));
             if by_time || by_schedule || by_schema {
-                self.close_files(config, now)?;
+                self.close_files(config, now).map_err(WriteError::File)?;
             }
         }
         if self.next_scheduled.is_none() {
@@ -102,7 +131,8 @@ impl PartitionWriter {
         let index = match self.files.iter().position(|f| f.directory == directory) {
             Some(i) => i,
             None => {
-                let key = config.object_key(&self.topic, &directory, self.partition, offset);
+                // Named after its first record's Kafka offset, as Confluent's.
+                let key = config.object_key(&self.topic, &directory, self.partition, position.0);
                 let builder = FileBuilder::new(&config.format, config.gzip, config.gzip_level, &key);
                 self.files.push(OpenFile { directory: directory.clone(), key, builder });
                 self.files.len() - 1
@@ -113,26 +143,26 @@ impl PartitionWriter {
             if self.files[index].builder.records() == 0 {
                 self.files.remove(index);
             }
-            return Err(e);
+            return Err(WriteError::Record(e));
         }
         if self.base_timestamp.is_none() {
             self.base_timestamp = timestamp;
         }
         self.record_count += 1;
         self.current_directory = Some(directory);
-        self.next_offset = Some(offset + 1);
+        self.taken(position, whole);
         if self.record_count >= config.flush_size {
-            self.close_files(config, now)?;
+            self.close_files(config, now).map_err(WriteError::File)?;
         }
         Ok(())
     }
 
     /// Close every open file: it waits for its upload.
-    fn close_files(&mut self, config: &S3SinkConfig, now: i64) -> Result<(), crate::format::EncodeError> {
-        let commit_after = self.next_offset.unwrap_or_default();
-        for file in self.files.drain(..) {
+    fn close_files(&mut self, config: &S3SinkConfig, now: i64) -> Result<(), EncodeError> {
+        let commit_after = self.commit_point.unwrap_or_default();
+        for file in std::mem::take(&mut self.files) {
             let bytes = file.builder.finish()?;
-            self.closed.push(Closed { key: file.key, bytes, commit_after });
+            self.closed.push(Closed { key: file.key, bytes: Bytes::from(bytes), commit_after });
         }
         self.record_count = 0;
         self.base_timestamp = None;
@@ -141,7 +171,7 @@ impl PartitionWriter {
     }
 
     /// Close the open files if the wall-clock schedule says so (no record needs to arrive for that).
-    pub fn rotate_on_schedule(&mut self, config: &S3SinkConfig, now: i64) -> Result<(), crate::format::EncodeError> {
+    pub fn rotate_on_schedule(&mut self, config: &S3SinkConfig, now: i64) -> Result<(), EncodeError> {
         if self.record_count > 0 && self.next_scheduled.is_some_and(|at| now >= at) {
             self.close_files(config, now)?;
         }
@@ -161,9 +191,9 @@ impl PartitionWriter {
         Ok(uploaded)
     }
 
-    /// The offset to commit if it moved since last asked.
-    pub fn take_offset_to_commit(&mut self) -> Option<i64> {
-        self.offset_to_commit.take()
+    /// The offset after the last file stored (asked again after a commit that failed, it is the same).
+    pub fn offset_to_commit(&self) -> Option<i64> {
+        self.offset_to_commit
     }
 
     /// Bytes held in memory (open and closed files).
@@ -175,10 +205,7 @@ impl PartitionWriter {
 /// The next scheduled rotation after `now`: the zone's midnight plus whole periods, as storage-common's
 /// `DateTimeUtils.getNextTimeAdjustedByDay`.
 fn next_rotation(config: &S3SinkConfig, now: i64, period: i64) -> i64 {
-    let zone = match &config.partitioner {
-        crate::partitioner::Partitioner::Time(t) => t.zone(),
-        _ => chrono_tz::UTC,
-    };
+    let zone = config.timezone;
     let Some(now_utc) = Utc.timestamp_millis_opt(now).single() else { return now + period };
     let local = now_utc.with_timezone(&zone);
     let midnight = zone

@@ -67,7 +67,10 @@ fn plain(topic: &str, n: usize, bucket: &str, sizes: &[u64]) -> f64 {
 
 /// The sink's rate (from its first record read to its last object stored) and the worker's peak RSS in KiB.
 fn sink(dir: &std::path::Path, topic: &str, n: usize, bucket: &str, format: &str) -> (f64, u64) {
-    let mut setup = WorkerSetup::new(dir, &[("value.converter", "org.apache.kafka.connect.json.JsonConverter"), ("value.converter.schemas.enable", "false")]);
+    let mut setup = WorkerSetup::new(
+        dir,
+        &[("value.converter", "org.apache.kafka.connect.json.JsonConverter"), ("value.converter.schemas.enable", "false")],
+    );
     let name = unique("bench-s3");
     setup.connector(
         &name,
@@ -104,7 +107,9 @@ fn main() {
     println!("s3-bench: producing {n} JSON records to Kafka");
     produce(&topic, &(0..n).map(|i| (None, Some(event(i)), vec![])).collect::<Vec<_>>());
     println!("{:<58} {:>12} {:>12} {:>7} {:>10}", "measure", "records/s", "limit", "ratio", "peak RSS");
-    for (label, format) in [("JSON lines", "io.confluent.connect.s3.format.json.JsonFormat"), ("Avro", "io.confluent.connect.s3.format.avro.AvroFormat")] {
+    for (label, format) in
+        [("JSON lines", "io.confluent.connect.s3.format.json.JsonFormat"), ("Avro", "io.confluent.connect.s3.format.avro.AvroFormat")]
+    {
         let (rate, peak) = sink(dir.path(), &topic, n, &bucket, format);
         let prefix = format!("sink-{}/", format.rsplit('.').next().unwrap());
         let sizes: Vec<u64> = s3::list_sizes(&bucket, &prefix).into_iter().map(|(_, s)| s).collect();
