@@ -841,11 +841,10 @@ impl CuttableProxy {
     }
 }
 
-/// Seconds a plain rdkafka consumer takes to read the first `n` records of partition 0 of `topic` (assigned,
-/// no group, nothing done with the records): the limit a sink is measured against. It gets the worker's
-/// `fetch.queue.backoff.ms` (20 ms): with librdkafka's default 1 s pause after a full prefetch queue, the
-/// limit would partly measure that sleep.
-pub fn plain_consume_secs(topic: &str, n: usize) -> f64 {
+/// A plain rdkafka consumer assigned partition 0 of `topic` from the beginning (no group membership), as the
+/// benchmarks' limits read: with the worker's `fetch.queue.backoff.ms` (20 ms), since librdkafka's default 1 s
+/// pause after a full prefetch queue would make the limit partly measure that sleep.
+pub fn plain_consumer(topic: &str) -> BaseConsumer {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
         .set("group.id", unique("bench-reader"))
@@ -856,6 +855,15 @@ pub fn plain_consume_secs(topic: &str, n: usize) -> f64 {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
     consumer.assign(&tpl).unwrap();
+    consumer
+}
+
+/// Seconds a plain rdkafka consumer takes to read the first `n` records of partition 0 of `topic` (assigned,
+/// no group, nothing done with the records): the limit a sink is measured against. It gets the worker's
+/// `fetch.queue.backoff.ms` (20 ms): with librdkafka's default 1 s pause after a full prefetch queue, the
+/// limit would partly measure that sleep.
+pub fn plain_consume_secs(topic: &str, n: usize) -> f64 {
+    let consumer = plain_consumer(topic);
     let start = Instant::now();
     let mut read = 0;
     while read < n && start.elapsed() < Duration::from_secs(300) {

@@ -26,6 +26,18 @@ fn rail_config(topic: &str, bucket: &str) -> serde_json::Value {
     })
 }
 
+/// JsonConverter without schemas: the values are schemaless JSON.
+const SCHEMALESS: [(&str, &str); 2] =
+    [("value.converter", "org.apache.kafka.connect.json.JsonConverter"), ("value.converter.schemas.enable", "false")];
+
+/// A config with some keys set (or replaced).
+fn with(mut config: serde_json::Value, pairs: &[(&str, &str)]) -> serde_json::Value {
+    for (k, v) in pairs {
+        config[*k] = json!(v);
+    }
+    config
+}
+
 fn bucket() -> String {
     let b = unique("connect-s3").to_lowercase().replace('_', "-");
     require_s3();
@@ -128,20 +140,17 @@ fn json_gzip_files_under_a_field_partitioner() {
     let records: Vec<TestRecord> =
         (0..90).map(|i| (None, Some(json!({"TOC": tocs[i % 3], "N": i, "REASON": "M8"}).to_string().into_bytes()), vec![])).collect();
     produce(&topic, &records);
-    let mut setup = WorkerSetup::new(
-        dir.path(),
-        &[("value.converter", "org.apache.kafka.connect.json.JsonConverter"), ("value.converter.schemas.enable", "false")],
+    let mut setup = WorkerSetup::new(dir.path(), &SCHEMALESS);
+    let config = with(
+        rail_config(&topic, &bucket),
+        &[
+            ("format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
+            ("s3.compression.type", "gzip"),
+            ("partitioner.class", "io.confluent.connect.storage.partitioner.FieldPartitioner"),
+            ("partition.field.name", "TOC"),
+            ("flush.size", "30"),
+        ],
     );
-    let mut config = rail_config(&topic, &bucket);
-    for (k, v) in [
-        ("format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
-        ("s3.compression.type", "gzip"),
-        ("partitioner.class", "io.confluent.connect.storage.partitioner.FieldPartitioner"),
-        ("partition.field.name", "TOC"),
-        ("flush.size", "30"),
-    ] {
-        config[k] = json!(v);
-    }
     setup.connector(&unique("s3-json"), config);
     let mut worker = setup.start();
     // flush.size counts the partition's records over all open files: after 30, all three TOC files close.
@@ -177,21 +186,18 @@ fn hourly_files_rotate_by_record_time() {
         .chain(std::iter::once((None, Some(json!({"ts": start + 3 * 3_600_000 + 5, "n": 180}).to_string().into_bytes()), vec![])))
         .collect();
     produce(&topic, &records);
-    let mut setup = WorkerSetup::new(
-        dir.path(),
-        &[("value.converter", "org.apache.kafka.connect.json.JsonConverter"), ("value.converter.schemas.enable", "false")],
+    let mut setup = WorkerSetup::new(dir.path(), &SCHEMALESS);
+    let config = with(
+        rail_config(&topic, &bucket),
+        &[
+            ("format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
+            ("partitioner.class", "io.confluent.connect.storage.partitioner.HourlyPartitioner"),
+            ("timestamp.extractor", "RecordField"),
+            ("timestamp.field", "ts"),
+            ("rotate.interval.ms", "3600000"),
+            ("flush.size", "100000"),
+        ],
     );
-    let mut config = rail_config(&topic, &bucket);
-    for (k, v) in [
-        ("format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
-        ("partitioner.class", "io.confluent.connect.storage.partitioner.HourlyPartitioner"),
-        ("timestamp.extractor", "RecordField"),
-        ("timestamp.field", "ts"),
-        ("rotate.interval.ms", "3600000"),
-        ("flush.size", "100000"),
-    ] {
-        config[k] = json!(v);
-    }
     setup.connector(&unique("s3-hourly"), config);
     let mut worker = setup.start();
     // Each hour's file closes when the first record of the next hour arrives; the fourth hour's stays open.
@@ -221,21 +227,18 @@ fn a_new_shape_starts_a_new_avro_file_and_an_unencodable_value_goes_to_the_dlq()
     records.extend((10..23).map(|i| (None, Some(json!({"cat": i}).to_string().into_bytes()), vec![])));
     records[13] = (None, Some(json!({"cat": [1, "two"]}).to_string().into_bytes()), vec![]);
     produce(&topic, &records);
-    let mut setup = WorkerSetup::new(
-        dir.path(),
-        &[("value.converter", "org.apache.kafka.connect.json.JsonConverter"), ("value.converter.schemas.enable", "false")],
+    let mut setup = WorkerSetup::new(dir.path(), &SCHEMALESS);
+    let config = with(
+        rail_config(&topic, &bucket),
+        &[
+            ("partitioner.class", "io.confluent.connect.storage.partitioner.DefaultPartitioner"),
+            ("flush.size", "12"),
+            ("errors.tolerance", "all"),
+            ("errors.deadletterqueue.topic.name", dlq.as_str()),
+            ("errors.deadletterqueue.topic.replication.factor", "1"),
+            ("errors.deadletterqueue.context.headers.enable", "true"),
+        ],
     );
-    let mut config = rail_config(&topic, &bucket);
-    for (k, v) in [
-        ("partitioner.class", "io.confluent.connect.storage.partitioner.DefaultPartitioner"),
-        ("flush.size", "12"),
-        ("errors.tolerance", "all"),
-        ("errors.deadletterqueue.topic.name", &dlq),
-        ("errors.deadletterqueue.topic.replication.factor", "1"),
-        ("errors.deadletterqueue.context.headers.enable", "true"),
-    ] {
-        config[k] = json!(v);
-    }
     setup.connector(&unique("s3-shapes"), config);
     let mut worker = setup.start();
     // 10 records of the first shape (a file closed by the change of shape), 12 of the second (closed by flush.size).
@@ -343,21 +346,18 @@ fn exploded_records_each_land_once_and_commits_wait_for_whole_kafka_records() {
         .map(|i| (None, Some(json!([{"n": i, "k": 0}, {"n": i, "k": 1}, {"n": i, "k": 2}]).to_string().into_bytes()), vec![]))
         .collect();
     produce(&topic, &records);
-    let mut setup = WorkerSetup::new(
-        dir.path(),
-        &[("value.converter", "org.apache.kafka.connect.json.JsonConverter"), ("value.converter.schemas.enable", "false")],
-    );
+    let mut setup = WorkerSetup::new(dir.path(), &SCHEMALESS);
     let name = unique("s3-explode");
-    let mut config = rail_config(&topic, &bucket);
-    for (k, v) in [
-        ("format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
-        ("partitioner.class", "io.confluent.connect.storage.partitioner.DefaultPartitioner"),
-        ("flush.size", "20"),
-        ("transforms", "explode"),
-        ("transforms.explode.type", "io.connectrs.transforms.Explode$Value"),
-    ] {
-        config[k] = json!(v);
-    }
+    let config = with(
+        rail_config(&topic, &bucket),
+        &[
+            ("format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
+            ("partitioner.class", "io.confluent.connect.storage.partitioner.DefaultPartitioner"),
+            ("flush.size", "20"),
+            ("transforms", "explode"),
+            ("transforms.explode.type", "io.connectrs.transforms.Explode$Value"),
+        ],
+    );
     setup.connector(&name, config);
     let mut worker = setup.start();
     // 90 parts: four files of 20; the last 10 parts stay open.
@@ -383,14 +383,14 @@ fn byte_array_files_keep_the_separator() {
     let (topic, bucket) = (unique("camera_frames"), bucket());
     produce(&topic, &(0..6).map(|i| (None, Some(format!("frame-{i}").into_bytes()), vec![])).collect::<Vec<_>>());
     let mut setup = WorkerSetup::new(dir.path(), &[("value.converter", "org.apache.kafka.connect.converters.ByteArrayConverter")]);
-    let mut config = rail_config(&topic, &bucket);
-    for (k, v) in [
-        ("format.class", "io.confluent.connect.s3.format.bytearray.ByteArrayFormat"),
-        ("partitioner.class", "io.confluent.connect.storage.partitioner.DefaultPartitioner"),
-        ("flush.size", "3"),
-    ] {
-        config[k] = json!(v);
-    }
+    let config = with(
+        rail_config(&topic, &bucket),
+        &[
+            ("format.class", "io.confluent.connect.s3.format.bytearray.ByteArrayFormat"),
+            ("partitioner.class", "io.confluent.connect.storage.partitioner.DefaultPartitioner"),
+            ("flush.size", "3"),
+        ],
+    );
     setup.connector(&unique("s3-bytes"), config);
     let worker = setup.start();
     let keys = wait_objects(&bucket, "topics/", 2, &worker);

@@ -8,8 +8,7 @@
 
 use connect_e2e::s3::{self, S3_URL};
 use connect_e2e::*;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -37,16 +36,7 @@ fn plain(topic: &str, n: usize, bucket: &str, sizes: &[u64]) -> f64 {
             .build();
         aws_sdk_s3::Client::from_conf(config)
     });
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", unique("bench-reader"))
-        .set("enable.auto.commit", "false")
-        .set("fetch.queue.backoff.ms", "20")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
-    consumer.assign(&tpl).unwrap();
+    let consumer = plain_consumer(topic);
     let started = Instant::now();
     let (mut read, mut file) = (0, Vec::new());
     while read < n {
