@@ -10,6 +10,7 @@
 //! - [`redelivery`]: what a sink remembers across redeliveries of a batch, so a retry sends nothing twice
 //!   (records told apart even when a transform made several of one Kafka record);
 //! - [`validate`]: cross-key checks for `Connector::validate`, filed under the key they name;
+//! - [`errant`]: a refused record to the errant-record reporter (the DLQ), or the task's data error without one;
 //! - [`push_source`]: a bounded channel between a push protocol's receive loop and `SourceTask::poll`, with
 //!   typed acknowledgement tokens.
 //!
@@ -20,6 +21,7 @@
 pub mod backoff;
 pub mod buffer;
 pub mod concurrency;
+pub mod errant;
 pub mod http;
 pub mod isolate;
 pub mod push_source;

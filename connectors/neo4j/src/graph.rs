@@ -164,10 +164,7 @@ impl Target {
     /// Write `items` in one transaction: each run of items with the same statement as one `UNWIND`, in order;
     /// with exactly-once, only items past their partition's offset node, which moves to the last one.
     pub async fn write(&self, statements: &Statements, items: &[&Item]) -> Result<(), WriteError> {
-        let limit = self.deadline;
-        tokio::time::timeout(limit, self.write_once(statements, items))
-            .await
-            .unwrap_or_else(|_| Err(WriteError::Unreachable(format!("no answer from the server within {limit:?} (the batch timeout)"))))
+        within(self.deadline, " (the batch timeout)", self.write_once(statements, items)).await
     }
 
     async fn write_once(&self, statements: &Statements, items: &[&Item]) -> Result<(), WriteError> {
@@ -225,9 +222,7 @@ impl Target {
     /// The next offset to write per partition, from the offset nodes (exactly-once); partitions without one are
     /// left out.
     pub async fn stored_next_offsets(&self, partitions: &[TopicPartition]) -> Result<HashMap<TopicPartition, i64>, WriteError> {
-        tokio::time::timeout(OPEN_DEADLINE, self.read_offsets(partitions))
-            .await
-            .unwrap_or_else(|_| Err(WriteError::Unreachable(format!("no answer from the server within {OPEN_DEADLINE:?}"))))
+        within(OPEN_DEADLINE, "", self.read_offsets(partitions)).await
     }
 
     async fn read_offsets(&self, partitions: &[TopicPartition]) -> Result<HashMap<TopicPartition, i64>, WriteError> {
@@ -264,11 +259,15 @@ impl Target {
                 .map_err(classify)?;
             txn.commit().await.map_err(classify)
         };
-        let limit = self.deadline;
-        tokio::time::timeout(limit, work)
-            .await
-            .unwrap_or_else(|_| Err(WriteError::Unreachable(format!("no answer from the server within {limit:?}"))))
+        within(self.deadline, "", work).await
     }
+}
+
+/// `work`, or an outage if the server has not answered within `limit` (neo4rs has no read timeout).
+async fn within<T>(limit: Duration, why: &str, work: impl std::future::Future<Output = Result<T, WriteError>>) -> Result<T, WriteError> {
+    tokio::time::timeout(limit, work)
+        .await
+        .unwrap_or_else(|_| Err(WriteError::Unreachable(format!("no answer from the server within {limit:?}{why}"))))
 }
 
 /// `[{topic, partition[, offset]}]` for the offset-node queries.

@@ -21,6 +21,7 @@ use crate::query::Statements;
 use connect_core::{
     async_trait, Config, ConnectError, ErrantRecordReporter, ErrorKind, Result, SinkRecord, SinkTask, SinkTaskContext, TopicPartition,
 };
+use connect_kit::errant::report;
 use connect_kit::redelivery::{RecordId, Settled};
 use connect_kit::{isolate, Attempt, Backoff};
 use std::collections::HashMap;
@@ -99,15 +100,6 @@ impl Neo4jSinkTask {
     }
 }
 
-/// Report one record to the errant-record reporter: the DLQ, or a task failure with `errors.tolerance=none`.
-async fn report(reporter: Option<&Arc<dyn ErrantRecordReporter>>, record: &SinkRecord, message: String) -> Result<()> {
-    let error = ConnectError::data(message);
-    match reporter {
-        Some(reporter) => reporter.report(record, &error).await,
-        None => Err(error),
-    }
-}
-
 /// One batch under the kit's bisection, over its Kafka records (`groups` of items): each try is a transaction
 /// of its own, so a refused range leaves nothing behind. Records found at fault wait in `rejects` and are
 /// reported before the next try commits.
@@ -166,12 +158,17 @@ impl Attempt for Batch<'_> {
     }
 }
 
-/// The items of each Kafka record (consecutive items with the same partition and offset).
+/// Whether two items came from one Kafka record (a transform made several records of it).
+fn same_kafka_record(a: &Item, b: &Item) -> bool {
+    a.offset == b.offset && a.partition == b.partition
+}
+
+/// The items of each Kafka record (consecutive items from the same one).
 fn kafka_records(items: &[Item]) -> Vec<Range<usize>> {
     let mut groups: Vec<Range<usize>> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         match groups.last_mut() {
-            Some(last) if items[last.start].offset == item.offset && items[last.start].partition == item.partition => last.end = i + 1,
+            Some(last) if same_kafka_record(&items[last.start], item) => last.end = i + 1,
             _ => groups.push(i..i + 1),
         }
     }
@@ -251,7 +248,7 @@ impl SinkTask for Neo4jSinkTask {
         while start < items.len() {
             // A batch never splits the records one Kafka record became (a transform's).
             let mut end = (start + config.batch_size).min(items.len());
-            while end < items.len() && items[end].offset == items[end - 1].offset && items[end].partition == items[end - 1].partition {
+            while end < items.len() && same_kafka_record(&items[end], &items[end - 1]) {
                 end += 1;
             }
             let rejects = Mutex::new(Vec::new());

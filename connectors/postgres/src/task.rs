@@ -88,11 +88,7 @@ impl PostgresSinkTask {
     }
 
     async fn report(&self, record: &SinkRecord, message: String) -> Result<()> {
-        let error = ConnectError::data(message);
-        match self.context.as_ref().and_then(|c| c.errant_record_reporter()) {
-            Some(reporter) => reporter.report(record, &error).await,
-            None => Err(error),
-        }
+        connect_kit::errant::report(self.context.as_ref().and_then(|c| c.errant_record_reporter()).as_ref(), record, message).await
     }
 
     /// Write one chunk of rows in one transaction. Optimistic first: no savepoints; if some row fails, the

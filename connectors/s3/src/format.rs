@@ -5,6 +5,7 @@ use crate::avro::{self, AvroError};
 use crate::config::Format;
 use connect_core::{SchemaRef, SinkRecord, Value};
 use flate2::write::GzEncoder;
+use std::borrow::Cow;
 use std::io::Write;
 
 /// Records a file takes before its Avro values are encoded into a block.
@@ -67,16 +68,11 @@ pub struct FileBuilder {
     records: usize,
 }
 
-/// What the file needs of a record: the value's schema as the file will record it.
-pub struct Prepared {
+/// What the file needs of a record: the value's schema as the file will record it, and the value (the record's
+/// own, borrowed, unless an inferred schema made it anew).
+pub struct Prepared<'a> {
     schema: Option<SchemaRef>,
-    value: Value,
-}
-
-impl Prepared {
-    pub fn schema(&self) -> Option<&SchemaRef> {
-        self.schema.as_ref()
-    }
+    value: Cow<'a, Value>,
 }
 
 impl FileBuilder {
@@ -97,20 +93,20 @@ impl FileBuilder {
     }
 
     /// The record's value as this format will write it: with Avro, a schemaless value gets an inferred schema.
-    pub fn prepare(format: &Format, record: &SinkRecord) -> Result<Prepared, EncodeError> {
+    pub fn prepare<'a>(format: &Format, record: &'a SinkRecord) -> Result<Prepared<'a>, EncodeError> {
         let value = &record.data.value;
         match (format, &record.data.value_schema) {
             (Format::Avro { .. }, None) => {
                 let (schema, value) = avro::infer(value)?;
-                Ok(Prepared { schema: Some(schema), value })
+                Ok(Prepared { schema: Some(schema), value: Cow::Owned(value) })
             }
-            (_, schema) => Ok(Prepared { schema: schema.clone(), value: value.clone() }),
+            (_, schema) => Ok(Prepared { schema: schema.clone(), value: Cow::Borrowed(value) }),
         }
     }
 
     /// Whether a record with this schema may go into this file (Confluent's `schema.compatibility=NONE`, for
     /// every format: the same schema, or both without one).
-    pub fn accepts(&self, prepared: &Prepared) -> bool {
+    pub fn accepts(&self, prepared: &Prepared<'_>) -> bool {
         match &self.schema {
             None => true,
             Some(None) => prepared.schema.is_none(),
@@ -118,7 +114,7 @@ impl FileBuilder {
         }
     }
 
-    pub fn append(&mut self, prepared: Prepared) -> Result<(), EncodeError> {
+    pub fn append(&mut self, prepared: Prepared<'_>) -> Result<(), EncodeError> {
         match &self.format {
             Format::Json => {
                 let mut line = serde_json::to_vec(&prepared.value.to_json()).map_err(|e| EncodeError(e.to_string()))?;
@@ -126,7 +122,7 @@ impl FileBuilder {
                 self.body.write(&line);
             }
             Format::ByteArray { separator, .. } => {
-                let bytes: &[u8] = match &prepared.value {
+                let bytes: &[u8] = match &*prepared.value {
                     Value::Bytes(b) => b,
                     Value::String(s) => s.as_bytes(),
                     other => {

@@ -36,11 +36,7 @@ fn now_ms() -> i64 {
 
 impl S3SinkTask {
     async fn report(&self, record: &SinkRecord, message: String) -> Result<()> {
-        let error = ConnectError::data(message);
-        match self.context.as_ref().and_then(|c| c.errant_record_reporter()) {
-            Some(reporter) => reporter.report(record, &error).await,
-            None => Err(error),
-        }
+        connect_kit::errant::report(self.context.as_ref().and_then(|c| c.errant_record_reporter()).as_ref(), record, message).await
     }
 
     /// Upload what every writer has closed; an unreachable store makes the caller retry later.

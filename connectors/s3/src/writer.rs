@@ -87,13 +87,9 @@ impl PartitionWriter {
         self.last_taken.is_none_or(|last| position > last)
     }
 
-    /// A record that is not written (reported or skipped) still counts as taken. `whole`: it is the last record
-    /// of its Kafka record.
+    /// Count a record as taken (written, or reported or skipped: those count too). `whole`: it is the last
+    /// record of its Kafka record.
     pub fn skip(&mut self, position: Position, whole: bool) {
-        self.taken(position, whole);
-    }
-
-    fn taken(&mut self, position: Position, whole: bool) {
         self.last_taken = Some(position);
         self.commit_point = Some(if whole { position.0 + 1 } else { position.0 });
     }
@@ -108,7 +104,7 @@ impl PartitionWriter {
         whole: bool,
         timestamp: Option<i64>,
         directory: String,
-        prepared: Prepared,
+        prepared: Prepared<'_>,
         now: i64,
     ) -> Result<(), WriteError> {
         if self.record_count > 0 {
@@ -150,7 +146,7 @@ impl PartitionWriter {
         }
         self.record_count += 1;
         self.current_directory = Some(directory);
-        self.taken(position, whole);
+        self.skip(position, whole);
         if self.record_count >= config.flush_size {
             self.close_files(config, now).map_err(WriteError::File)?;
         }
