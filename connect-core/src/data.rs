@@ -473,6 +473,106 @@ impl Value {
     }
 }
 
+/// A value serialized as [`Value::to_json`] would write it, without building the JSON tree first.
+pub struct JsonView<'a>(&'a Value);
+
+impl serde::Serialize for JsonView<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Value::Null => serializer.serialize_unit(),
+            Value::Boolean(b) => serializer.serialize_bool(*b),
+            Value::Int8(v) => serializer.serialize_i64(*v as i64),
+            Value::Int16(v) => serializer.serialize_i64(*v as i64),
+            Value::Int32(v) => serializer.serialize_i64(*v as i64),
+            Value::Int64(v) => serializer.serialize_i64(*v),
+            Value::Float32(v) if v.is_finite() => serializer.serialize_f64(*v as f64),
+            Value::Float64(v) if v.is_finite() => serializer.serialize_f64(*v),
+            Value::Float32(_) | Value::Float64(_) => serializer.serialize_unit(),
+            Value::String(s) => serializer.serialize_str(s),
+            Value::Bytes(b) => {
+                use base64::Engine;
+                serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
+            }
+            Value::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&JsonView(item))?;
+                }
+                seq.end()
+            }
+            Value::Map(entries) if entries.iter().all(|(k, _)| matches!(k, Value::String(_))) => {
+                let mut map = serializer.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    map.serialize_entry(k.as_str().unwrap_or_default(), &JsonView(v))?;
+                }
+                map.end()
+            }
+            Value::Map(entries) => {
+                let mut seq = serializer.serialize_seq(Some(entries.len()))?;
+                for (k, v) in entries {
+                    seq.serialize_element(&(JsonView(k), JsonView(v)))?;
+                }
+                seq.end()
+            }
+            Value::Struct(st) => {
+                let mut map = serializer.serialize_map(None)?;
+                for (k, v) in st.iter() {
+                    map.serialize_entry(k, &JsonView(v))?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+impl Value {
+    /// Serializable as the JSON [`Value::to_json`] gives, written straight out (no intermediate tree).
+    pub fn json_view(&self) -> JsonView<'_> {
+        JsonView(self)
+    }
+
+    /// Whether [`Value::to_json`] would give `json`, without building it.
+    pub fn equals_json(&self, json: &serde_json::Value) -> bool {
+        use serde_json::Value as J;
+        fn fields_equal<'a>(
+            count: usize,
+            mut fields: impl Iterator<Item = (&'a str, &'a Value)>,
+            object: &serde_json::Map<String, J>,
+        ) -> bool {
+            count == object.len() && fields.all(|(k, v)| object.get(k).is_some_and(|j| v.equals_json(j)))
+        }
+        match (self, json) {
+            (Value::Null, J::Null) => true,
+            (Value::Boolean(a), J::Bool(b)) => a == b,
+            (Value::Int8(_) | Value::Int16(_) | Value::Int32(_) | Value::Int64(_) | Value::Float32(_) | Value::Float64(_), _) => {
+                self.to_json() == *json
+            }
+            (Value::String(a), J::String(b)) => a == b,
+            (Value::Bytes(_), J::String(_)) => self.to_json() == *json,
+            (Value::Array(items), J::Array(other)) => items.len() == other.len() && items.iter().zip(other).all(|(v, j)| v.equals_json(j)),
+            (Value::Map(entries), J::Object(object)) => {
+                entries.iter().all(|(k, _)| matches!(k, Value::String(_)))
+                    && fields_equal(entries.len(), entries.iter().map(|(k, v)| (k.as_str().unwrap_or_default(), v)), object)
+            }
+            (Value::Map(_), J::Array(_)) => self.to_json() == *json,
+            (Value::Struct(st), J::Object(object)) => fields_equal(st.iter().count(), st.iter().map(|(k, v)| (k.as_str(), v)), object),
+            _ => false,
+        }
+    }
+
+    /// [`Value::from_json`], taking the JSON apart instead of copying its strings.
+    pub fn from_json_owned(json: serde_json::Value) -> Value {
+        use serde_json::Value as J;
+        match json {
+            J::String(s) => Value::String(s),
+            J::Array(items) => Value::Array(items.into_iter().map(Value::from_json_owned).collect()),
+            J::Object(map) => Value::Map(map.into_iter().map(|(k, v)| (Value::String(k), Value::from_json_owned(v))).collect()),
+            other => Value::from_json(&other),
+        }
+    }
+}
+
 impl fmt::Display for Value {
     /// Strings and bytes print as they are; everything else as JSON.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -522,6 +622,38 @@ impl From<Bytes> for Value {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn json_view_and_equals_json_agree_with_to_json() {
+        let mut st = Struct::new();
+        st.put("b", Value::Bytes(vec![0, 255].into()));
+        let values = [
+            Value::Null,
+            Value::Boolean(true),
+            Value::Int8(-3),
+            Value::Int64(i64::MAX),
+            Value::Float32(1.5),
+            Value::Float64(f64::NAN),
+            Value::Float64(2.0),
+            Value::String("é \" \\".into()),
+            Value::Bytes(vec![1, 2, 3].into()),
+            Value::Array(vec![Value::Int32(1), Value::Null]),
+            Value::Map(vec![(Value::String("a".into()), Value::Int16(1)), (Value::String("z".into()), Value::String("y".into()))]),
+            Value::Map(vec![(Value::Int32(1), Value::String("one".into()))]),
+            Value::Struct(st),
+        ];
+        for v in &values {
+            let tree = v.to_json();
+            assert_eq!(serde_json::to_value(v.json_view()).unwrap(), tree, "{v:?}");
+            assert!(v.equals_json(&tree), "{v:?} equals its own JSON");
+            assert_eq!(Value::from_json_owned(tree.clone()), Value::from_json(&tree));
+            for other in &values {
+                if other.to_json() != tree {
+                    assert!(!v.equals_json(&other.to_json()), "{v:?} is not {other:?}");
+                }
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -35,6 +35,10 @@ fn json_1kb() -> Vec<u8> {
     bytes
 }
 
+fn wasm_fixture(name: &str) -> String {
+    format!("{}/tests/wasm/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
 fn plugin(class: &str, config: &[(&str, &str)]) -> Box<dyn Transformation> {
     let p = connect_transforms::transformation_plugins().into_iter().find(|p| p.class == class || p.aliases.contains(&class)).expect(class);
     let mut t = (p.create)();
@@ -79,6 +83,13 @@ fn benches(c: &mut Criterion) {
         ("ParseTimestamp Europe/London", plugin("ParseTimestamp$Value", PARSE_TS)),
         ("ComputeField", plugin("ComputeField$Value", COMPUTE_PCT)),
         ("BuildStruct", plugin("BuildStruct$Value", &[("field", "LOCATION"), ("fields", "lat=latitude,lon=longitude")])),
+        // WASM transforms (ABI v1): a filter that keeps the record (handed back unchanged, so nothing is parsed)
+        // and a module that rewrites a field (upper-cases `status`: the host parses the answer).
+        ("Wasm filter (record kept)", plugin("Wasm", &[("module.path", &wasm_fixture("filter.wat")), ("module.cache.dir", "")])),
+        (
+            "Wasm rewrite (status upper-cased)",
+            plugin("Wasm", &[("module.path", &wasm_fixture("upper-status.wat")), ("module.cache.dir", "")]),
+        ),
     ];
     for (name, t) in &singles {
         c.bench_function(name, |b| {
@@ -104,6 +115,22 @@ fn benches(c: &mut Criterion) {
         step("src", "InsertField$Value", &[("static.field", "SOURCE"), ("static.value", "v2")]),
     ]);
     let mut out = Vec::with_capacity(1);
+    // The native counterpart of the WASM filter: Filter with a predicate that does not match, so the record goes on.
+    let mut keeps = connect_transforms::TopicNameMatches::default();
+    connect_core::transform::Predicate::configure(&mut keeps, &cfg(&[("pattern", "other-.*")])).unwrap();
+    let filter = TransformChain::new(vec![TransformStep {
+        alias: "filter".into(),
+        class: "Filter".into(),
+        transform: plugin("Filter", &[]),
+        predicate: Some((Box::new(keeps), false)),
+    }]);
+    c.bench_function("Filter with a predicate (record kept)", |b| {
+        b.iter(|| {
+            out.clear();
+            filter.apply(record.clone(), &mut out).unwrap();
+            black_box(&out);
+        })
+    });
     c.bench_function("chain of five (drop, ts, pct, loc, src)", |b| {
         b.iter(|| {
             out.clear();

@@ -2,7 +2,8 @@
 //!
 //! Depends on connect-core only; must not depend on a Kafka client, the worker or any connector.
 //! Every built-in SMT and predicate of Kafka Connect is here, plus the wrangling transforms of [`wrangle`]
-//! (ParseCsv, ParseJson, Explode, ComputeField, BuildStruct, ParseTimestamp) under `io.connectrs.transforms.*`.
+//! (ParseCsv, ParseJson, Explode, ComputeField, BuildStruct, ParseTimestamp) under `io.connectrs.transforms.*`,
+//! and the WASM host of [`wasm`] (`io.connectrs.transforms.Wasm`), which runs users' own transforms in wasmtime.
 
 mod cast;
 mod extract_field;
@@ -12,6 +13,7 @@ mod more;
 mod predicates;
 mod regex_router;
 mod timestamp_converter;
+pub mod wasm;
 pub mod wrangle;
 
 pub use cast::Cast;
@@ -22,6 +24,7 @@ pub use more::{format_timestamp, Flatten, HeaderFrom, SetSchemaMetadata, Timesta
 pub use predicates::{HasHeaderKey, RecordIsTombstone, TopicNameMatches};
 pub use regex_router::RegexRouter;
 pub use timestamp_converter::{parse_timestamp, TimestampConverter};
+pub use wasm::Wasm;
 pub use wrangle::{BuildStruct, ComputeField, Explode, ParseCsv, ParseJson, ParseTimestamp};
 
 use connect_core::plugin::{PredicatePlugin, TransformationPlugin};
@@ -189,6 +192,7 @@ pub fn transformation_plugins() -> Vec<TransformationPlugin> {
             aliases: &["ParseTimestamp$Value", "ParseTimestamp"],
             create: || Box::<ParseTimestamp>::default(),
         },
+        TransformationPlugin { class: "io.connectrs.transforms.Wasm", aliases: &["Wasm"], create: || Box::<Wasm>::default() },
     ]
 }
 

@@ -1,0 +1,55 @@
+;; A module that misbehaves on purpose, for the tests: a record whose JSON contains
+;;   "LOOP" loops forever (fuel, or timeout.ms with a lot of fuel), "GROW" grows memory without end,
+;;   "TRAP" hits `unreachable`, "FAIL" returns an error whose message last_error gives;
+;; every other record is handed back unchanged.
+(module
+  (memory (export "memory") 1)
+  (data (i32.const 16) "LOOP")
+  (data (i32.const 24) "GROW")
+  (data (i32.const 32) "TRAP")
+  (data (i32.const 40) "FAIL")
+  (data (i32.const 64) "the record holds FAIL")
+
+  (func (export "alloc") (param $len i32) (result i32)
+    (local $need i32)
+    (local.set $need (i32.add (i32.const 1024) (local.get $len)))
+    (if (i32.gt_u (local.get $need) (i32.mul (memory.size) (i32.const 65536)))
+      (then
+        (if (i32.eq
+              (memory.grow (i32.sub (i32.div_u (i32.add (local.get $need) (i32.const 65535)) (i32.const 65536)) (memory.size)))
+              (i32.const -1))
+          (then unreachable))))
+    (i32.const 1024))
+
+  (func $contains (param $ptr i32) (param $len i32) (param $m i32) (param $mlen i32) (result i32)
+    (local $i i32) (local $j i32)
+    (block $none
+      (loop $outer
+        (br_if $none (i32.gt_s (i32.add (local.get $i) (local.get $mlen)) (local.get $len)))
+        (local.set $j (i32.const 0))
+        (block $mismatch
+          (loop $inner
+            (if (i32.eq (local.get $j) (local.get $mlen)) (then (return (i32.const 1))))
+            (br_if $mismatch
+              (i32.ne (i32.load8_u (i32.add (i32.add (local.get $ptr) (local.get $i)) (local.get $j)))
+                      (i32.load8_u (i32.add (local.get $m) (local.get $j)))))
+            (local.set $j (i32.add (local.get $j) (i32.const 1)))
+            (br $inner)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $outer)))
+    (i32.const 0))
+
+  (func (export "transform") (param $ptr i32) (param $len i32) (result i64)
+    (if (call $contains (local.get $ptr) (local.get $len) (i32.const 16) (i32.const 4))
+      (then (loop $forever (br $forever))))
+    (if (call $contains (local.get $ptr) (local.get $len) (i32.const 24) (i32.const 4))
+      (then (loop $grow (drop (memory.grow (i32.const 16))) (br $grow))))
+    (if (call $contains (local.get $ptr) (local.get $len) (i32.const 32) (i32.const 4))
+      (then unreachable))
+    (if (call $contains (local.get $ptr) (local.get $len) (i32.const 40) (i32.const 4))
+      (then (return (i64.const -1))))
+    (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len))))
+
+  (func (export "last_error") (result i64)
+    (i64.or (i64.shl (i64.const 64) (i64.const 32)) (i64.const 21)))
+)
