@@ -51,10 +51,11 @@ fn a_wat_filter_drops_marked_lines_and_the_rest_arrive_byte_identical() {
             "transforms": "filter",
             "transforms.filter.type": "io.connectrs.transforms.Wasm",
             "transforms.filter.module.path": fixture("filter.wat"),
-            "transforms.filter.module.cache.dir": dir.path().join("wasm-cache"),
         }),
     );
     setup.connector("wasm-sink", json!({"connector.class": "FileStreamSink", "file": output, "topics": topic}));
+    let cache = dir.path().join("wasm-cache");
+    setup.env("CONNECT_WASM_CACHE_DIR", cache.to_str().unwrap());
     let mut worker = setup.start();
     let kept: Vec<&String> = lines.iter().filter(|l| !l.contains("DROP-ME")).collect();
     wait_for_or_explain(
@@ -67,6 +68,8 @@ fn a_wat_filter_drops_marked_lines_and_the_rest_arrive_byte_identical() {
     let written = read_lines(&output);
     assert_eq!(written.len(), 1800, "2,000 lines in, 200 dropped by the module");
     assert!(written.iter().zip(&kept).all(|(w, k)| w == *k), "every kept line byte-identical and in order");
+    let cached: Vec<_> = std::fs::read_dir(&cache).map(|d| d.filter_map(|e| e.ok()).collect()).unwrap_or_default();
+    assert_eq!(cached.len(), 1, "the compiled module is cached in CONNECT_WASM_CACHE_DIR");
     let (_, status) = worker.get("/connectors/wasm-source/status");
     assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
     assert_eq!(worker.stop(), Some(0));
@@ -99,12 +102,10 @@ fn faulting_records_go_to_the_dlq_and_the_task_keeps_running() {
             "transforms.parse.type": "io.connectrs.transforms.ParseJson$Value",
             "transforms.upper.type": "Wasm",
             "transforms.upper.module.path": rewrite,
-            "transforms.upper.module.cache.dir": dir.path().join("wasm-cache"),
             "transforms.misbehave.type": "Wasm",
             "transforms.misbehave.module.path": fixture("misbehave.wat"),
             "transforms.misbehave.fuel": "2000000",
             "transforms.misbehave.memory.max.bytes": "8388608",
-            "transforms.misbehave.module.cache.dir": dir.path().join("wasm-cache"),
             "errors.tolerance": "all",
             "errors.deadletterqueue.topic.name": dlq,
             "errors.deadletterqueue.topic.replication.factor": 1,

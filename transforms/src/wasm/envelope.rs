@@ -72,8 +72,7 @@ pub(crate) fn apply(answer: Map<String, Json>, record: &mut RecordData) -> Resul
             "key" => (record.key_schema, record.key) = refit(record.key_schema.take(), json),
             "value" if record.value.equals_json(&json) => {}
             "value" => (record.value_schema, record.value) = refit(record.value_schema.take(), json),
-            "headers" if headers_equal(&record.headers, &json) => {}
-            "headers" => record.headers = headers(json)?,
+            "headers" => record.headers = headers(json, &record.headers)?,
             other => {
                 return Err(ConnectError::data(format!(
                     "the module's answer has a field `{other}`; a record has topic, partition, offset, timestamp, key, value, headers"
@@ -82,18 +81,6 @@ pub(crate) fn apply(answer: Map<String, Json>, record: &mut RecordData) -> Resul
         }
     }
     Ok(())
-}
-
-fn headers_equal(headers: &Headers, json: &Json) -> bool {
-    let Json::Array(items) = json else { return false };
-    items.len() == headers.len()
-        && headers.iter().zip(items).all(|(h, item)| {
-            item.as_object().is_some_and(|o| {
-                o.len() == 2
-                    && o.get("key").and_then(Json::as_str) == Some(h.key.as_str())
-                    && o.get("value").is_some_and(|v| h.value.equals_json(v))
-            })
-        })
 }
 
 /// The answer's key or value under the record's schema if it still fits, else schemaless.
@@ -106,14 +93,20 @@ fn refit(schema: Option<SchemaRef>, json: Json) -> (Option<SchemaRef>, Value) {
     (None, Value::from_json_owned(json))
 }
 
-fn headers(json: Json) -> Result<Headers> {
+/// The answer's headers; each one equal to the record's header at the same place keeps that header (and its
+/// schema), the others go on schemaless.
+fn headers(json: Json, before: &Headers) -> Result<Headers> {
     let Json::Array(items) = json else { return Err(bad("headers", "an array of {\"key\", \"value\"}", &json)) };
     let mut headers = Headers::new();
-    for item in items {
+    for (i, item) in items.into_iter().enumerate() {
         let Json::Object(mut header) = item else { return Err(bad("headers", "an array of {\"key\": string, \"value\"}", &item)) };
         match (header.remove("key"), header.remove("value")) {
             (Some(Json::String(key)), value) => {
-                headers.0.push(Header { key, schema: None, value: value.map_or(Value::Null, Value::from_json_owned) })
+                let value = value.unwrap_or(Json::Null);
+                match before.0.get(i) {
+                    Some(old) if old.key == key && old.value.equals_json(&value) => headers.0.push(old.clone()),
+                    _ => headers.0.push(Header { key, schema: None, value: Value::from_json_owned(value) }),
+                }
             }
             (key, value) => {
                 let shown = serde_json::json!({"key": key, "value": value});
@@ -186,6 +179,12 @@ mod tests {
         assert_eq!(r.headers.last("a").unwrap().value, Value::Int64(1));
         assert_eq!(r.partition, Some(2));
         assert_eq!(r.timestamp, None);
+
+        let mut r = record();
+        r.headers.0[0].schema = Some(Arc::new(Schema::new(SchemaType::String)));
+        apply(answer(r#"{"headers": [{"key": "h", "value": "v"}, {"key": "n", "value": 1}]}"#), &mut r).unwrap();
+        assert!(r.headers.0[0].schema.is_some(), "a header handed back as it was keeps its schema");
+        assert_eq!((r.headers.0[1].key.as_str(), &r.headers.0[1].value, &r.headers.0[1].schema), ("n", &Value::Int64(1), &None));
     }
 
     #[test]

@@ -16,15 +16,21 @@ use std::sync::Mutex;
 
 const MODULE_PATH: &str = "module.path";
 const FUEL: &str = "fuel";
+/// ABI v1 packs an answer's address into the upper half of an i64 whose sign means "error".
+const MEMORY_MAX_LIMIT: i64 = 1 << 31;
 const MEMORY_MAX: &str = "memory.max.bytes";
 const TIMEOUT: &str = "timeout.ms";
-const CACHE_DIR: &str = "module.cache.dir";
+/// The operator's choice of cache directory (empty: no cache). Not a connector key: the worker runs the cached
+/// code natively, so only whoever starts the worker may say where it comes from.
+pub const CACHE_DIR_ENV: &str = "CONNECT_WASM_CACHE_DIR";
 /// Keys under this prefix go to the module's `configure`, without it.
 const CONFIG_PREFIX: &str = "config.";
 
 #[derive(Default)]
 pub struct Wasm {
     running: Option<Mutex<Running>>,
+    /// Set by tests: the cache directory instead of the environment's (`Some(None)`: no cache).
+    cache_dir: Option<Option<PathBuf>>,
 }
 
 /// The guest and the buffer the record's JSON is written into, reused across records.
@@ -33,8 +39,12 @@ struct Running {
     input: Vec<u8>,
 }
 
-/// Where compiled modules are cached by default: `$XDG_CACHE_HOME/connect-rs/wasm`, else `~/.cache/connect-rs/wasm`.
-fn default_cache_dir() -> Option<PathBuf> {
+/// Where compiled modules are cached: `$CONNECT_WASM_CACHE_DIR` (empty: nowhere), else
+/// `$XDG_CACHE_HOME/connect-rs/wasm`, else `~/.cache/connect-rs/wasm`.
+fn cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(CACHE_DIR_ENV) {
+        return (!dir.is_empty()).then(|| PathBuf::from(dir));
+    }
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -67,9 +77,9 @@ impl Transformation for Wasm {
                     ConfigType::Long,
                     Some("67108864"),
                     Importance::Medium,
-                    "Largest linear memory the module may grow to, in bytes. Growing past it fails that record.",
+                    "Largest linear memory the module may grow to, in bytes (at most 2 GiB: ABI v1 answers lie below address 2^31). Growing past it fails that record.",
                 )
-                .validator(Validator::at_least(65536.0)),
+                .validator(Validator::between(65536.0, MEMORY_MAX_LIMIT as f64)),
             )
             .define(
                 ConfigKey::new(
@@ -81,13 +91,6 @@ impl Transformation for Wasm {
                 )
                 .validator(Validator::at_least(1.0)),
             )
-            .define(ConfigKey::new(
-                CACHE_DIR,
-                ConfigType::String,
-                None,
-                Importance::Low,
-                "Directory for compiled modules, so a restart does not compile again. Default: $XDG_CACHE_HOME/connect-rs/wasm or ~/.cache/connect-rs/wasm; empty: no cache.",
-            ))
     }
 
     fn configure(&mut self, config: &Config) -> Result<()> {
@@ -98,11 +101,7 @@ impl Transformation for Wasm {
             memory_max_bytes: usize::try_from(parsed.int(MEMORY_MAX)).unwrap_or(usize::MAX),
             timeout_ms: parsed.int(TIMEOUT) as u64,
         };
-        let cache_dir = match parsed.optional_string(CACHE_DIR) {
-            None => default_cache_dir(),
-            Some(dir) if dir.trim().is_empty() => None,
-            Some(dir) => Some(PathBuf::from(dir)),
-        };
+        let cache_dir = self.cache_dir.clone().unwrap_or_else(cache_dir);
         // The `config.*` keys as one JSON object of strings, for the module's `configure`.
         let module_config: serde_json::Map<String, Json> = config
             .iter()
@@ -110,6 +109,7 @@ impl Transformation for Wasm {
             .collect();
         let module_config = serde_json::to_vec(&module_config).expect("a map of strings serializes");
         let fatal = |e: runtime::LoadError| ConnectError::fatal(e.to_string());
+
         let module = runtime::load_module(&path, cache_dir.as_deref()).map_err(fatal)?;
         let guest = Guest::start(&module, &path, limits, module_config).map_err(fatal)?;
         self.running = Some(Mutex::new(Running { guest, input: Vec::new() }));
@@ -122,7 +122,10 @@ impl Transformation for Wasm {
         let mut running = running.lock().unwrap_or_else(|p| p.into_inner());
         let Running { guest, input } = &mut *running;
         envelope::encode(record, input);
-        let answer = guest.call(input).map_err(|fault| ConnectError::data(fault.to_string()))?;
+        let answer = guest.call(input).map_err(|fault| match fault {
+            runtime::Fault::Unusable(_) => ConnectError::fatal(fault.to_string()),
+            other => ConnectError::data(other.to_string()),
+        })?;
         if answer == input.as_slice() {
             // Handed back as it came: the record goes on as it was, typed values and schemas included.
             return Ok(Transformed::Keep);
@@ -157,6 +160,14 @@ impl Transformation for Wasm {
                 }
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+impl Wasm {
+    /// A transform that caches compiled code in `dir` (`None`: nowhere), whatever the environment says.
+    fn with_cache_dir(dir: Option<PathBuf>) -> Self {
+        Wasm { running: None, cache_dir: Some(dir) }
     }
 }
 

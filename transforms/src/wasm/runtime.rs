@@ -48,6 +48,10 @@ pub(crate) enum Fault {
     Protocol(String),
     #[error("the record's JSON is {0} bytes, more than a 32-bit module can take")]
     TooLarge(usize),
+    /// The instance could not be made anew after a trap (or refused its configuration then): no record can be
+    /// transformed as configured, so the task fails rather than send every record to the DLQ.
+    #[error("the module cannot be run: {0}")]
+    Unusable(String),
 }
 
 impl Fault {
@@ -161,7 +165,9 @@ fn store_compiled(module: &Module, dir: &Path, file: &Path) -> std::io::Result<(
     let code = module.serialize().map_err(|e| std::io::Error::other(format!("{e:#}")))?;
     std::fs::create_dir_all(dir)?;
     // Written whole and renamed, so a concurrent start never reads half a file.
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = file.with_extension(format!("tmp{}-{n}", std::process::id()));
     std::fs::write(&tmp, code)?;
     std::fs::rename(&tmp, file)
 }
@@ -229,6 +235,8 @@ pub(crate) struct Guest {
     limits: Limits,
     config_json: Vec<u8>,
     instance: Instance,
+    /// Why the last rebuild failed; while set, each call tries again before it runs anything.
+    broken: Option<String>,
     _clock: ClockLease,
 }
 
@@ -242,7 +250,7 @@ impl Guest {
         let pre = linker.instantiate_pre(module).map_err(|e| instantiate(format!("{e:#}")))?;
         let _clock = ClockLease::take().map_err(|e| instantiate(format!("cannot start the deadline clock: {e}")))?;
         let instance = fresh_instance(&pre, limits).map_err(|e| instantiate(format!("{e:#}")))?;
-        let mut guest = Guest { path: path.to_path_buf(), pre, limits, config_json, instance, _clock };
+        let mut guest = Guest { path: path.to_path_buf(), pre, limits, config_json, instance, broken: None, _clock };
         guest.configure()?;
         Ok(guest)
     }
@@ -264,6 +272,12 @@ impl Guest {
 
     /// Run `transform` on `input`; the answer borrows the guest's memory until the next call.
     pub(crate) fn call(&mut self, input: &[u8]) -> Result<&[u8], Fault> {
+        if self.broken.is_some() {
+            self.rebuild();
+            if let Some(reason) = &self.broken {
+                return Err(Fault::Unusable(reason.clone()));
+            }
+        }
         let answer = self.write_input(input).and_then(|(ptr, len)| {
             self.instance.transform.call(&mut self.instance.store, (ptr, len)).map_err(|e| classify(e, self.limits))
         });
@@ -307,20 +321,29 @@ impl Guest {
                 Some(bytes) => String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_ERROR_BYTES)]).into_owned(),
                 None => format!("(last_error returned bytes {} outside the module's memory)", show_packed(packed)),
             },
-            Err(e) => format!("(last_error failed: {})", classify(e, self.limits)),
+            Err(e) => {
+                let fault = classify(e, self.limits);
+                if fault.needs_fresh_instance() {
+                    self.rebuild();
+                }
+                format!("(last_error failed: {fault})")
+            }
         }
     }
 
-    /// After a trap: a new instance, configured again. If even that fails, the next call reports it.
+    /// After a trap: a new instance, configured again. If that fails, the guest is marked broken: every call
+    /// tries again and, while it still fails, reports the guest unusable (a trapped instance is never reused,
+    /// and an unconfigured one would transform records other than as configured).
     fn rebuild(&mut self) {
-        match fresh_instance(&self.pre, self.limits) {
+        self.broken = match fresh_instance(&self.pre, self.limits) {
             Ok(instance) => {
                 self.instance = instance;
-                if let Err(e) = self.configure() {
-                    tracing::warn!(module = %self.path.display(), error = %e, "a rebuilt WASM instance refused its configuration");
-                }
+                self.configure().err().map(|e| e.to_string())
             }
-            Err(e) => tracing::warn!(module = %self.path.display(), error = %format!("{e:#}"), "cannot rebuild the WASM instance"),
+            Err(e) => Some(format!("a new instance of {} could not be made: {e:#}", self.path.display())),
+        };
+        if let Some(reason) = &self.broken {
+            tracing::warn!(module = %self.path.display(), reason = %reason, "the WASM instance could not be rebuilt after a trap");
         }
     }
 }
@@ -359,13 +382,74 @@ fn classify(error: wasmtime::Error, limits: Limits) -> Fault {
         Some(Trap::Interrupt) => Fault::Timeout(limits.timeout_ms),
         _ => {
             let message = format!("{error:#}");
-            // The store's limiter turns a refused `memory.grow` into this error (trap_on_grow_failure).
-            // ("forcing trap when growing memory to N bytes"; wasmtime 48's wording, pinned by a unit test).
-            if message.contains("when growing memory") {
-                Fault::OutOfMemory(limits.memory_max_bytes)
-            } else {
-                Fault::Trap(message)
+            // The store turns a refused `memory.grow` into "forcing trap when growing memory to N bytes"
+            // (trap_on_grow_failure; wasmtime 48's wording, pinned by a unit test). It is our cap only when N
+            // is past it; otherwise the module grew past its own declared maximum.
+            match grown_to(&message) {
+                Some(bytes) if bytes > limits.memory_max_bytes => Fault::OutOfMemory(limits.memory_max_bytes),
+                _ => Fault::Trap(message),
             }
         }
+    }
+}
+
+/// N in wasmtime's "forcing trap when growing memory to N bytes".
+fn grown_to(message: &str) -> Option<usize> {
+    let rest = &message[message.find("when growing memory to ")? + "when growing memory to ".len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Accepts a configuration of at most 2 bytes (`{}`); its transform always traps.
+    const PICKY_AND_TRAPPING: &str = r#"(module (memory (export "memory") 1) (data (i32.const 16) "too much config")
+        (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+        (func (export "configure") (param $ptr i32) (param $len i32) (result i32) (i32.gt_u (local.get $len) (i32.const 2)))
+        (func (export "transform") (param i32 i32) (result i64) unreachable)
+        (func (export "last_error") (result i64) (i64.const 0x000000100000000f)))"#;
+
+    #[test]
+    fn a_rebuild_that_fails_leaves_the_guest_unusable_until_one_succeeds() {
+        let module = Module::new(engine(), PICKY_AND_TRAPPING).unwrap();
+        let limits = Limits { fuel: 1_000_000, memory_max_bytes: 1 << 20, timeout_ms: 1000 };
+        let path = Path::new("picky.wat");
+        let mut guest = Guest::start(&module, path, limits, b"{}".to_vec()).unwrap();
+        assert!(matches!(guest.call(b"{}"), Err(Fault::Trap(_))));
+        assert!(guest.broken.is_none(), "rebuilt and configured");
+        // The configuration it gets on the next rebuild is refused: the guest is broken, and says why.
+        guest.config_json = b"{\"a\":\"b\"}".to_vec();
+        assert!(matches!(guest.call(b"{}"), Err(Fault::Trap(_))));
+        match guest.call(b"{}") {
+            Err(Fault::Unusable(reason)) => assert!(reason.contains("too much config"), "{reason}"),
+            other => panic!("expected an unusable guest, got {other:?}"),
+        }
+        // Once a rebuild succeeds again, records run again (here: trap again, as this module always does).
+        guest.config_json = b"{}".to_vec();
+        assert!(matches!(guest.call(b"{}"), Err(Fault::Trap(_))));
+    }
+
+    #[test]
+    fn growth_past_the_cap_is_told_apart_from_growth_past_the_module_s_own_maximum() {
+        let limits = Limits { fuel: 1_000_000, memory_max_bytes: 1 << 20, timeout_ms: 1000 };
+        let grow = |max: &str| {
+            let wat = format!(
+                r#"(module (memory (export "memory") 1 {max})
+                    (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+                    (func (export "transform") (param i32 i32) (result i64) (drop (memory.grow (i32.const 2))) unreachable))"#
+            );
+            let module = Module::new(engine(), wat).unwrap();
+            let mut guest = Guest::start(&module, Path::new("grow.wat"), limits, b"{}".to_vec()).unwrap();
+            guest.call(b"{}").map(|_| ()).unwrap_err()
+        };
+        // 1 page + 2 = 192 KiB: past a declared maximum of 2 pages, within the 1 MiB cap.
+        assert!(matches!(grow("2"), Fault::Trap(_)), "past the module's own maximum is a trap, not our cap");
+        let wat = r#"(module (memory (export "memory") 1)
+            (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+            (func (export "transform") (param i32 i32) (result i64) (drop (memory.grow (i32.const 32))) (i64.const 0)))"#;
+        let module = Module::new(engine(), wat).unwrap();
+        let mut guest = Guest::start(&module, Path::new("grow.wat"), limits, b"{}".to_vec()).unwrap();
+        assert!(matches!(guest.call(b"{}"), Err(Fault::OutOfMemory(_))), "past memory.max.bytes");
     }
 }

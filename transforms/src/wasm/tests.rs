@@ -1,6 +1,5 @@
 use super::*;
 use connect_core::{ErrorKind, Value};
-use std::path::Path;
 
 fn fixture(name: &str) -> String {
     format!("{}/tests/wasm/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -29,11 +28,13 @@ fn constant_module(name: &str, answer: &str) -> String {
     )
 }
 
+fn config(pairs: &[(&str, &str)]) -> Config {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
 fn wasm(pairs: &[(&str, &str)]) -> Result<Wasm> {
-    let mut t = Wasm::default();
-    let config: Config =
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).chain([(CACHE_DIR.to_string(), String::new())]).collect();
-    t.configure(&config)?;
+    let mut t = Wasm::with_cache_dir(None);
+    t.configure(&config(pairs))?;
     Ok(t)
 }
 
@@ -129,10 +130,10 @@ fn faults_fail_the_record_and_the_next_record_goes_through() {
 
 #[test]
 fn a_loop_with_plenty_of_fuel_is_stopped_by_the_timeout() {
-    let t = wasm(&[(MODULE_PATH, &fixture("misbehave.wat")), (FUEL, "1000000000000000"), (TIMEOUT, "100")]).unwrap();
+    let t = wasm(&[(MODULE_PATH, &fixture("misbehave.wat")), (FUEL, "1000000000000000"), (TIMEOUT, "300")]).unwrap();
     let started = std::time::Instant::now();
     let err = t.apply(&mut record("LOOP")).unwrap_err();
-    assert!(err.message().contains("timeout.ms=100"), "{err}");
+    assert!(err.message().contains("timeout.ms=300"), "{err}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "stopped after {:?}", started.elapsed());
     assert_eq!(t.apply(&mut record("fine")).unwrap(), Transformed::Keep);
 }
@@ -177,23 +178,45 @@ fn configure_gets_the_config_keys_and_may_refuse_them() {
 fn compiled_code_is_cached_and_a_second_start_loads_it() {
     let dir = std::env::temp_dir().join(format!("connect-rs-wasm-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let config = |p: &Path| -> Config {
-        [(MODULE_PATH, fixture("filter.wat")), (CACHE_DIR, p.display().to_string())].into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    let filter = config(&[(MODULE_PATH, &fixture("filter.wat"))]);
+    let start = || {
+        let mut t = Wasm::with_cache_dir(Some(dir.clone()));
+        t.configure(&filter).unwrap();
+        t
     };
-    Wasm::default().configure(&config(&dir)).unwrap();
+    start();
     let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(files.len(), 1, "{files:?}");
     assert!(files[0].extension().is_some_and(|e| e == "cwasm"));
     let written = std::fs::metadata(&files[0]).unwrap().modified().unwrap();
-    let mut t = Wasm::default();
-    t.configure(&config(&dir)).unwrap();
+    let t = start();
     assert_eq!(std::fs::metadata(&files[0]).unwrap().modified().unwrap(), written, "loaded, not compiled and written again");
     assert_eq!(t.apply(&mut record("DROP-ME")).unwrap(), Transformed::Drop);
     // A damaged cache file is replaced, not trusted.
     std::fs::write(&files[0], b"garbage").unwrap();
-    let mut t = Wasm::default();
-    t.configure(&config(&dir)).unwrap();
+    let t = start();
     assert_eq!(t.apply(&mut record("DROP-ME")).unwrap(), Transformed::Drop);
     assert!(std::fs::metadata(&files[0]).unwrap().len() > 100);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A module that remembers, across calls, that a call did not finish: a trapped instance that were reused
+/// would refuse every record after the trap, so only a rebuilt one lets the next record through.
+const REMEMBERS_TRAPS: &str = r#"(module (memory (export "memory") 1) (global $busy (mut i32) (i32.const 0))
+    (data (i32.const 16) "a call did not finish")
+    (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+    (func (export "transform") (param $ptr i32) (param $len i32) (result i64)
+      (if (global.get $busy) (then (return (i64.const -1))))
+      (global.set $busy (i32.const 1))
+      (if (i32.gt_u (local.get $len) (i32.const 200)) (then unreachable))
+      (global.set $busy (i32.const 0))
+      (i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len))))
+    (func (export "last_error") (result i64) (i64.const 0x0000001000000015)))"#;
+
+#[test]
+fn an_instance_that_trapped_is_replaced_before_the_next_record() {
+    let t = wasm(&[(MODULE_PATH, &module_file("remembers.wat", REMEMBERS_TRAPS))]).unwrap();
+    let err = t.apply(&mut record(&"x".repeat(300))).unwrap_err();
+    assert!(err.message().contains("trapped"), "{err}");
+    assert_eq!(t.apply(&mut record("short")).unwrap(), Transformed::Keep, "a fresh instance took the next record");
 }
