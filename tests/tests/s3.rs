@@ -400,3 +400,64 @@ fn byte_array_files_keep_the_separator() {
     );
     assert_eq!(s3::get(&bucket, &keys[1]), b"frame-3\nframe-4\nframe-5\n");
 }
+
+#[test]
+fn keys_and_headers_files_sit_beside_each_file_and_a_record_without_a_key_goes_to_the_dlq() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let (topic, bucket, dlq) = (unique("movements_kh"), bucket(), unique("movements-kh-dlq"));
+    let records: Vec<TestRecord> = (0..25)
+        .map(|i| {
+            let key = (i != 7).then(|| format!("train-{i}").into_bytes());
+            let headers = vec![("source".to_string(), b"feed".to_vec()), ("seq".to_string(), i.to_string().into_bytes())];
+            (key, Some(json!({"n": i}).to_string().into_bytes()), headers)
+        })
+        .collect();
+    produce(&topic, &records);
+    let mut setup = WorkerSetup::new(dir.path(), &SCHEMALESS);
+    let config = with(
+        rail_config(&topic, &bucket),
+        &[
+            ("format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
+            ("partitioner.class", "io.confluent.connect.storage.partitioner.DefaultPartitioner"),
+            ("flush.size", "8"),
+            ("store.kafka.keys", "true"),
+            ("keys.format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
+            ("store.kafka.headers", "true"),
+            ("errors.tolerance", "all"),
+            ("errors.deadletterqueue.topic.name", dlq.as_str()),
+            ("errors.deadletterqueue.topic.replication.factor", "1"),
+        ],
+    );
+    setup.connector(&unique("s3-keys-headers"), config);
+    let mut worker = setup.start();
+    // 24 records with keys in files of 8: three data files, each with its keys and headers files.
+    let keys = wait_objects(&bucket, "topics/", 9, &worker);
+    let dir_of = format!("topics/{topic}/partition=0/{topic}+0+");
+    let mut expected: Vec<String> = ["0000000000", "0000000009", "0000000017"]
+        .iter()
+        .flat_map(|start| [format!("{dir_of}{start}.headers.avro"), format!("{dir_of}{start}.json"), format!("{dir_of}{start}.keys.json")])
+        .collect();
+    expected.sort();
+    assert_eq!(keys, expected, "each file named after its first record's offset, its keys and headers beside it");
+
+    let mut written = 0;
+    for start in ["0000000000", "0000000009", "0000000017"] {
+        let values = s3::json_lines(&bucket, &format!("{dir_of}{start}.json"));
+        let record_keys = s3::json_lines(&bucket, &format!("{dir_of}{start}.keys.json"));
+        let (schema, headers) = s3::avro(&bucket, &format!("{dir_of}{start}.headers.avro"));
+        assert_eq!(schema["type"], "array", "{schema}");
+        assert_eq!((values.len(), record_keys.len(), headers.len()), (8, 8, 8), "aligned: one key and one header list per record");
+        for ((value, key), header) in values.iter().zip(&record_keys).zip(&headers) {
+            let n = value["n"].as_i64().unwrap();
+            assert_eq!(key, &json!(format!("train-{n}")), "the record's own key");
+            assert_eq!(header, &json!([{"key": "source", "value": "feed"}, {"key": "seq", "value": n.to_string()}]));
+        }
+        written += values.len();
+    }
+    let dead = read_topic_full(&dlq, 1, Duration::from_secs(60));
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].value.as_deref(), Some(json!({"n": 7}).to_string().as_bytes()), "the record without a key");
+    assert_eq!(written + dead.len(), records.len(), "records in = written + dead-lettered");
+    assert_eq!(worker.stop(), Some(0));
+}

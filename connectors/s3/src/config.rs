@@ -44,6 +44,11 @@ pub const PART_RETRIES: &str = "s3.part.retries";
 pub const SSE_ALGORITHM: &str = "s3.ssea.name";
 pub const SSE_KMS_KEY: &str = "s3.sse.kms.key.id";
 pub const ACL: &str = "s3.acl.canned";
+pub const STORE_KEYS: &str = "store.kafka.keys";
+pub const STORE_HEADERS: &str = "store.kafka.headers";
+pub const KEYS_FORMAT: &str = "keys.format.class";
+pub const HEADERS_FORMAT: &str = "headers.format.class";
+const AVRO_FORMAT_CLASS: &str = "io.confluent.connect.s3.format.avro.AvroFormat";
 
 /// What a file holds, from `format.class`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +99,29 @@ pub struct S3SinkConfig {
     pub sse_algorithm: Option<String>,
     pub sse_kms_key: Option<String>,
     pub acl: Option<String>,
+    /// `store.kafka.keys`: each file gets a `.keys` file beside it, in this format.
+    pub keys_format: Option<Format>,
+    /// `store.kafka.headers`: each file gets a `.headers` file beside it, in this format.
+    pub headers_format: Option<Format>,
+}
+
+/// A file beside each data file: its records' keys or headers (Confluent's record views).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Keys,
+    Headers,
+}
+
+impl Format {
+    /// The extension of files in this format.
+    pub fn extension(&self, gzip: bool) -> String {
+        let gz = if gzip { ".gz" } else { "" };
+        match self {
+            Format::Json => format!(".json{gz}"),
+            Format::Avro { .. } => ".avro".to_string(),
+            Format::ByteArray { extension, .. } => format!("{extension}{gz}"),
+        }
+    }
 }
 
 pub fn def() -> ConfigDef {
@@ -121,6 +149,10 @@ pub fn def() -> ConfigDef {
         .define(key(NULL_VALUES, ConfigType::String, Some("fail"), "Records with a null value: fail (to the errant-record reporter: the DLQ, or a task failure) or ignore.").validator(Validator::OneOf(vec!["fail", "ignore"])))
         .define(key(SCHEMA_COMPATIBILITY, ConfigType::String, Some("NONE"), "NONE: a record whose schema differs from its file's starts a new file (other modes are taken as NONE).").validator(Validator::OneOf(vec!["none", "backward", "forward", "full"])))
         .define(key(STORAGE_CLASS, ConfigType::Class, Some("io.confluent.connect.s3.storage.S3Storage"), "Accepted: S3Storage is the only storage."))
+        .define(key(STORE_KEYS, ConfigType::Boolean, Some("false"), "Write each file's record keys to a file beside it (`<name>.keys<ext>`); a record without a key is then an error."))
+        .define(key(STORE_HEADERS, ConfigType::Boolean, Some("false"), "Write each file's record headers to a file beside it (`<name>.headers<ext>`), as an array of {key, value} strings; a record without headers is then an error."))
+        .define(key(KEYS_FORMAT, ConfigType::Class, Some(AVRO_FORMAT_CLASS), "Format of the keys files: AvroFormat, JsonFormat or ByteArrayFormat."))
+        .define(key(HEADERS_FORMAT, ConfigType::Class, Some(AVRO_FORMAT_CLASS), "Format of the headers files: AvroFormat or JsonFormat."))
         .define(ConfigKey::required(FORMAT_CLASS, ConfigType::Class, Importance::High, "io.confluent.connect.s3.format.json.JsonFormat, ...avro.AvroFormat or ...bytearray.ByteArrayFormat."))
         .define(key(BYTEARRAY_EXTENSION, ConfigType::String, Some(".bin"), "Extension of ByteArrayFormat files."))
         .define(key(BYTEARRAY_SEPARATOR, ConfigType::String, Some("\n"), "Bytes after each record in ByteArrayFormat files (taken as written, no escapes)."))
@@ -158,26 +190,44 @@ impl S3SinkConfig {
         let positive = |key: &str| Some(parsed.int(key)).filter(|v| *v > 0);
 
         let gzip = trimmed(COMPRESSION).eq_ignore_ascii_case("gzip");
-        let format = match simple(&trimmed(FORMAT_CLASS)) {
-            "JsonFormat" => Format::Json,
-            "AvroFormat" => {
-                let codec = trimmed(AVRO_CODEC).to_ascii_lowercase();
-                if !matches!(codec.as_str(), "null" | "deflate") {
-                    return Err(config_error(AVRO_CODEC, format!("{codec} is not supported yet: null or deflate")));
+        let format_of = |key: &str| -> Result<Format> {
+            match simple(&trimmed(key)) {
+                "JsonFormat" => Ok(Format::Json),
+                "AvroFormat" => {
+                    let codec = trimmed(AVRO_CODEC).to_ascii_lowercase();
+                    if !matches!(codec.as_str(), "null" | "deflate") {
+                        return Err(config_error(AVRO_CODEC, format!("{codec} is not supported yet: null or deflate")));
+                    }
+                    Ok(Format::Avro { codec })
                 }
-                Format::Avro { codec }
-            }
-            // The separator as written (the parsed value is trimmed, which would make "\n" nothing), as
-            // Confluent reads it from the original config.
-            "ByteArrayFormat" => Format::ByteArray {
-                extension: text(BYTEARRAY_EXTENSION),
-                separator: config.get(BYTEARRAY_SEPARATOR).cloned().unwrap_or_else(|| "\n".to_string()).into_bytes(),
-            },
-            "ParquetFormat" => return Err(config_error(FORMAT_CLASS, "ParquetFormat is not supported yet: use AvroFormat or JsonFormat")),
-            other => {
-                return Err(config_error(FORMAT_CLASS, format!("unknown format {other:?}: JsonFormat, AvroFormat or ByteArrayFormat")))
+                // The separator as written (the parsed value is trimmed, which would make "\n" nothing), as
+                // Confluent reads it from the original config.
+                "ByteArrayFormat" => Ok(Format::ByteArray {
+                    extension: text(BYTEARRAY_EXTENSION),
+                    separator: config.get(BYTEARRAY_SEPARATOR).cloned().unwrap_or_else(|| "\n".to_string()).into_bytes(),
+                }),
+                "ParquetFormat" => Err(config_error(key, "ParquetFormat is not supported yet: use AvroFormat or JsonFormat")),
+                other => Err(config_error(key, format!("unknown format {other:?}: JsonFormat, AvroFormat or ByteArrayFormat"))),
             }
         };
+        let format = format_of(FORMAT_CLASS)?;
+        // Keys and headers files as Confluent's sink checks them (S3SinkConnectorValidator): no gzip for Avro,
+        // and headers only as Avro or JSON.
+        let view_format = |store: &str, key: &str| -> Result<Option<Format>> {
+            if !parsed.boolean(store) {
+                return Ok(None);
+            }
+            let view = format_of(key)?;
+            if gzip && matches!(view, Format::Avro { .. }) {
+                return Err(config_error(key, format!("Compression Type gzip not valid for {} format class: ( AvroFormat ).", key)));
+            }
+            if key == HEADERS_FORMAT && matches!(view, Format::ByteArray { .. }) {
+                return Err(config_error(key, "ByteArrayFormat cannot write headers (as in Confluent's sink): AvroFormat or JsonFormat"));
+            }
+            Ok(Some(view))
+        };
+        let keys_format = view_format(STORE_KEYS, KEYS_FORMAT)?;
+        let headers_format = view_format(STORE_HEADERS, HEADERS_FORMAT)?;
         if gzip && matches!(format, Format::Avro { .. }) {
             tracing::warn!("{COMPRESSION}=gzip does not apply to AvroFormat (use avro.codec), as in Confluent's sink");
         }
@@ -264,17 +314,25 @@ impl S3SinkConfig {
             sse_algorithm: non_empty(SSE_ALGORITHM),
             sse_kms_key: non_empty(SSE_KMS_KEY),
             acl: non_empty(ACL),
+            keys_format,
+            headers_format,
         })
     }
 
     /// The file extension of this config's files.
     pub fn extension(&self) -> String {
-        let gz = if self.gzip { ".gz" } else { "" };
-        match &self.format {
-            Format::Json => format!(".json{gz}"),
-            Format::Avro { .. } => ".avro".to_string(),
-            Format::ByteArray { extension, .. } => format!("{extension}{gz}"),
-        }
+        self.format.extension(self.gzip)
+    }
+
+    /// The key of the keys or headers file beside the data file `data_key`, as Confluent's
+    /// `Utils.getAdjustedFilename` names it: `t+0+0000000000.avro` has `t+0+0000000000.keys.avro` beside it.
+    pub fn view_key(&self, data_key: &str, view: View) -> Option<String> {
+        let (suffix, format) = match view {
+            View::Keys => (".keys", self.keys_format.as_ref()?),
+            View::Headers => (".headers", self.headers_format.as_ref()?),
+        };
+        let stem = data_key.strip_suffix(&self.extension()).unwrap_or(data_key);
+        Some(format!("{stem}{suffix}{}", format.extension(self.gzip)))
     }
 
     /// The object key of a file, exactly as Confluent's `TopicPartitionWriter.fileKeyToCommit` makes it.
@@ -342,5 +400,27 @@ mod tests {
         pairs.retain(|(k, _)| *k != "format.class");
         pairs.push(("format.class", "io.confluent.connect.s3.format.parquet.ParquetFormat"));
         assert!(S3SinkConfig::parse(&config(&pairs)).unwrap_err().to_string().contains("ParquetFormat"));
+    }
+
+    #[test]
+    fn keys_and_headers_files_are_named_beside_the_data_file_and_checked_as_confluent() {
+        let mut pairs = rail();
+        pairs.extend([("store.kafka.keys", "true"), ("store.kafka.headers", "true"), ("headers.format.class", "JsonFormat")]);
+        let c = S3SinkConfig::parse(&config(&pairs)).unwrap();
+        let data = c.object_key("t", "partition=0", 0, 0);
+        assert_eq!(c.view_key(&data, View::Keys).unwrap(), "topics/t/partition=0/t+0+0000000000.keys.avro");
+        assert_eq!(c.view_key(&data, View::Headers).unwrap(), "topics/t/partition=0/t+0+0000000000.headers.json");
+        let plain = S3SinkConfig::parse(&config(&rail())).unwrap();
+        assert_eq!(plain.view_key(&data, View::Keys), None, "not stored unless asked");
+
+        let mut gzip_avro_keys = rail();
+        gzip_avro_keys.retain(|(k, _)| *k != "format.class");
+        gzip_avro_keys.extend([("format.class", "JsonFormat"), ("s3.compression.type", "gzip"), ("store.kafka.keys", "true")]);
+        let err = S3SinkConfig::parse(&config(&gzip_avro_keys)).unwrap_err().to_string();
+        assert!(err.contains("keys.format.class") && err.contains("gzip"), "{err}");
+        let mut bytes_headers = rail();
+        bytes_headers.extend([("store.kafka.headers", "true"), ("headers.format.class", "ByteArrayFormat")]);
+        let err = S3SinkConfig::parse(&config(&bytes_headers)).unwrap_err().to_string();
+        assert!(err.contains("cannot write headers"), "{err}");
     }
 }

@@ -3,10 +3,11 @@
 
 use crate::avro::{self, AvroError};
 use crate::config::Format;
-use connect_core::{SchemaRef, SinkRecord, Value};
+use connect_core::{Schema, SchemaRef, SchemaType, SinkRecord, Struct, Value};
 use flate2::write::GzEncoder;
 use std::borrow::Cow;
 use std::io::Write;
+use std::sync::{Arc, OnceLock};
 
 /// Records a file takes before its Avro values are encoded into a block.
 const AVRO_BLOCK_RECORDS: usize = 1000;
@@ -73,6 +74,31 @@ pub struct FileBuilder {
 pub struct Prepared<'a> {
     schema: Option<SchemaRef>,
     value: Cow<'a, Value>,
+    /// JSON lines only: the value goes inside `{"<name>": ...}` (Confluent envelopes headers so).
+    envelope: Option<&'static str>,
+}
+
+/// A record encoded for a file, not yet in it: encoding can fail, adding cannot, so a record goes into its
+/// data, keys and headers files all or not at all.
+pub struct Encoded {
+    schema: Option<SchemaRef>,
+    data: EncodedData,
+}
+
+enum EncodedData {
+    Bytes(Vec<u8>),
+    Avro(apache_avro::types::Value),
+}
+
+/// The schema of a headers file's records: an array of `{key, value}` strings, as Confluent's `HeaderRecordView`.
+fn headers_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let string = Arc::new(Schema::new(SchemaType::String));
+            Arc::new(Schema::array(Arc::new(Schema::structure([("key".to_string(), string.clone()), ("value".to_string(), string)]))))
+        })
+        .clone()
 }
 
 impl FileBuilder {
@@ -94,14 +120,48 @@ impl FileBuilder {
 
     /// The record's value as this format will write it: with Avro, a schemaless value gets an inferred schema.
     pub fn prepare<'a>(format: &Format, record: &'a SinkRecord) -> Result<Prepared<'a>, EncodeError> {
-        let value = &record.data.value;
-        match (format, &record.data.value_schema) {
+        Self::prepare_value(format, &record.data.value_schema, &record.data.value)
+    }
+
+    fn prepare_value<'a>(format: &Format, schema: &Option<SchemaRef>, value: &'a Value) -> Result<Prepared<'a>, EncodeError> {
+        match (format, schema) {
             (Format::Avro { .. }, None) => {
                 let (schema, value) = avro::infer(value)?;
-                Ok(Prepared { schema: Some(schema), value: Cow::Owned(value) })
+                Ok(Prepared { schema: Some(schema), value: Cow::Owned(value), envelope: None })
             }
-            (_, schema) => Ok(Prepared { schema: schema.clone(), value: Cow::Borrowed(value) }),
+            (_, schema) => Ok(Prepared { schema: schema.clone(), value: Cow::Borrowed(value), envelope: None }),
         }
+    }
+
+    /// The record's key for a keys file (`store.kafka.keys`); a record without one is an error, as in Confluent's
+    /// sink, which keeps a file's keys aligned with its records.
+    pub fn prepare_key<'a>(format: &Format, record: &'a SinkRecord) -> Result<Prepared<'a>, EncodeError> {
+        if record.data.key.is_null() {
+            return Err(EncodeError("Key cannot be null for SinkRecord (store.kafka.keys=true writes every record's key)".into()));
+        }
+        Self::prepare_value(format, &record.data.key_schema, &record.data.key)
+    }
+
+    /// The record's headers for a headers file (`store.kafka.headers`): an array of `{key, value}` with the
+    /// values as strings (strings as they are, other values as JSON). No headers, or one without a value, is
+    /// an error, as in Confluent's sink.
+    pub fn prepare_headers<'a>(format: &Format, record: &'a SinkRecord) -> Result<Prepared<'a>, EncodeError> {
+        let headers = &record.data.headers;
+        if headers.is_empty() {
+            return Err(EncodeError("Headers cannot be null or empty for SinkRecord (store.kafka.headers=true)".into()));
+        }
+        let mut items = Vec::with_capacity(headers.len());
+        for header in headers.iter() {
+            if header.value.is_null() {
+                return Err(EncodeError(format!("header {:?} has no value; a headers file holds strings", header.key)));
+            }
+            let mut item = Struct::new();
+            item.put("key", Value::String(header.key.clone()));
+            item.put("value", Value::String(header.value.to_string()));
+            items.push(Value::Struct(item));
+        }
+        let envelope = matches!(format, Format::Json).then_some("headers");
+        Ok(Prepared { schema: Some(headers_schema()), value: Cow::Owned(Value::Array(items)), envelope })
     }
 
     /// Whether a record with this schema may go into this file (Confluent's `schema.compatibility=NONE`, for
@@ -114,12 +174,17 @@ impl FileBuilder {
         }
     }
 
-    pub fn append(&mut self, prepared: Prepared<'_>) -> Result<(), EncodeError> {
-        match &self.format {
+    /// Encode a record for this file without adding it (see [`Encoded`]).
+    pub fn encode(&mut self, prepared: Prepared<'_>) -> Result<Encoded, EncodeError> {
+        let data = match &self.format {
             Format::Json => {
-                let mut line = serde_json::to_vec(&prepared.value.to_json()).map_err(|e| EncodeError(e.to_string()))?;
+                let mut line = match prepared.envelope {
+                    None => serde_json::to_vec(&prepared.value.json_view()),
+                    Some(name) => serde_json::to_vec(&serde_json::json!({ name: prepared.value.to_json() })),
+                }
+                .map_err(|e| EncodeError(e.to_string()))?;
                 line.push(b'\n');
-                self.body.write(&line);
+                EncodedData::Bytes(line)
             }
             Format::ByteArray { separator, .. } => {
                 let bytes: &[u8] = match &*prepared.value {
@@ -132,8 +197,10 @@ impl FileBuilder {
                         )))
                     }
                 };
-                self.body.write(bytes);
-                self.body.write(separator);
+                let mut out = Vec::with_capacity(bytes.len() + separator.len());
+                out.extend_from_slice(bytes);
+                out.extend_from_slice(separator);
+                EncodedData::Bytes(out)
             }
             Format::Avro { codec } => {
                 let schema = prepared.schema.clone().ok_or_else(|| EncodeError("no schema".into()))?;
@@ -144,11 +211,23 @@ impl FileBuilder {
                     let codec = if codec == "deflate" { apache_avro::Codec::Deflate(Default::default()) } else { apache_avro::Codec::Null };
                     self.avro = Some(AvroFile { schema: parsed, codec, marker: self.marker, header_written: false, pending: Vec::new() });
                 }
-                let file = self.avro.as_mut().expect("made above");
+                let file = self.avro.as_ref().expect("made above");
                 let datum = avro::avro_value(&schema, &prepared.value)?;
                 if !datum.validate(&file.schema) {
                     return Err(EncodeError("the value does not fit its schema as Avro".into()));
                 }
+                EncodedData::Avro(datum)
+            }
+        };
+        Ok(Encoded { schema: prepared.schema, data })
+    }
+
+    /// Add an encoded record. An error here (an Avro block that does not encode) leaves the file unusable.
+    pub fn push(&mut self, encoded: Encoded) -> Result<(), EncodeError> {
+        match encoded.data {
+            EncodedData::Bytes(bytes) => self.body.write(&bytes),
+            EncodedData::Avro(datum) => {
+                let file = self.avro.as_mut().ok_or_else(|| EncodeError("an Avro record for a file without its schema".into()))?;
                 file.pending.push(datum);
                 if file.pending.len() >= AVRO_BLOCK_RECORDS {
                     self.flush_avro()?;
@@ -156,10 +235,15 @@ impl FileBuilder {
             }
         }
         if self.schema.is_none() {
-            self.schema = Some(prepared.schema.clone());
+            self.schema = Some(encoded.schema);
         }
         self.records += 1;
         Ok(())
+    }
+
+    pub fn append(&mut self, prepared: Prepared<'_>) -> Result<(), EncodeError> {
+        let encoded = self.encode(prepared)?;
+        self.push(encoded)
     }
 
     /// Encode the pending Avro values as one block (with the header first, once).

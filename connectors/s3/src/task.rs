@@ -10,7 +10,7 @@
 use crate::config::{OnNull, S3SinkConfig};
 use crate::format::FileBuilder;
 use crate::storage::{Store, UploadError};
-use crate::writer::{PartitionWriter, WriteError};
+use crate::writer::{PartitionWriter, Views, WriteError};
 use connect_core::{async_trait, Config, ConnectError, OffsetMap, Result, SinkRecord, SinkTask, SinkTaskContext, TopicPartition};
 use connect_kit::redelivery::RecordId;
 use connect_kit::{Backoff, BackoffPolicy, Jitter};
@@ -119,14 +119,23 @@ impl SinkTask for S3SinkTask {
                 }
             } else {
                 (|| {
-                    let prepared = FileBuilder::prepare(&config.format, record).map_err(|e| e.to_string())?;
+                    let value = FileBuilder::prepare(&config.format, record).map_err(|e| e.to_string())?;
+                    // Keys and headers are checked before anything is written, so the files stay aligned.
+                    let key =
+                        config.keys_format.as_ref().map(|f| FileBuilder::prepare_key(f, record)).transpose().map_err(|e| e.to_string())?;
+                    let headers = config
+                        .headers_format
+                        .as_ref()
+                        .map(|f| FileBuilder::prepare_headers(f, record))
+                        .transpose()
+                        .map_err(|e| e.to_string())?;
                     let timestamp = config.partitioner.timestamp(record, now).map_err(|e| e.to_string())?;
                     let directory = config.partitioner.encode(record, now).map_err(|e| e.to_string())?;
-                    Ok((prepared, timestamp, directory))
+                    Ok((Views { value, key, headers }, timestamp, directory))
                 })()
             };
             let written = match outcome {
-                Ok((prepared, timestamp, directory)) => match writer.write(&config, position, whole, timestamp, directory, prepared, now) {
+                Ok((views, timestamp, directory)) => match writer.write(&config, position, whole, timestamp, directory, views, now) {
                     Ok(()) => Ok(()),
                     Err(WriteError::Record(e)) => Err(format!("cannot be written as {:?}: {e}", config.format)),
                     Err(e @ WriteError::File(_)) => return Err(ConnectError::fatal(format!("{tp}: {e}"))),

@@ -8,13 +8,16 @@
 //!   starts the new file;
 //! - after a record is written, every open file is closed once the open files hold `flush.size` records.
 //!
+//! With `store.kafka.keys` / `store.kafka.headers`, each file has a keys and a headers file beside it that take
+//! the same records (a record goes into all of them or none) and close with it.
+//!
 //! Closed files wait to be uploaded; the offset to commit moves only when they all are, to the offset after
 //! the last Kafka record they took whole (a transform such as Explode makes several records of one Kafka
 //! record: a file may end between them, and the commit then stops before that Kafka record). Records already
 //! taken, counted by (offset, part), are skipped when the runtime redelivers a batch.
 
-use crate::config::S3SinkConfig;
-use crate::format::{EncodeError, FileBuilder, Prepared};
+use crate::config::{S3SinkConfig, View};
+use crate::format::{EncodeError, Encoded, FileBuilder, Prepared};
 use crate::storage::{Store, UploadError};
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
@@ -34,17 +37,61 @@ pub enum WriteError {
 /// A record's place in its Kafka partition: its offset, and which of the records a transform made of it.
 pub type Position = (i64, u32);
 
+/// What a record puts into a file and the files beside it.
+pub struct Views<'a> {
+    pub value: Prepared<'a>,
+    /// With `store.kafka.keys`.
+    pub key: Option<Prepared<'a>>,
+    /// With `store.kafka.headers`.
+    pub headers: Option<Prepared<'a>>,
+}
+
 struct OpenFile {
     directory: String,
     key: String,
     builder: FileBuilder,
+    /// The keys and headers files beside it (object key and builder), when stored.
+    keys: Option<(String, FileBuilder)>,
+    headers: Option<(String, FileBuilder)>,
 }
 
-/// A file waiting for its upload, and the offset to commit once it (and those before it) are stored.
+impl OpenFile {
+    /// Encode a record for the file and the files beside it, adding nothing yet.
+    fn encode(&mut self, views: Views<'_>) -> Result<(Encoded, Option<Encoded>, Option<Encoded>), EncodeError> {
+        let value = self.builder.encode(views.value)?;
+        let beside = |file: &mut Option<(String, FileBuilder)>, view: Option<Prepared<'_>>, name: &str| match (file, view) {
+            (Some((_, builder)), Some(prepared)) => builder.encode(prepared).map(Some),
+            (None, None) => Ok(None),
+            _ => Err(EncodeError(format!("the record's {name} do not match the files being written"))),
+        };
+        let key = beside(&mut self.keys, views.key, "keys")?;
+        let headers = beside(&mut self.headers, views.headers, "headers")?;
+        Ok((value, key, headers))
+    }
+
+    fn push(&mut self, (value, key, headers): (Encoded, Option<Encoded>, Option<Encoded>)) -> Result<(), EncodeError> {
+        self.builder.push(value)?;
+        if let (Some((_, builder)), Some(key)) = (&mut self.keys, key) {
+            builder.push(key)?;
+        }
+        if let (Some((_, builder)), Some(headers)) = (&mut self.headers, headers) {
+            builder.push(headers)?;
+        }
+        Ok(())
+    }
+
+    fn bytes(&self) -> usize {
+        let beside = |f: &Option<(String, FileBuilder)>| f.as_ref().map_or(0, |(_, b)| b.bytes());
+        self.builder.bytes() + beside(&self.keys) + beside(&self.headers)
+    }
+}
+
+/// A file waiting for its upload, and the offset to commit once it (and those before it) are stored: set only
+/// on the last of the files closed together, so nothing is committed until all of them are stored.
 struct Closed {
     key: String,
     bytes: Bytes,
-    commit_after: i64,
+    commit_after: Option<i64>,
 }
 
 pub struct PartitionWriter {
@@ -104,7 +151,7 @@ impl PartitionWriter {
         whole: bool,
         timestamp: Option<i64>,
         directory: String,
-        prepared: Prepared<'_>,
+        views: Views<'_>,
         now: i64,
     ) -> Result<(), WriteError> {
         if self.record_count > 0 {
@@ -116,7 +163,7 @@ impl PartitionWriter {
                 _ => false,
             };
             let by_schedule = self.next_scheduled.is_some_and(|at| now >= at);
-            let by_schema = self.files.iter().find(|f| f.directory == directory).is_some_and(|f| !f.builder.accepts(&prepared));
+            let by_schema = self.files.iter().find(|f| f.directory == directory).is_some_and(|f| !f.builder.accepts(&views.value));
             if by_time || by_schedule || by_schema {
                 self.close_files(config, now).map_err(WriteError::File)?;
             }
@@ -130,17 +177,28 @@ impl PartitionWriter {
                 // Named after its first record's Kafka offset, as Confluent's.
                 let key = config.object_key(&self.topic, &directory, self.partition, position.0);
                 let builder = FileBuilder::new(&config.format, config.gzip, config.gzip_level, &key);
-                self.files.push(OpenFile { directory: directory.clone(), key, builder });
+                let beside = |view: View, format: &Option<crate::config::Format>| {
+                    let name = config.view_key(&key, view)?;
+                    let builder = FileBuilder::new(format.as_ref()?, config.gzip, config.gzip_level, &name);
+                    Some((name, builder))
+                };
+                let keys = beside(View::Keys, &config.keys_format);
+                let headers = beside(View::Headers, &config.headers_format);
+                self.files.push(OpenFile { directory: directory.clone(), key, builder, keys, headers });
                 self.files.len() - 1
             }
         };
-        if let Err(e) = self.files[index].builder.append(prepared) {
-            // A file is named after its first record: one whose first record failed is not kept.
-            if self.files[index].builder.records() == 0 {
-                self.files.remove(index);
+        let encoded = match self.files[index].encode(views) {
+            Ok(encoded) => encoded,
+            Err(e) => {
+                // A file is named after its first record: one whose first record failed is not kept.
+                if self.files[index].builder.records() == 0 {
+                    self.files.remove(index);
+                }
+                return Err(WriteError::Record(e));
             }
-            return Err(WriteError::Record(e));
-        }
+        };
+        self.files[index].push(encoded).map_err(WriteError::File)?;
         if self.base_timestamp.is_none() {
             self.base_timestamp = timestamp;
         }
@@ -156,9 +214,18 @@ impl PartitionWriter {
     /// Close every open file: it waits for its upload.
     fn close_files(&mut self, config: &S3SinkConfig, now: i64) -> Result<(), EncodeError> {
         let commit_after = self.commit_point.unwrap_or_default();
+        let mut finished = Vec::new();
         for file in std::mem::take(&mut self.files) {
-            let bytes = file.builder.finish()?;
-            self.closed.push(Closed { key: file.key, bytes: Bytes::from(bytes), commit_after });
+            finished.push((file.key, file.builder.finish()?));
+            for (key, builder) in [file.keys, file.headers].into_iter().flatten() {
+                finished.push((key, builder.finish()?));
+            }
+        }
+        // Only the last file closed now carries the offset: the records before it may be in any of them (one
+        // file per directory, and the keys and headers files), so the offset moves once all are stored.
+        let last = finished.len().saturating_sub(1);
+        for (i, (key, bytes)) in finished.into_iter().enumerate() {
+            self.closed.push(Closed { key, bytes: Bytes::from(bytes), commit_after: (i == last).then_some(commit_after) });
         }
         self.record_count = 0;
         self.base_timestamp = None;
@@ -181,7 +248,9 @@ impl PartitionWriter {
             store.upload(&file.key, file.bytes.clone()).await?;
             tracing::debug!(key = %file.key, bytes = file.bytes.len(), "uploaded");
             let file = self.closed.remove(0);
-            self.offset_to_commit = Some(file.commit_after);
+            if let Some(offset) = file.commit_after {
+                self.offset_to_commit = Some(offset);
+            }
             uploaded += 1;
         }
         Ok(uploaded)
@@ -194,7 +263,7 @@ impl PartitionWriter {
 
     /// Bytes held in memory (open and closed files).
     pub fn buffered_bytes(&self) -> usize {
-        self.files.iter().map(|f| f.builder.bytes()).sum::<usize>() + self.closed.iter().map(|c| c.bytes.len()).sum::<usize>()
+        self.files.iter().map(OpenFile::bytes).sum::<usize>() + self.closed.iter().map(|c| c.bytes.len()).sum::<usize>()
     }
 }
 
@@ -211,4 +280,74 @@ fn next_rotation(config: &S3SinkConfig, now: i64, period: i64) -> i64 {
         .unwrap_or(now);
     let day = 86_400_000;
     midnight + (((now - midnight) / period + 1) * period).min(day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use connect_core::{RecordData, SinkRecord, Value};
+
+    fn config(pairs: &[(&str, &str)]) -> S3SinkConfig {
+        let mut all: connect_core::Config = [
+            ("s3.bucket.name", "b"),
+            ("flush.size", "2"),
+            ("storage.class", "io.confluent.connect.s3.storage.S3Storage"),
+            ("format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        all.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        S3SinkConfig::parse(&all).unwrap()
+    }
+
+    fn record(offset: i64) -> SinkRecord {
+        let mut data = RecordData::new("t", None, Value::String(format!("v{offset}")));
+        data.key = Value::String(format!("k{offset}"));
+        data.headers.add("h", Value::String("x".into()));
+        SinkRecord::new(data, 0, offset, connect_core::TimestampType::CreateTime)
+    }
+
+    fn write(w: &mut PartitionWriter, c: &S3SinkConfig, r: &SinkRecord, directory: &str) -> Result<(), WriteError> {
+        let views = Views {
+            value: FileBuilder::prepare(&c.format, r).unwrap(),
+            key: c.keys_format.as_ref().map(|f| FileBuilder::prepare_key(f, r)).transpose().map_err(WriteError::Record)?,
+            headers: c.headers_format.as_ref().map(|f| FileBuilder::prepare_headers(f, r)).transpose().map_err(WriteError::Record)?,
+        };
+        w.write(c, (r.kafka_offset, 0), true, None, directory.to_string(), views, 0)
+    }
+
+    #[test]
+    fn files_closed_together_move_the_offset_only_once_all_are_stored() {
+        let c = config(&[("store.kafka.keys", "true"), ("keys.format.class", "JsonFormat"), ("store.kafka.headers", "true")]);
+        let mut w = PartitionWriter::new("t", 0);
+        // Two directories, one record each: flush.size 2 closes both files (and their keys and headers files).
+        write(&mut w, &c, &record(0), "partition=a").unwrap();
+        write(&mut w, &c, &record(1), "partition=b").unwrap();
+        let closed: Vec<(&str, Option<i64>)> = w.closed.iter().map(|f| (f.key.as_str(), f.commit_after)).collect();
+        assert_eq!(
+            closed,
+            [
+                ("topics/t/partition=a/t+0+0000000000.json", None),
+                ("topics/t/partition=a/t+0+0000000000.keys.json", None),
+                ("topics/t/partition=a/t+0+0000000000.headers.avro", None),
+                ("topics/t/partition=b/t+0+0000000001.json", None),
+                ("topics/t/partition=b/t+0+0000000001.keys.json", None),
+                ("topics/t/partition=b/t+0+0000000001.headers.avro", Some(2)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_record_without_a_key_is_refused_before_anything_is_written() {
+        let c = config(&[("store.kafka.keys", "true"), ("flush.size", "10")]);
+        let mut w = PartitionWriter::new("t", 0);
+        write(&mut w, &c, &record(0), "d").unwrap();
+        let mut keyless = record(1);
+        keyless.data.key = Value::Null;
+        let err = write(&mut w, &c, &keyless, "d").unwrap_err();
+        assert!(err.to_string().contains("Key cannot be null"), "{err}");
+        let file = &w.files[0];
+        assert_eq!((file.builder.records(), file.keys.as_ref().unwrap().1.records()), (1, 1), "the files stay aligned");
+    }
 }
