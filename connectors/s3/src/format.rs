@@ -143,7 +143,7 @@ impl FileBuilder {
     }
 
     /// The record's headers for a headers file (`store.kafka.headers`): an array of `{key, value}` with the
-    /// values as strings (strings as they are, other values as JSON). No headers, or one without a value, is
+    /// values as strings (strings as they are, bytes in base64, other values as JSON). No headers, or one without a value, is
     /// an error, as in Confluent's sink.
     pub fn prepare_headers<'a>(format: &Format, record: &'a SinkRecord) -> Result<Prepared<'a>, EncodeError> {
         let headers = &record.data.headers;
@@ -157,7 +157,15 @@ impl FileBuilder {
             }
             let mut item = Struct::new();
             item.put("key", Value::String(header.key.clone()));
-            item.put("value", Value::String(header.value.to_string()));
+            // Confluent's Values.convertToString: strings as they are, bytes in base64, the rest as text (JSON).
+            let text = match &header.value {
+                Value::Bytes(_) => match header.value.to_json() {
+                    serde_json::Value::String(base64) => base64,
+                    other => other.to_string(),
+                },
+                other => other.to_string(),
+            };
+            item.put("value", Value::String(text));
             items.push(Value::Struct(item));
         }
         let envelope = matches!(format, Format::Json).then_some("headers");

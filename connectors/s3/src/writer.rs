@@ -80,6 +80,16 @@ impl OpenFile {
         Ok(())
     }
 
+    /// Whether the record's value, key and headers may go into these files: a different schema in any of them
+    /// starts new files (an Avro file has one schema).
+    fn accepts(&self, views: &Views<'_>) -> bool {
+        let beside = |file: &Option<(String, FileBuilder)>, view: &Option<Prepared<'_>>| match (file, view) {
+            (Some((_, builder)), Some(prepared)) => builder.accepts(prepared),
+            _ => true,
+        };
+        self.builder.accepts(&views.value) && beside(&self.keys, &views.key) && beside(&self.headers, &views.headers)
+    }
+
     fn bytes(&self) -> usize {
         let beside = |f: &Option<(String, FileBuilder)>| f.as_ref().map_or(0, |(_, b)| b.bytes());
         self.builder.bytes() + beside(&self.keys) + beside(&self.headers)
@@ -163,7 +173,7 @@ impl PartitionWriter {
                 _ => false,
             };
             let by_schedule = self.next_scheduled.is_some_and(|at| now >= at);
-            let by_schema = self.files.iter().find(|f| f.directory == directory).is_some_and(|f| !f.builder.accepts(&views.value));
+            let by_schema = self.files.iter().find(|f| f.directory == directory).is_some_and(|f| !f.accepts(&views));
             if by_time || by_schedule || by_schema {
                 self.close_files(config, now).map_err(WriteError::File)?;
             }
@@ -339,15 +349,47 @@ mod tests {
     }
 
     #[test]
-    fn a_record_without_a_key_is_refused_before_anything_is_written() {
+    fn a_key_that_cannot_be_encoded_leaves_the_files_aligned() {
+        // ByteArray keys: the value encodes as JSON, a number key does not encode as bytes.
+        let c = config(&[("store.kafka.keys", "true"), ("keys.format.class", "ByteArrayFormat"), ("flush.size", "10")]);
+        let mut w = PartitionWriter::new("t", 0);
+        let mut numbered = record(0);
+        numbered.data.key = Value::Int64(5);
+        assert!(matches!(write(&mut w, &c, &numbered, "d"), Err(WriteError::Record(_))));
+        assert!(w.files.is_empty(), "a file whose first record failed is not kept, nor its keys file");
+        write(&mut w, &c, &record(1), "d").unwrap();
+        let mut numbered = record(2);
+        numbered.data.key = Value::Int64(5);
+        assert!(matches!(write(&mut w, &c, &numbered, "d"), Err(WriteError::Record(_))));
+        write(&mut w, &c, &record(3), "d").unwrap();
+        let file = &w.files[0];
+        assert_eq!((file.builder.records(), file.keys.as_ref().unwrap().1.records()), (2, 2), "the files stay aligned");
+    }
+
+    #[test]
+    fn a_key_with_another_schema_starts_new_files() {
         let c = config(&[("store.kafka.keys", "true"), ("flush.size", "10")]);
         let mut w = PartitionWriter::new("t", 0);
         write(&mut w, &c, &record(0), "d").unwrap();
-        let mut keyless = record(1);
-        keyless.data.key = Value::Null;
-        let err = write(&mut w, &c, &keyless, "d").unwrap_err();
-        assert!(err.to_string().contains("Key cannot be null"), "{err}");
-        let file = &w.files[0];
-        assert_eq!((file.builder.records(), file.keys.as_ref().unwrap().1.records()), (1, 1), "the files stay aligned");
+        let mut other = record(1);
+        other.data.key = Value::Map(vec![(Value::String("id".into()), Value::Int64(1))]);
+        write(&mut w, &c, &other, "d").unwrap();
+        let closed: Vec<&str> = w.closed.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(closed, ["topics/t/d/t+0+0000000000.json", "topics/t/d/t+0+0000000000.keys.avro"], "the string-keyed files closed");
+        assert_eq!(w.files[0].key, "topics/t/d/t+0+0000000001.json");
+    }
+
+    #[test]
+    fn headers_are_key_value_strings_with_bytes_in_base64_and_json_wraps_them() {
+        let mut r = record(0);
+        r.data.headers.add("trace", Value::Bytes(vec![0xff, 0x00].into()));
+        let prepared = FileBuilder::prepare_headers(&crate::config::Format::Json, &r).unwrap();
+        let mut file = FileBuilder::new(&crate::config::Format::Json, false, None, "k");
+        file.append(prepared).unwrap();
+        let line = String::from_utf8(file.finish().unwrap()).unwrap();
+        assert_eq!(line, "{\"headers\":[{\"key\":\"h\",\"value\":\"x\"},{\"key\":\"trace\",\"value\":\"/wA=\"}]}\n");
+        r.data.headers = Default::default();
+        let err = FileBuilder::prepare_headers(&crate::config::Format::Json, &r).err().unwrap();
+        assert!(err.0.contains("Headers cannot be null or empty"), "{err}");
     }
 }
