@@ -50,7 +50,7 @@ impl ConsumerContext for SinkConsumerContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let revoked = tp_list(tpl);
-            let approved = self.approved.lock().unwrap_or_else(|p| p.into_inner());
+            let mut approved = self.approved.lock().unwrap_or_else(|p| p.into_inner());
             let mut commit = TopicPartitionList::new();
             for tp in &revoked {
                 if let Some(off) = approved.get(tp) {
@@ -62,6 +62,12 @@ impl ConsumerContext for SinkConsumerContext {
                     tracing::warn!(error = %e, "commit on partition revocation failed; the records since the last commit will be redelivered");
                 }
             }
+            // Forgotten once committed: if the partition comes back after another member moved it on, this old
+            // approval must not be committed again at the next revocation (it would rewind the group).
+            for tp in &revoked {
+                approved.remove(tp);
+            }
+            drop(approved);
             let _ = self.events.send(RebalanceEvent::Revoked(revoked));
         }
     }
@@ -644,5 +650,34 @@ impl Batch {
         let dropped: Vec<TopicPartition> = self.consumed.iter().filter(|(tp, _)| !keep(tp)).map(|(tp, _)| tp.clone()).collect();
         self.consumed.retain(|(tp, _)| keep(tp));
         self.records.retain(|r| !dropped.iter().any(|tp| tp.partition == r.original_partition() && tp.topic == r.original_topic()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::consumer::Consumer;
+
+    /// A partition revoked and later assigned back must not have its old approved offset committed at the next
+    /// revocation: meanwhile another member may have committed further, and the stale offset would rewind it.
+    #[test]
+    fn a_revoked_partition_forgets_its_approved_offset() {
+        let mut config = rdkafka::ClientConfig::new();
+        // No broker and no group: the commit on revocation fails at once (and is logged), which is all this needs.
+        config.set("bootstrap.servers", "127.0.0.1:1");
+        let (tx, mut events) = mpsc::unbounded_channel();
+        let approved = Arc::new(Mutex::new(OffsetMap::new()));
+        let consumer: BaseConsumer<SinkConsumerContext> =
+            config.create_with_context(SinkConsumerContext { events: tx, approved: approved.clone() }).unwrap();
+        let p0 = TopicPartition::new("t", 0);
+        let p1 = TopicPartition::new("t", 1);
+        approved.lock().unwrap().extend([(p0.clone(), 100), (p1.clone(), 7)]);
+        let mut revoked = TopicPartitionList::new();
+        revoked.add_partition("t", 0);
+        consumer.context().pre_rebalance(&consumer, &Rebalance::Revoke(&revoked));
+        let left = approved.lock().unwrap().clone();
+        assert_eq!(left.get(&p0), None, "the revoked partition's approval is gone");
+        assert_eq!(left.get(&p1), Some(&7), "the others stay");
+        assert!(matches!(events.try_recv(), Ok(RebalanceEvent::Revoked(parts)) if parts == vec![p0]));
     }
 }
