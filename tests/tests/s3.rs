@@ -233,6 +233,7 @@ fn a_new_shape_starts_a_new_avro_file_and_an_unencodable_value_goes_to_the_dlq()
         &[
             ("partitioner.class", "io.confluent.connect.storage.partitioner.DefaultPartitioner"),
             ("flush.size", "12"),
+            ("avro.codec", "bzip2"),
             ("errors.tolerance", "all"),
             ("errors.deadletterqueue.topic.name", dlq.as_str()),
             ("errors.deadletterqueue.topic.replication.factor", "1"),
@@ -247,6 +248,7 @@ fn a_new_shape_starts_a_new_avro_file_and_an_unencodable_value_goes_to_the_dlq()
         keys,
         [format!("topics/{topic}/partition=0/{topic}+0+0000000000.avro"), format!("topics/{topic}/partition=0/{topic}+0+0000000010.avro")]
     );
+    assert!(s3::get(&bucket, &keys[0]).windows(5).any(|w| w == b"bzip2"), "avro.codec bzip2 in the file's header");
     let (first_schema, first) = s3::avro(&bucket, &keys[0]);
     let (_, second) = s3::avro(&bucket, &keys[1]);
     assert_eq!(first_schema["name"], "io.confluent.connect.avro.ConnectDefault");
@@ -424,6 +426,8 @@ fn keys_and_headers_files_sit_beside_each_file_and_a_record_without_a_key_goes_t
             ("store.kafka.keys", "true"),
             ("keys.format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
             ("store.kafka.headers", "true"),
+            // The headers files are Avro: with snappy blocks, which fastavro reads with cramjam.
+            ("avro.codec", "snappy"),
             ("errors.tolerance", "all"),
             ("errors.deadletterqueue.topic.name", dlq.as_str()),
             ("errors.deadletterqueue.topic.replication.factor", "1"),
@@ -445,7 +449,9 @@ fn keys_and_headers_files_sit_beside_each_file_and_a_record_without_a_key_goes_t
     for start in ["0000000000", "0000000009", "0000000017"] {
         let values = s3::json_lines(&bucket, &format!("{dir_of}{start}.json"));
         let record_keys = s3::json_lines(&bucket, &format!("{dir_of}{start}.keys.json"));
-        let (schema, headers) = s3::avro(&bucket, &format!("{dir_of}{start}.headers.avro"));
+        let headers_key = format!("{dir_of}{start}.headers.avro");
+        assert!(s3::get(&bucket, &headers_key).windows(6).any(|w| w == b"snappy"), "avro.codec snappy in the file's header");
+        let (schema, headers) = s3::avro(&bucket, &headers_key);
         assert_eq!(schema["type"], "array", "{schema}");
         assert_eq!((values.len(), record_keys.len(), headers.len()), (8, 8, 8), "aligned: one key and one header list per record");
         for ((value, key), header) in values.iter().zip(&record_keys).zip(&headers) {

@@ -144,7 +144,7 @@ pub fn def() -> ConfigDef {
         .define(key(PART_SIZE, ConfigType::Int, Some("26214400"), "Bytes per part of a multipart upload (files larger than this are uploaded in parts).").validator(Validator::at_least(5_242_880.0)))
         .define(key(COMPRESSION, ConfigType::String, Some("none"), "none or gzip (JSON and ByteArray files).").validator(Validator::OneOf(vec!["none", "gzip"])))
         .define(key(COMPRESSION_LEVEL, ConfigType::Int, Some("-1"), "gzip level 0-9; -1: the default (6).").validator(Validator::between(-1.0, 9.0)))
-        .define(key(AVRO_CODEC, ConfigType::String, Some("null"), "Avro block codec: null or deflate.").validator(Validator::OneOf(vec!["null", "deflate", "snappy", "bzip2"])))
+        .define(key(AVRO_CODEC, ConfigType::String, Some("null"), "Avro block codec: null, deflate, snappy or bzip2.").validator(Validator::OneOf(vec!["null", "deflate", "snappy", "bzip2"])))
         .define(key(PARQUET_CODEC, ConfigType::String, Some("snappy"), "Accepted; ParquetFormat is not supported yet."))
         .define(key(NULL_VALUES, ConfigType::String, Some("fail"), "Records with a null value: fail (to the errant-record reporter: the DLQ, or a task failure) or ignore.").validator(Validator::OneOf(vec!["fail", "ignore"])))
         .define(key(SCHEMA_COMPATIBILITY, ConfigType::String, Some("NONE"), "NONE: a record whose schema differs from its file's starts a new file (other modes are taken as NONE).").validator(Validator::OneOf(vec!["none", "backward", "forward", "full"])))
@@ -195,8 +195,8 @@ impl S3SinkConfig {
                 "JsonFormat" => Ok(Format::Json),
                 "AvroFormat" => {
                     let codec = trimmed(AVRO_CODEC).to_ascii_lowercase();
-                    if !matches!(codec.as_str(), "null" | "deflate") {
-                        return Err(config_error(AVRO_CODEC, format!("{codec} is not supported yet: null or deflate")));
+                    if !matches!(codec.as_str(), "null" | "deflate" | "snappy" | "bzip2") {
+                        return Err(config_error(AVRO_CODEC, format!("{codec} is not an Avro codec: null, deflate, snappy or bzip2")));
                     }
                     Ok(Format::Avro { codec })
                 }

@@ -216,7 +216,12 @@ impl FileBuilder {
                     let json = avro::avro_schema(&schema);
                     let parsed = apache_avro::Schema::parse(&json)
                         .map_err(|e| EncodeError(format!("the record's schema is not valid Avro: {e}")))?;
-                    let codec = if codec == "deflate" { apache_avro::Codec::Deflate(Default::default()) } else { apache_avro::Codec::Null };
+                    let codec = match codec.as_str() {
+                        "deflate" => apache_avro::Codec::Deflate(Default::default()),
+                        "snappy" => apache_avro::Codec::Snappy,
+                        "bzip2" => apache_avro::Codec::Bzip2(Default::default()),
+                        _ => apache_avro::Codec::Null,
+                    };
                     self.avro = Some(AvroFile { schema: parsed, codec, marker: self.marker, header_written: false, pending: Vec::new() });
                 }
                 let file = self.avro.as_ref().expect("made above");
