@@ -211,5 +211,5 @@ fn main() {
             ours / read_and_post
         );
     }
-    println!("(aim: sink / read+post >= 0.8: the plain client doing the same work; post-only leaves out reading Kafka)");
+    println!("(aim: sink / post-only >= 0.8; read+post is a plain client that also reads the topic, as the sink must)");
 }
