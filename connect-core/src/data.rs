@@ -538,14 +538,15 @@ impl Value {
     pub fn equals_json(&self, json: &serde_json::Value) -> bool {
         use serde_json::Value as J;
         fn same_order<'a>(
-            mut fields: impl ExactSizeIterator<Item = (&'a str, &'a Value)>,
+            count: usize,
+            fields: impl Iterator<Item = (&'a str, &'a Value)>,
             object: &serde_json::Map<String, J>,
         ) -> Option<bool> {
-            if fields.len() != object.len() {
+            if count != object.len() {
                 return None;
             }
             let mut equal = true;
-            for ((k, v), (jk, jv)) in fields.by_ref().zip(object) {
+            for ((k, v), (jk, jv)) in fields.zip(object) {
                 if k != jk {
                     return None;
                 }
@@ -561,12 +562,9 @@ impl Value {
                 return items.len() == other.len() && items.iter().zip(other).all(|(v, j)| v.equals_json(j))
             }
             (Value::Map(entries), J::Object(object)) if entries.iter().all(|(k, _)| matches!(k, Value::String(_))) => {
-                same_order(entries.iter().map(|(k, v)| (k.as_str().unwrap_or_default(), v)), object)
+                same_order(entries.len(), entries.iter().map(|(k, v)| (k.as_str().unwrap_or_default(), v)), object)
             }
-            (Value::Struct(st), J::Object(object)) => {
-                let fields: Vec<(&str, &Value)> = st.iter().map(|(k, v)| (k.as_str(), v)).collect();
-                same_order(fields.into_iter(), object)
-            }
+            (Value::Struct(st), J::Object(object)) => same_order(st.len(), st.iter().map(|(k, v)| (k.as_str(), v)), object),
             _ => None,
         };
         in_order.unwrap_or_else(|| self.to_json() == *json)

@@ -38,6 +38,13 @@ fn with(mut config: serde_json::Value, pairs: &[(&str, &str)]) -> serde_json::Va
     config
 }
 
+/// A worker running the rail config with `pairs` changed, its values read as `converters` say.
+fn start_sink(dir: &std::path::Path, converters: &[(&str, &str)], topic: &str, bucket: &str, pairs: &[(&str, &str)]) -> Worker {
+    let mut setup = WorkerSetup::new(dir, converters);
+    setup.connector(&unique("s3-sink"), with(rail_config(topic, bucket), pairs));
+    setup.start()
+}
+
 fn bucket() -> String {
     let b = unique("connect-s3").to_lowercase().replace('_', "-");
     require_s3();
@@ -140,9 +147,11 @@ fn json_gzip_files_under_a_field_partitioner() {
     let records: Vec<TestRecord> =
         (0..90).map(|i| (None, Some(json!({"TOC": tocs[i % 3], "N": i, "REASON": "M8"}).to_string().into_bytes()), vec![])).collect();
     produce(&topic, &records);
-    let mut setup = WorkerSetup::new(dir.path(), &SCHEMALESS);
-    let config = with(
-        rail_config(&topic, &bucket),
+    let mut worker = start_sink(
+        dir.path(),
+        &SCHEMALESS,
+        &topic,
+        &bucket,
         &[
             ("format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
             ("s3.compression.type", "gzip"),
@@ -151,8 +160,6 @@ fn json_gzip_files_under_a_field_partitioner() {
             ("flush.size", "30"),
         ],
     );
-    setup.connector(&unique("s3-json"), config);
-    let mut worker = setup.start();
     // flush.size counts the partition's records over all open files: after 30, all three TOC files close.
     let keys = wait_objects(&bucket, "topics/", 9, &worker);
     let mut lines = 0;
@@ -186,9 +193,11 @@ fn hourly_files_rotate_by_record_time() {
         .chain(std::iter::once((None, Some(json!({"ts": start + 3 * 3_600_000 + 5, "n": 180}).to_string().into_bytes()), vec![])))
         .collect();
     produce(&topic, &records);
-    let mut setup = WorkerSetup::new(dir.path(), &SCHEMALESS);
-    let config = with(
-        rail_config(&topic, &bucket),
+    let mut worker = start_sink(
+        dir.path(),
+        &SCHEMALESS,
+        &topic,
+        &bucket,
         &[
             ("format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
             ("partitioner.class", "io.confluent.connect.storage.partitioner.HourlyPartitioner"),
@@ -198,8 +207,6 @@ fn hourly_files_rotate_by_record_time() {
             ("flush.size", "100000"),
         ],
     );
-    setup.connector(&unique("s3-hourly"), config);
-    let mut worker = setup.start();
     // Each hour's file closes when the first record of the next hour arrives; the fourth hour's stays open.
     let keys = wait_objects(&bucket, "topics/", 3, &worker);
     let expected: Vec<String> = [(4, 0), (5, 60), (6, 120)]
@@ -227,9 +234,11 @@ fn a_new_shape_starts_a_new_avro_file_and_an_unencodable_value_goes_to_the_dlq()
     records.extend((10..23).map(|i| (None, Some(json!({"cat": i}).to_string().into_bytes()), vec![])));
     records[13] = (None, Some(json!({"cat": [1, "two"]}).to_string().into_bytes()), vec![]);
     produce(&topic, &records);
-    let mut setup = WorkerSetup::new(dir.path(), &SCHEMALESS);
-    let config = with(
-        rail_config(&topic, &bucket),
+    let mut worker = start_sink(
+        dir.path(),
+        &SCHEMALESS,
+        &topic,
+        &bucket,
         &[
             ("partitioner.class", "io.confluent.connect.storage.partitioner.DefaultPartitioner"),
             ("flush.size", "12"),
@@ -240,8 +249,6 @@ fn a_new_shape_starts_a_new_avro_file_and_an_unencodable_value_goes_to_the_dlq()
             ("errors.deadletterqueue.context.headers.enable", "true"),
         ],
     );
-    setup.connector(&unique("s3-shapes"), config);
-    let mut worker = setup.start();
     // 10 records of the first shape (a file closed by the change of shape), 12 of the second (closed by flush.size).
     let keys = wait_objects(&bucket, "topics/", 2, &worker);
     assert_eq!(
@@ -384,17 +391,17 @@ fn byte_array_files_keep_the_separator() {
     let dir = tempfile::tempdir().unwrap();
     let (topic, bucket) = (unique("camera_frames"), bucket());
     produce(&topic, &(0..6).map(|i| (None, Some(format!("frame-{i}").into_bytes()), vec![])).collect::<Vec<_>>());
-    let mut setup = WorkerSetup::new(dir.path(), &[("value.converter", "org.apache.kafka.connect.converters.ByteArrayConverter")]);
-    let config = with(
-        rail_config(&topic, &bucket),
+    let worker = start_sink(
+        dir.path(),
+        &[("value.converter", "org.apache.kafka.connect.converters.ByteArrayConverter")],
+        &topic,
+        &bucket,
         &[
             ("format.class", "io.confluent.connect.s3.format.bytearray.ByteArrayFormat"),
             ("partitioner.class", "io.confluent.connect.storage.partitioner.DefaultPartitioner"),
             ("flush.size", "3"),
         ],
     );
-    setup.connector(&unique("s3-bytes"), config);
-    let worker = setup.start();
     let keys = wait_objects(&bucket, "topics/", 2, &worker);
     assert_eq!(
         keys,
@@ -416,9 +423,11 @@ fn keys_and_headers_files_sit_beside_each_file_and_a_record_without_a_key_goes_t
         })
         .collect();
     produce(&topic, &records);
-    let mut setup = WorkerSetup::new(dir.path(), &SCHEMALESS);
-    let config = with(
-        rail_config(&topic, &bucket),
+    let mut worker = start_sink(
+        dir.path(),
+        &SCHEMALESS,
+        &topic,
+        &bucket,
         &[
             ("format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
             ("partitioner.class", "io.confluent.connect.storage.partitioner.DefaultPartitioner"),
@@ -433,8 +442,6 @@ fn keys_and_headers_files_sit_beside_each_file_and_a_record_without_a_key_goes_t
             ("errors.deadletterqueue.topic.replication.factor", "1"),
         ],
     );
-    setup.connector(&unique("s3-keys-headers"), config);
-    let mut worker = setup.start();
     // 24 records with keys in files of 8: three data files, each with its keys and headers files.
     let keys = wait_objects(&bucket, "topics/", 9, &worker);
     let dir_of = format!("topics/{topic}/partition=0/{topic}+0+");

@@ -35,12 +35,6 @@ impl Body {
             Body::Gzip(g) => g.write_all(bytes).expect("writing to memory"),
         }
     }
-    fn len(&self) -> usize {
-        match self {
-            Body::Plain(b) => b.len(),
-            Body::Gzip(g) => g.get_ref().len(),
-        }
-    }
     fn finish(self) -> Vec<u8> {
         match self {
             Body::Plain(b) => b,
@@ -186,11 +180,12 @@ impl FileBuilder {
     pub fn encode(&mut self, prepared: Prepared<'_>) -> Result<Encoded, EncodeError> {
         let data = match &self.format {
             Format::Json => {
-                let mut line = match prepared.envelope {
-                    None => serde_json::to_vec(&prepared.value.json_view()),
-                    Some(name) => serde_json::to_vec(&serde_json::json!({ name: prepared.value.to_json() })),
+                // `{"<envelope>": value}` written around the value, not built as a JSON tree.
+                let mut line = prepared.envelope.map_or_else(Vec::new, |name| format!("{{\"{name}\":").into_bytes());
+                serde_json::to_writer(&mut line, &prepared.value.json_view()).map_err(|e| EncodeError(e.to_string()))?;
+                if prepared.envelope.is_some() {
+                    line.push(b'}');
                 }
-                .map_err(|e| EncodeError(e.to_string()))?;
                 line.push(b'\n');
                 EncodedData::Bytes(line)
             }
@@ -285,11 +280,6 @@ impl FileBuilder {
 
     pub fn records(&self) -> usize {
         self.records
-    }
-
-    /// Bytes so far (compressed, for gzip), for the memory bound.
-    pub fn bytes(&self) -> usize {
-        self.body.len()
     }
 
     /// The file's bytes.

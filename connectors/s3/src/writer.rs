@@ -89,11 +89,6 @@ impl OpenFile {
         };
         self.builder.accepts(&views.value) && beside(&self.keys, &views.key) && beside(&self.headers, &views.headers)
     }
-
-    fn bytes(&self) -> usize {
-        let beside = |f: &Option<(String, FileBuilder)>| f.as_ref().map_or(0, |(_, b)| b.bytes());
-        self.builder.bytes() + beside(&self.keys) + beside(&self.headers)
-    }
 }
 
 /// A file waiting for its upload, and the offset to commit once it (and those before it) are stored: set only
@@ -269,11 +264,6 @@ impl PartitionWriter {
     /// The offset after the last file stored (asked again after a commit that failed, it is the same).
     pub fn offset_to_commit(&self) -> Option<i64> {
         self.offset_to_commit
-    }
-
-    /// Bytes held in memory (open and closed files).
-    pub fn buffered_bytes(&self) -> usize {
-        self.files.iter().map(OpenFile::bytes).sum::<usize>() + self.closed.iter().map(|c| c.bytes.len()).sum::<usize>()
     }
 }
 

@@ -34,14 +34,12 @@ fn body(case: &Case, range: std::ops::Range<usize>) -> String {
     }
 }
 
-/// The limit: the same bodies posted by a plain reqwest client, `in_flight` at a time. Records per second.
-fn plain(case: &Case, url: &str) -> f64 {
-    let bodies: Vec<String> = (0..case.records).step_by(case.batch).map(|s| body(case, s..(s + case.batch).min(case.records))).collect();
+/// Post `bodies` with a plain reqwest client, `in_flight` at a time; the number answered. Both limits use it.
+fn post_all<B: Into<reqwest::Body>>(bodies: impl futures::Stream<Item = B>, url: &str, in_flight: usize) -> usize {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
         let client = reqwest::Client::new();
-        let started = Instant::now();
-        let ok = stream::iter(bodies)
+        bodies
             .map(|b| {
                 let client = client.clone();
                 async move {
@@ -49,13 +47,20 @@ fn plain(case: &Case, url: &str) -> f64 {
                     response.bytes().await.is_ok()
                 }
             })
-            .buffered(case.in_flight)
+            .buffered(in_flight)
             .filter(|ok| std::future::ready(*ok))
             .count()
-            .await;
-        assert_eq!(ok, case.records.div_ceil(case.batch));
-        case.records as f64 / started.elapsed().as_secs_f64()
+            .await
     })
+}
+
+/// The limit: the same bodies posted by a plain reqwest client, `in_flight` at a time. Records per second.
+fn plain(case: &Case, url: &str) -> f64 {
+    let bodies: Vec<String> = (0..case.records).step_by(case.batch).map(|s| body(case, s..(s + case.batch).min(case.records))).collect();
+    let started = Instant::now();
+    let posted = post_all(stream::iter(bodies), url, case.in_flight);
+    assert_eq!(posted, case.records.div_ceil(case.batch));
+    case.records as f64 / started.elapsed().as_secs_f64()
 }
 
 /// The limit that does the sink's work: a plain rdkafka consumer reads the topic (in a thread of its own) and a
@@ -63,9 +68,11 @@ fn plain(case: &Case, url: &str) -> f64 {
 /// sink's template makes of them is not rebuilt here), a JSON array of them for batches. Timed from the first
 /// record read to the last answer, as the sink is from its first request. Records per second.
 fn plain_from_kafka(case: &Case, topic: &str, url: &str) -> f64 {
+    use futures::SinkExt;
     use rdkafka::consumer::Consumer;
     use rdkafka::Message;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    // A futures channel: its receiver is the stream of bodies to post.
+    let (mut tx, rx) = futures::channel::mpsc::channel::<Vec<u8>>(64);
     let (topic, records, batch) = (topic.to_string(), case.records, case.batch);
     let reader = std::thread::spawn(move || {
         let consumer = plain_consumer(&topic);
@@ -88,7 +95,7 @@ fn plain_from_kafka(case: &Case, topic: &str, url: &str) -> f64 {
                 if batch > 1 {
                     body.push(b']');
                 }
-                if tx.blocking_send(std::mem::take(&mut body)).is_err() {
+                if futures::executor::block_on(tx.send(std::mem::take(&mut body))).is_err() {
                     break;
                 }
             }
@@ -96,31 +103,10 @@ fn plain_from_kafka(case: &Case, topic: &str, url: &str) -> f64 {
         consumer.unassign().ok();
         started.expect("records read")
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let posted = runtime.block_on(async {
-        let client = reqwest::Client::new();
-        let bodies = async_stream_of(&mut rx);
-        bodies
-            .map(|b| {
-                let client = client.clone();
-                async move {
-                    let response = client.post(url).header("content-type", "application/json").body(b).send().await.expect("post");
-                    response.bytes().await.is_ok()
-                }
-            })
-            .buffered(case.in_flight)
-            .filter(|ok| std::future::ready(*ok))
-            .count()
-            .await
-    });
+    let posted = post_all(rx, url, case.in_flight);
     let started = reader.join().unwrap();
     assert_eq!(posted, case.records.div_ceil(case.batch));
     case.records as f64 / started.elapsed().as_secs_f64()
-}
-
-/// The bodies the reader thread sends, as a stream.
-fn async_stream_of(rx: &mut tokio::sync::mpsc::Receiver<Vec<u8>>) -> impl futures::Stream<Item = Vec<u8>> + '_ {
-    stream::unfold(rx, |rx| async move { rx.recv().await.map(|b| (b, rx)) })
 }
 
 /// The sink: records in a topic, the connector posting them. From the first delivery to the last (the consumer
