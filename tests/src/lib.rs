@@ -5,6 +5,7 @@
 //! to start it.
 
 pub mod arcadedb;
+pub mod camera_server;
 pub mod elasticsearch;
 pub mod feed_server;
 pub mod http_target;

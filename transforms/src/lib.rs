@@ -19,7 +19,7 @@ pub mod wrangle;
 pub use cast::Cast;
 pub use extract_field::{ExtractField, Side};
 pub use fields::{DropHeaders, HoistField, InsertField, InsertHeader, MaskField, ReplaceField, ValueToKey};
-pub use filter::Filter;
+pub use filter::{ConfluentFilter, Filter};
 pub use more::{format_timestamp, Flatten, HeaderFrom, SetSchemaMetadata, TimestampRouter};
 pub use predicates::{HasHeaderKey, RecordIsTombstone, TopicNameMatches};
 pub use regex_router::RegexRouter;
@@ -155,6 +155,16 @@ pub fn transformation_plugins() -> Vec<TransformationPlugin> {
             class: "org.apache.kafka.connect.transforms.Filter",
             aliases: &["Filter"],
             create: || Box::<Filter>::default(),
+        },
+        TransformationPlugin {
+            class: "io.confluent.connect.transforms.Filter$Key",
+            aliases: &[],
+            create: || Box::new(ConfluentFilter::new(Side::Key)),
+        },
+        TransformationPlugin {
+            class: "io.confluent.connect.transforms.Filter$Value",
+            aliases: &[],
+            create: || Box::new(ConfluentFilter::new(Side::Value)),
         },
         TransformationPlugin {
             class: "org.apache.kafka.connect.transforms.RegexRouter",

@@ -24,6 +24,7 @@ impl Default for Registry {
                 .chain(connect_stomp::plugins())
                 .chain(connect_neo4j::plugins())
                 .chain(connect_s3::plugins())
+                .chain(connect_camera::plugins())
                 .chain(connect_testing::plugins())
                 .collect(),
             converters: builtin_converters(),
