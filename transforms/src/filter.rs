@@ -40,6 +40,9 @@ pub struct ConfluentFilter {
     include: bool,
     missing: Missing,
     condition: String,
+    /// `target` names one place (no filter, wildcard, slice or descendant): finding nothing there means the
+    /// record lacks it. Otherwise finding nothing is an ordinary non-match.
+    definite: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +54,15 @@ enum Missing {
 
 impl ConfluentFilter {
     pub fn new(side: Side) -> Self {
-        ConfluentFilter { side, target: None, filter: None, include: true, missing: Missing::Fail, condition: String::new() }
+        ConfluentFilter {
+            side,
+            target: None,
+            filter: None,
+            include: true,
+            missing: Missing::Fail,
+            condition: String::new(),
+            definite: true,
+        }
     }
 }
 
@@ -75,7 +86,10 @@ fn split_trailing_filter(condition: &str) -> Option<(&str, String)> {
                 depth -= 1;
                 if depth == 0 {
                     let selector = &trimmed[i..];
-                    return selector[1..].trim_start().starts_with('?').then(|| (&trimmed[..i], format!("${selector}")));
+                    let path = &trimmed[..i];
+                    // `$..[?...]` stays whole: the descendant segment needs a selector after it.
+                    let filter = selector[1..].trim_start().starts_with('?') && !path.ends_with("..");
+                    return filter.then(|| (path, format!("${selector}")));
                 }
             }
             None => {}
@@ -115,6 +129,8 @@ impl Transformation for ConfluentFilter {
         let invalid = |e: serde_json_path::ParseError| {
             ConnectError::fatal(format!("Invalid value {condition} for configuration filter.condition: {e}"))
         };
+        let target_text = split_trailing_filter(&condition).map(|(path, _)| path.to_string()).unwrap_or_else(|| condition.clone());
+        self.definite = !(target_text.contains(['*', '?', ':', ',']) || target_text.contains(".."));
         let (target, filter) = match split_trailing_filter(&condition) {
             Some((path, filter)) => (
                 JsonPath::parse(if path.is_empty() { "$" } else { path }).map_err(invalid)?,
@@ -140,6 +156,9 @@ impl Transformation for ConfluentFilter {
         let target = self.target.as_ref().expect("configured");
         let found: Vec<&serde_json::Value> = target.query(&json).all().into_iter().filter(|v| !v.is_null()).collect();
         let keep = |matched: bool| if matched == self.include { Transformed::Keep } else { Transformed::Drop };
+        if found.is_empty() && !self.definite {
+            return Ok(keep(false));
+        }
         if found.is_empty() {
             return match self.missing {
                 Missing::Fail => Err(ConnectError::data(format!(
@@ -223,6 +242,16 @@ mod tests {
     }
 
     #[test]
+    fn finding_nothing_through_a_wildcard_or_inner_filter_is_a_non_match_not_a_missing_field() {
+        let f = filter(Side::Value, &[("filter.condition", "$.detections[?(@.label == 'Cat')].score")]);
+        assert!(!kept(&f, serde_json::json!({"detections": [{"label": "Dog", "score": 0.7}]})), "no error with the default fail");
+        assert!(kept(&f, serde_json::json!({"detections": [{"label": "Cat", "score": 0.9}]})));
+        let anywhere = filter(Side::Value, &[("filter.condition", "$..[?(@.label == 'Cat')]")]);
+        assert!(kept(&anywhere, serde_json::json!({"detections": [{"label": "Cat"}]})));
+        assert!(!kept(&anywhere, serde_json::json!({"detections": []})));
+    }
+
+    #[test]
     fn an_invalid_condition_is_refused_at_configure() {
         let mut f = ConfluentFilter::new(Side::Value);
         let config = [("filter.condition".to_string(), "$[?(@.a ==".to_string())].into_iter().collect();
@@ -234,6 +263,7 @@ mod tests {
         assert_eq!(split_trailing_filter("$[?(@.a > 0)]"), Some(("$", "$[?(@.a > 0)]".to_string())));
         assert_eq!(split_trailing_filter("$.k[?(@.n == ']')]"), Some(("$.k", "$[?(@.n == ']')]".to_string())));
         assert_eq!(split_trailing_filter("$.a[0]"), None);
+        assert_eq!(split_trailing_filter("$..[?(@.a > 0)]"), None, "kept whole");
         assert_eq!(split_trailing_filter("$.a"), None);
     }
 }

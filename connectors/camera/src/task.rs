@@ -90,6 +90,8 @@ struct CameraState {
     last_emitted: Option<Counts>,
     /// Frames skipped before an unreadable frame, told in the next record's `skipped`.
     carried_skips: u64,
+    /// Directory: the highest file name sent (what a restart passes over).
+    high_file: Option<String>,
 }
 
 #[derive(Default)]
@@ -120,7 +122,11 @@ impl CameraDetectorSourceTask {
         let mut offset = SourceMap::new();
         match &frame.position {
             Position::Live => offset.insert("ts".into(), frame.time_ms.into()),
-            Position::File(name) => offset.insert("file".into(), name.clone().into()),
+            // The highest name sent, never lower: files are taken in the order they became whole, which
+            // across scans need not be name order, and a restart passes over names up to this one.
+            Position::File(name) => {
+                offset.insert("file".into(), state.high_file.as_ref().filter(|h| *h > name).unwrap_or(name).clone().into())
+            }
             Position::VideoIndex(i) => offset.insert("index".into(), (*i as i64).into()),
         };
         offset.insert("frame".into(), state.frames.into());
@@ -138,6 +144,11 @@ impl CameraDetectorSourceTask {
             Outcome::Failed(why) => Err(ConnectError::fatal(format!("camera {}: {why}", state.camera.name))),
             Outcome::Unreadable { frame, skipped, why } => {
                 state.frames += 1 + skipped as i64;
+                if let Position::File(name) = &frame.position {
+                    if state.high_file.as_ref().is_none_or(|h| name > h) {
+                        state.high_file = Some(name.clone());
+                    }
+                }
                 state.carried_skips += skipped;
                 let state = &self.cameras[index];
                 let offset = self.offset(state, &frame, state.last_emitted.as_ref());
@@ -148,6 +159,11 @@ impl CameraDetectorSourceTask {
             }
             Outcome::Analysed { frame, skipped, detections } => {
                 state.frames += 1 + skipped as i64;
+                if let Position::File(name) = &frame.position {
+                    if state.high_file.as_ref().is_none_or(|h| name > h) {
+                        state.high_file = Some(name.clone());
+                    }
+                }
                 // Skips before frames that made no record (unreadable, or unchanged with on_change) are
                 // told in the next record.
                 state.carried_skips += skipped;
@@ -181,25 +197,30 @@ impl CameraDetectorSourceTask {
     }
 }
 
-/// Decode stage → inference stage → `poll`, for one camera; each stage runs its CPU work on a blocking
-/// thread, so decoding the next frame overlaps inference of this one.
+/// Decode stage → inference stage → `poll`, for one camera: decoding runs on the blocking pool, inference on
+/// a thread of its own, so decoding the next frame overlaps inference of this one. The inference thread ends
+/// when the decode task does (its channel closes), or when the task is gone (nobody receives).
 fn spawn_pipeline(
     index: usize,
     slot: Arc<FrameSlot>,
     detector: Arc<Detector>,
     throttle: Option<Duration>,
     outcomes: mpsc::Sender<(usize, Outcome)>,
-) -> [JoinHandle<()>; 2] {
+) -> JoinHandle<()> {
     let (prepared_tx, mut prepared_rx) = mpsc::channel::<(Frame, u64, std::result::Result<crate::detector::Prepared, DetectorError>)>(1);
     let decode_detector = detector.clone();
     let decode = tokio::spawn(async move {
         let mut next_allowed = tokio::time::Instant::now();
         loop {
-            if let Some(interval) = throttle {
+            if throttle.is_some() {
                 tokio::time::sleep_until(next_allowed).await;
-                next_allowed = tokio::time::Instant::now() + interval;
             }
             let Some((frame, skipped)) = slot.take().await else { return };
+            if let Some(interval) = throttle {
+                // From the frame taken, not from the end of the wait: a camera slower than the interval must
+                // not get two frames analysed back to back.
+                next_allowed = tokio::time::Instant::now() + interval;
+            }
             let d = decode_detector.clone();
             let bytes = frame.bytes.clone();
             let prepared = match tokio::task::spawn_blocking(move || d.prepare(&bytes)).await {
@@ -211,25 +232,27 @@ fn spawn_pipeline(
             }
         }
     });
-    let infer = tokio::spawn(async move {
-        while let Some((frame, skipped, prepared)) = prepared_rx.recv().await {
+    // Inference on a thread of its own for the camera's life: tract keeps its scratch buffers per thread, and
+    // a long-lived thread keeps them (and its caches) warm, where a pool thread per frame would not.
+    let infer = std::thread::Builder::new().name(format!("camera-infer-{index}")).spawn(move || {
+        while let Some((frame, skipped, prepared)) = prepared_rx.blocking_recv() {
             let outcome = match prepared {
                 Err(e) => Outcome::Unreadable { frame, skipped, why: e.to_string() },
-                Ok(input) => {
-                    let d = detector.clone();
-                    match tokio::task::spawn_blocking(move || d.detect(input)).await {
-                        Ok(Ok(detections)) => Outcome::Analysed { frame, skipped, detections },
-                        Ok(Err(e)) => Outcome::Failed(e.to_string()),
-                        Err(e) => Outcome::Failed(format!("the detector panicked: {e}")),
-                    }
-                }
+                Ok(input) => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| detector.detect(input))) {
+                    Ok(Ok(detections)) => Outcome::Analysed { frame, skipped, detections },
+                    Ok(Err(e)) => Outcome::Failed(e.to_string()),
+                    Err(_) => Outcome::Failed("the detector panicked".into()),
+                },
             };
-            if outcomes.send((index, outcome)).await.is_err() {
+            if outcomes.blocking_send((index, outcome)).is_err() {
                 return;
             }
         }
     });
-    [decode, infer]
+    if let Err(e) = infer {
+        tracing::error!("cannot start an inference thread: {e}");
+    }
+    decode
 }
 
 #[async_trait]
@@ -269,7 +292,7 @@ impl SourceTask for CameraDetectorSourceTask {
             self.workers.push(tokio::spawn(frames::run(camera.name.clone(), camera.url.clone(), slot.clone(), reader.clone(), resume)));
             // Live cameras are thinned by wall-clock time; video files by ffmpeg, directories not at all.
             let throttle = (live && !settings.interval.is_zero()).then_some(settings.interval);
-            self.workers.extend(spawn_pipeline(index, slot, detector.clone(), throttle, outcomes_tx.clone()));
+            self.workers.push(spawn_pipeline(index, slot, detector.clone(), throttle, outcomes_tx.clone()));
             if matches!(camera.url, CameraUrl::Http(_)) {
                 tracing::info!(camera = camera.name, "reading {}", redact(&camera.url));
             }
@@ -280,6 +303,7 @@ impl SourceTask for CameraDetectorSourceTask {
                 window: settings.window.map(Window::new),
                 last_emitted: stored_str(&stored, "objects").and_then(record::counts_from_text),
                 carried_skips: 0,
+                high_file: stored_str(&stored, "file").map(str::to_string),
             });
         }
         self.outcomes = Some(outcomes_rx);

@@ -90,13 +90,15 @@ fn main() {
         }),
     );
     let mut worker = setup.start();
+    let written = || worker.get("/connectors/bench-camera/metrics").1["tasks"][0]["records-written"].as_u64().unwrap_or(0) as usize;
     // From the first record to the last: the model's loading is not throughput.
-    let first = wait_for("the first records", Duration::from_secs(120), || (topic_count(&topic) > 0).then(Instant::now));
-    let first_count = topic_count(&topic) as usize;
-    wait_for("every frame", Duration::from_secs(1800), || (topic_count(&topic) as usize >= n).then_some(()));
+    let first = wait_for("the first records", Duration::from_secs(120), || (written() > 0).then(Instant::now));
+    let first_count = written();
+    wait_for("every frame", Duration::from_secs(1800), || (written() >= n).then_some(()));
     let connector = (n - first_count.min(n - 1)) as f64 / first.elapsed().as_secs_f64();
-    let rss = memory_kib(worker.pid()).map(|(peak, _)| peak).unwrap_or(0);
+    let (peak, rss) = memory_kib(worker.pid()).unwrap_or((0, 0));
     worker.stop();
+    assert_eq!(topic_count(&topic) as usize, n, "a record per frame");
     let after = bare_model(&frames);
     let limit = (before + after) / 2.0;
     println!("{:<64} {:>10} {:>10}", "measure", "frames/s", "ms/frame");
@@ -104,6 +106,11 @@ fn main() {
     println!("{:<64} {:>10.1} {:>10.1}", "the same after the connector's run", after, 1000.0 / after);
     println!("{:<64} {:>10.1} {:>10.1}", "the limit: their mean", limit, 1000.0 / limit);
     println!("{:<64} {:>10.1} {:>10.1}", "camera source: read, decode, resize, infer, boxes, produce", connector, 1000.0 / connector);
-    println!("ratio connector / bare model: {:.2} (aim >= 0.9); worker peak RSS {} MiB", connector / limit, rss / 1024);
+    println!(
+        "ratio connector / bare model: {:.2} (aim >= 0.9); worker RSS {} MiB (peak {} MiB)",
+        connector / limit,
+        rss / 1024,
+        peak / 1024
+    );
     println!("with the ort feature: not built (ONNX Runtime is not integrated yet)");
 }

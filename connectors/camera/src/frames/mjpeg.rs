@@ -25,6 +25,8 @@ pub struct MultipartSplitter {
     buffer: BytesMut,
     /// The stream said it ended (`--boundary--`).
     ended: bool,
+    /// A part without Content-Length: how far its body was searched for the next delimiter.
+    scanned: usize,
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -36,7 +38,7 @@ impl MultipartSplitter {
         // Some cameras put the leading dashes into the boundary parameter itself; the delimiter is then the
         // parameter as it is, which the search for "--" + it would miss.
         let delimiter = if boundary.starts_with("--") { boundary.as_bytes().to_vec() } else { format!("--{boundary}").into_bytes() };
-        MultipartSplitter { delimiter, buffer: BytesMut::new(), ended: false }
+        MultipartSplitter { delimiter, buffer: BytesMut::new(), ended: false, scanned: 0 }
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
@@ -89,14 +91,29 @@ impl MultipartSplitter {
                 headers_end + n
             }
             None => {
-                let mut closing = b"\r\n".to_vec();
-                closing.extend_from_slice(&self.delimiter);
-                match find(&self.buffer[headers_end..], &closing) {
-                    Some(i) => headers_end + i,
-                    None => return self.check_size(start),
+                // The next delimiter, searched from where the last look stopped; the body ends before its line
+                // break and before any extra dashes (a camera that put "--" into the boundary parameter and
+                // still writes "--" + it).
+                let from = self.scanned.max(headers_end);
+                match find(&self.buffer[from..], &self.delimiter) {
+                    Some(i) => {
+                        let mut end = from + i;
+                        while end > headers_end && self.buffer[end - 1] == b'-' {
+                            end -= 1;
+                        }
+                        if end >= headers_end + 2 && &self.buffer[end - 2..end] == b"\r\n" {
+                            end -= 2;
+                        }
+                        end
+                    }
+                    None => {
+                        self.scanned = self.buffer.len().saturating_sub(self.delimiter.len()).max(headers_end);
+                        return self.check_size(start);
+                    }
                 }
             }
         };
+        self.scanned = 0;
         let mut part = self.buffer.split_to(body_end);
         Ok(Some(part.split_off(headers_end).freeze()))
     }
@@ -155,6 +172,21 @@ mod tests {
         bytes.extend_from_slice(b"--frame--\r\n");
         for piece in 1..bytes.len() {
             assert_eq!(split(&bytes, piece, "frame"), PARTS.map(<[u8]>::to_vec).to_vec(), "pieces of {piece}");
+        }
+    }
+
+    #[test]
+    fn a_boundary_parameter_with_dashes_and_delimiters_with_two_more_without_lengths() {
+        // The parameter says "--frame"; the stream writes "--" + "--frame", parts without Content-Length.
+        let mut bytes = Vec::new();
+        for p in PARTS {
+            bytes.extend_from_slice(b"----frame\r\nContent-Type: image/jpeg\r\n\r\n");
+            bytes.extend_from_slice(p);
+            bytes.extend_from_slice(b"\r\n");
+        }
+        bytes.extend_from_slice(b"----frame--\r\n");
+        for piece in 1..bytes.len() {
+            assert_eq!(split(&bytes, piece, "--frame"), PARTS.map(<[u8]>::to_vec).to_vec(), "pieces of {piece}");
         }
     }
 

@@ -110,6 +110,8 @@ struct SlotState {
 
 /// One frame between a reader and the detector.
 pub struct FrameSlot {
+    /// Frames handed over so far (a reader's session that delivered some was a working connection).
+    puts: std::sync::atomic::AtomicU64,
     state: Mutex<SlotState>,
     filled: Notify,
     emptied: Notify,
@@ -118,7 +120,7 @@ pub struct FrameSlot {
 
 impl FrameSlot {
     pub fn new(live: bool) -> FrameSlot {
-        FrameSlot { state: Mutex::default(), filled: Notify::new(), emptied: Notify::new(), live }
+        FrameSlot { puts: Default::default(), state: Mutex::default(), filled: Notify::new(), emptied: Notify::new(), live }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
@@ -127,6 +129,7 @@ impl FrameSlot {
 
     /// Hand a frame over: a live camera's replaces one not yet taken; a file's waits until the slot is free.
     pub async fn put(&self, frame: Frame) {
+        self.puts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut frame = Some(frame);
         loop {
             {
@@ -141,6 +144,10 @@ impl FrameSlot {
             }
             self.emptied.notified().await;
         }
+    }
+
+    pub fn frames_put(&self) -> u64 {
+        self.puts.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Wait until the detector took the frame (a snapshot camera is asked only then).
@@ -215,6 +222,7 @@ pub async fn run(camera: String, url: CameraUrl, slot: std::sync::Arc<FrameSlot>
     };
     let mut backoff = Backoff::new(settings.backoff.clone());
     loop {
+        let delivered_before = slot.frames_put();
         let outcome = match &url {
             CameraUrl::Http(u) => http::read(&client, u, &slot, &settings).await,
             CameraUrl::Directory(dir) => directory::read(dir, &slot, &mut resume).await,
@@ -233,6 +241,10 @@ pub async fn run(camera: String, url: CameraUrl, slot: std::sync::Arc<FrameSlot>
                 tokio::time::sleep(settings.backoff.delay(0)).await;
             }
             Err(e) => {
+                if slot.frames_put() > delivered_before {
+                    // The session worked for a while: this outage starts the backoff over.
+                    backoff.reset();
+                }
                 let delay = backoff.next_delay().unwrap_or(settings.backoff.delay(u32::MAX));
                 tracing::warn!(camera, delay_ms = delay.as_millis() as u64, "camera unavailable: {e}; reconnecting");
                 tokio::time::sleep(delay).await;
