@@ -364,3 +364,33 @@ fn redact(url: &CameraUrl) -> String {
         other => format!("{other:?}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cameras_are_dealt_over_tasks_with_their_names() {
+        let config: Config = [
+            ("name", "garden"),
+            (keys::CAMERA_URL, "http://a/stream, http://b/stream, file:///c/"),
+            (keys::CAMERA_NAME, "front, back"),
+            (keys::KAFKA_TOPIC, "t"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let connector = CameraDetectorSourceConnector { name: "garden".into(), config };
+        let two = connector.task_configs(2).unwrap();
+        let of = |c: &Config, key: &str| c.get(key).cloned().unwrap_or_default();
+        assert_eq!(two.len(), 2);
+        assert_eq!(
+            (of(&two[0], keys::CAMERA_URL), of(&two[0], keys::CAMERA_NAME)),
+            ("http://a/stream,file:///c/".into(), "front,garden-3".into())
+        );
+        assert_eq!((of(&two[1], keys::CAMERA_URL), of(&two[1], keys::CAMERA_NAME)), ("http://b/stream".into(), "back".into()));
+        // Never more tasks than cameras.
+        assert_eq!(connector.task_configs(8).unwrap().len(), 3);
+        assert_eq!(connector.task_configs(1).unwrap()[0].get(keys::CAMERA_NAME).unwrap(), "front,back,garden-3");
+    }
+}

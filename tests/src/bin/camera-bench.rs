@@ -6,7 +6,7 @@
 //! Usage: camera-bench [FRAMES] (default 200). Needs tansu on 127.0.0.1:9092 and ffmpeg
 //! (`scripts/bench camera` provides both).
 
-use connect_camera::detector::{Detector, DetectorSpec, ModelKind, Region};
+use connect_camera::detector::{Detector, DetectorSpec};
 use connect_e2e::camera_server::photo_path;
 use connect_e2e::*;
 use serde_json::json;
@@ -36,23 +36,9 @@ fn make_frames(dir: &Path, frames: usize) -> Vec<Vec<u8>> {
     (0..frames).map(|i| made[i % made.len()].clone()).collect()
 }
 
-fn spec() -> DetectorSpec {
-    DetectorSpec {
-        kind: ModelKind::Ssd,
-        model: None,
-        labels: None,
-        threads: 1,
-        score_threshold: 0.5,
-        nms_iou: 0.5,
-        include: vec![],
-        exclude: vec![],
-        roi: Region::WHOLE,
-    }
-}
-
 /// The limit: inference alone on frames decoded beforehand. Frames/s.
 fn bare_model(frames: &[Vec<u8>]) -> f64 {
-    let detector = Detector::load(spec()).unwrap();
+    let detector = Detector::load(DetectorSpec::default()).unwrap();
     let inputs: Vec<_> = frames.iter().map(|f| detector.prepare(f).unwrap().tensor).collect();
     // One warm-up run, as the connector's first frame also pays for it before the clock starts.
     detector.infer(inputs[0].clone()).unwrap();

@@ -107,6 +107,23 @@ pub struct DetectorSpec {
     pub roi: Region,
 }
 
+impl Default for DetectorSpec {
+    /// The bundled SSD model with the keys' defaults: score 0.5, IoU 0.5, every label, the whole frame, one thread.
+    fn default() -> Self {
+        DetectorSpec {
+            kind: ModelKind::Ssd,
+            model: None,
+            labels: None,
+            threads: 1,
+            score_threshold: 0.5,
+            nms_iou: 0.5,
+            include: vec![],
+            exclude: vec![],
+            roi: Region::WHOLE,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DetectorError {
     #[error("cannot read {what} {path}: {source}")]

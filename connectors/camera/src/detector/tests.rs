@@ -9,17 +9,7 @@ fn photo(name: &str) -> Vec<u8> {
 }
 
 pub(crate) fn ssd_spec() -> DetectorSpec {
-    DetectorSpec {
-        kind: ModelKind::Ssd,
-        model: None,
-        labels: None,
-        threads: 1,
-        score_threshold: 0.5,
-        nms_iou: 0.5,
-        include: vec![],
-        exclude: vec![],
-        roi: Region::WHOLE,
-    }
+    DetectorSpec::default()
 }
 
 pub(crate) fn nanodet_spec() -> DetectorSpec {
