@@ -239,6 +239,11 @@ impl Worker {
         states
     }
 
+    /// The first task's `records-written` counter (connect-rs's task metrics), 0 before it exists.
+    pub fn records_written(&self, connector: &str) -> usize {
+        self.get(&format!("/connectors/{connector}/metrics")).1["tasks"][0]["records-written"].as_u64().unwrap_or(0) as usize
+    }
+
     /// GET a REST path, returning the status code and JSON body.
     pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
         http("GET", self.port, path, None)

@@ -120,7 +120,7 @@ fn a_snapshot_url_is_asked_once_per_interval() {
     let worker = setup.start();
     // Records keep coming (a snapshot every 500 ms), so count them by the task's metric: topic_count reads
     // until the topic is quiet.
-    let written = || worker.get("/connectors/porch/metrics").1["tasks"][0]["records-written"].as_u64().unwrap_or(0);
+    let written = || worker.records_written("porch");
     wait_for_or_explain(
         "3 snapshots analysed",
         Duration::from_secs(60),

@@ -152,7 +152,7 @@ impl CameraDetectorSourceTask {
                 state.carried_skips += skipped;
                 let state = &self.cameras[index];
                 let offset = self.offset(state, &frame, state.last_emitted.as_ref());
-                let data = RecordData::new(topic, Some(schemas::optional_bytes()), Value::Bytes(frame.bytes.to_vec().into()))
+                let data = RecordData::new(topic, Some(schemas::optional_bytes()), Value::Bytes(frame.bytes))
                     .with_key(Some(record::key_schema()), Value::String(state.camera.name.clone()))
                     .with_timestamp(Some(frame.time_ms));
                 Ok(Some(SourceRecord::unreadable(state.partition.clone(), offset, data, format!("camera {}: {why}", state.camera.name))))
@@ -293,9 +293,7 @@ impl SourceTask for CameraDetectorSourceTask {
             // Live cameras are thinned by wall-clock time; video files by ffmpeg, directories not at all.
             let throttle = (live && !settings.interval.is_zero()).then_some(settings.interval);
             self.workers.push(spawn_pipeline(index, slot, detector.clone(), throttle, outcomes_tx.clone()));
-            if matches!(camera.url, CameraUrl::Http(_)) {
-                tracing::info!(camera = camera.name, "reading {}", redact(&camera.url));
-            }
+            tracing::info!(camera = camera.name, "reading {}", redact(&camera.url));
             self.cameras.push(CameraState {
                 camera: camera.clone(),
                 partition,

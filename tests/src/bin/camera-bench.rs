@@ -76,7 +76,7 @@ fn main() {
         }),
     );
     let mut worker = setup.start();
-    let written = || worker.get("/connectors/bench-camera/metrics").1["tasks"][0]["records-written"].as_u64().unwrap_or(0) as usize;
+    let written = || worker.records_written("bench-camera");
     // From the first record to the last: the model's loading is not throughput.
     let first = wait_for("the first records", Duration::from_secs(120), || (written() > 0).then(Instant::now));
     let first_count = written();

@@ -5,7 +5,8 @@
 
 use super::{DetectorError, ModelKind, Region};
 use fast_image_resize::{images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
-use tract_onnx::prelude::Tensor;
+// The pixels' vector becomes the tensor's storage (no copy).
+use tract_onnx::prelude::{tract_ndarray, IntoTensor, Tensor};
 
 /// A frame made ready for the model.
 #[derive(Debug)]
@@ -42,7 +43,7 @@ pub(super) fn prepare(encoded: &[u8], roi: Region, side: u32, kind: ModelKind) -
         ModelKind::Ssd => {
             // NHWC, RGB, px/127.5 - 1.
             let data: Vec<f32> = pixels.iter().map(|&p| p as f32 / 127.5 - 1.0).collect();
-            Tensor::from_shape(&[1, s, s, 3], &data)
+            tract_ndarray::Array4::from_shape_vec((1, s, s, 3), data).map(IntoTensor::into_tensor)
         }
         ModelKind::NanoDet => {
             // NCHW, BGR, (px - mean) / std.
@@ -53,7 +54,7 @@ pub(super) fn prepare(encoded: &[u8], roi: Region, side: u32, kind: ModelKind) -
                     data[c * plane + i] = (px[2 - c] as f32 - NANODET_MEAN[c]) / NANODET_STD[c];
                 }
             }
-            Tensor::from_shape(&[1, 3, s, s], &data)
+            tract_ndarray::Array4::from_shape_vec((1, 3, s, s), data).map(IntoTensor::into_tensor)
         }
     }
     .map_err(|e| DetectorError::Inference(format!("{e:#}")))?;
