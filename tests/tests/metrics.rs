@@ -78,6 +78,26 @@ fn counters_equal_the_records_through_a_file_pipeline() {
     assert_eq!(get(&format!("kafka_connect_connector_status{{connector={sink},connector_type=sink,status=running}}")), 1.0);
     assert_eq!(get("kafka_connect_worker_connector_count{}"), 2.0);
     assert_eq!(get("kafka_connect_worker_task_count{}"), 2.0);
+    // Start-ups, batches, rates (windowed: the records came within it).
+    assert_eq!(get("kafka_connect_worker_connector_startup_attempts_total{}"), 2.0);
+    assert_eq!(get("kafka_connect_worker_connector_startup_success_total{}"), 2.0);
+    assert_eq!(get("kafka_connect_worker_task_startup_success_total{}"), 2.0);
+    assert_eq!(get("kafka_connect_worker_task_startup_failure_percentage{}"), 0.0);
+    let batch_max = get(&format!("kafka_connect_connector_task_batch_size_max{{{}}}", task(&sink)));
+    assert!(batch_max >= 1.0 && batch_max <= n as f64, "{batch_max}");
+    assert!(get(&format!("kafka_connect_source_task_source_record_write_rate{{{}}}", task(&source))) > 0.0);
+    assert!(get(&format!("kafka_connect_sink_task_sink_record_send_rate{{{}}}", task(&sink))) > 0.0);
+    assert!(get(&format!("kafka_connect_sink_task_put_batch_max_time_ms{{{}}}", task(&sink))) >= 0.0);
+    // Offset commits (every 500 ms here) and the sink partition's lag, which librdkafka reports every 5 s:
+    // 0 once every record is read.
+    let settled = wait_for("a sink offset commit and the partition's lag", Duration::from_secs(30), || {
+        let m = parse(&scrape(worker.port));
+        let commits = *m.get(&format!("kafka_connect_sink_task_offset_commit_completion_total{{{}}}", task(&sink)))?;
+        let lag = *m.get(&format!("connect_rs_sink_partition_lag{{connector={sink},partition=0,task=0,topic={topic}}}"))?;
+        (commits >= 1.0 && lag == 0.0).then_some(m)
+    });
+    let percentage = settled[&format!("kafka_connect_connector_task_offset_commit_success_percentage{{{}}}", task(&source))];
+    assert!(percentage == 100.0 || percentage.is_nan(), "{percentage}");
 
     // A pause shows in the status metric.
     let (code, _) = http("PUT", worker.port, &format!("/connectors/{source}/pause"), None);

@@ -68,7 +68,14 @@ pub async fn run(worker_file: PathBuf, connector_files: Vec<PathBuf>) -> Result<
     let health = HealthCell::default();
     let stop_health = CancellationToken::new();
     health.watch_broker(&worker, Duration::from_secs(5), stop_health.clone());
-    let ctx = Arc::new(WorkerContext { worker, registry: Registry::default(), offsets, worker_id, health: health.clone() });
+    let ctx = Arc::new(WorkerContext {
+        worker,
+        registry: Registry::default(),
+        offsets,
+        worker_id,
+        health: health.clone(),
+        startup: Default::default(),
+    });
     let herder = Herder::new(ctx);
 
     let auth = crate::rest::auth::RestAuth::from_worker(&herder.context().worker.raw).map_err(StartupError::WorkerConfig)?;

@@ -19,7 +19,7 @@ use super::view::{ConnectorInfo, ConnectorView, TaskView, View};
 use super::{HerderError, Job};
 use crate::config::connector::{CONNECTOR_CLASS, TASKS_MAX};
 use crate::kafka::TrackedTopics;
-use crate::runtime::errors::TaskMetrics;
+use crate::runtime::metrics::TaskMetrics;
 use crate::runtime::restart::RestartPolicy;
 use crate::runtime::status::{ConnectorStateInfo, State, StatusCell};
 use crate::runtime::supervisor::{TaskHandle, TaskSpec};
@@ -365,6 +365,7 @@ impl Actor {
                 entry.resolved = resolved.config;
             }
             Err(errors) => {
+                self.ctx.startup.connector_started(false);
                 let message = errors.into_values().collect::<Vec<_>>().join("\n");
                 tracing::error!(connector = name, error = %message, "connector config placeholders cannot be resolved");
                 entry.status.fail(message);
@@ -384,6 +385,7 @@ impl Actor {
                 }
             })
         };
+        self.ctx.startup.connector_started(task_configs.is_ok());
         let task_configs = match task_configs {
             Ok(c) => c,
             Err(e) => {
@@ -457,7 +459,7 @@ impl Actor {
             id,
             task_config: task_config.clone(),
             policy: self.policy(&entry.config),
-            metrics: Arc::new(TaskMetrics::default()),
+            metrics: Arc::new(TaskMetrics::new()),
             paused: entry.paused.subscribe(),
             topics: entry.topics.clone(),
         };

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::connector::{self, CONNECTOR_CLASS, NAME};
-use crate::runtime::errors::TaskMetricsSnapshot;
+use crate::runtime::metrics::{TaskMetricsSnapshot, SAMPLE_INTERVAL};
 use crate::runtime::pipeline::Pipeline;
 use crate::runtime::status::ConnectorStateInfo;
 use crate::runtime::WorkerContext;
@@ -42,6 +42,15 @@ pub enum HerderError {
     Internal(String),
 }
 
+/// One connector of `GET /connectors?expand=...`, all read from one snapshot.
+pub struct Expanded {
+    pub name: String,
+    pub status: Option<ConnectorStateInfo>,
+    pub info: Option<ConnectorInfo>,
+    /// Per task (connect-rs's `expand=metrics`).
+    pub metrics: Option<Vec<(u32, TaskMetricsSnapshot)>>,
+}
+
 /// One change for the owner to apply.
 type Job = Box<dyn for<'a> FnOnce(&'a mut Actor) -> BoxFuture<'a, ()> + Send>;
 
@@ -59,6 +68,7 @@ impl Herder {
         let view = View::default();
         let actor = Actor::new(ctx.clone(), jobs.downgrade(), view.clone());
         tokio::spawn(actor.run(queue));
+        tokio::spawn(sample_metrics(view.clone(), jobs.downgrade()));
         Arc::new(Herder { ctx, jobs, view })
     }
 
@@ -234,8 +244,13 @@ impl Herder {
     }
 
     /// `GET /connectors?expand=...`: every connector's status and info, all from one snapshot.
-    pub fn expanded(&self, status: bool, info: bool) -> Vec<(String, Option<ConnectorStateInfo>, Option<ConnectorInfo>)> {
-        self.view.each(|name, v| (name.to_string(), status.then(|| v.status(name)), info.then(|| v.info(name))))
+    pub fn expanded(&self, status: bool, info: bool, metrics: bool) -> Vec<Expanded> {
+        self.view.each(|name, v| Expanded {
+            name: name.to_string(),
+            status: status.then(|| v.status(name)),
+            info: info.then(|| v.info(name)),
+            metrics: metrics.then(|| v.tasks.iter().enumerate().map(|(i, t)| (i as u32, t.metrics.snapshot())).collect()),
+        })
     }
 
     /// Per-task counters (connect-rs extension; names follow Kafka Connect's task error metrics).
@@ -255,5 +270,19 @@ impl Herder {
     /// Whether the connector is STOPPED (offsets may be changed only then), and its type.
     pub fn stopped(&self, name: &str) -> Result<(bool, ConnectorType), HerderError> {
         self.view.with(name, |v| (v.is_stopped(), v.kind))
+    }
+}
+
+/// Every [`SAMPLE_INTERVAL`], keep each task's counters: rates, windowed averages and the status page's
+/// sparklines come from these samples. Ends with the herder.
+async fn sample_metrics(view: View, herder: mpsc::WeakUnboundedSender<Job>) {
+    let mut tick = tokio::time::interval(SAMPLE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if herder.upgrade().is_none() {
+            return;
+        }
+        view.each(|_, connector| connector.tasks.iter().for_each(|task| task.metrics.sample()));
     }
 }

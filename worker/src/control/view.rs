@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use super::HerderError;
 use crate::kafka::TrackedTopics;
-use crate::runtime::errors::TaskMetrics;
+use crate::runtime::metrics::TaskMetrics;
 use crate::runtime::status::{ConnectorStateInfo, State, StatusCell, TaskStateInfo};
 use crate::store::connectors::TargetState;
 

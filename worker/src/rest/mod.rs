@@ -5,6 +5,7 @@ pub mod auth;
 pub mod offsets;
 pub mod prometheus;
 pub mod tls;
+pub mod ui;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -84,6 +85,7 @@ fn routes(herder: Arc<Herder>) -> Router {
         .route("/metrics", get(prometheus::get))
         .route("/connector-plugins", get(list_plugins))
         .route("/connector-plugins/{plugin}/config/validate", put(validate))
+        .merge(ui::routes())
         .with_state(herder)
 }
 
@@ -136,19 +138,23 @@ async fn list_connectors(State(h): State<Arc<Herder>>, Query(q): Query<Vec<(Stri
     if expands.is_empty() {
         return Ok(Json(names).into_response());
     }
-    let (with_status, with_info) = (expands.iter().any(|e| e == "status"), expands.iter().any(|e| e == "info"));
+    let wants = |what: &str| expands.iter().any(|e| e == what);
     // One snapshot for every entry: a connector deleted meanwhile is left out whole, never listed without
     // its status or info (kafbat kafka-ui fails on such an entry), and tasks in `info` match `status`.
+    // `metrics` is connect-rs's (the status page's one call); Kafka Connect ignores expands it does not know.
     let mut out = serde_json::Map::new();
-    for (name, status, info) in h.expanded(with_status, with_info) {
+    for e in h.expanded(wants("status"), wants("info"), wants("metrics")) {
         let mut entry = serde_json::Map::new();
-        if let Some(s) = status {
+        if let Some(s) = e.status {
             entry.insert("status".into(), serde_json::to_value(s).unwrap_or_default());
         }
-        if let Some(i) = info {
+        if let Some(i) = e.info {
             entry.insert("info".into(), serde_json::to_value(i).unwrap_or_default());
         }
-        out.insert(name, entry.into());
+        if let Some(m) = e.metrics {
+            entry.insert("metrics".into(), json!({"tasks": task_metrics_json(m)}));
+        }
+        out.insert(e.name, entry.into());
     }
     Ok(Json(out).into_response())
 }
@@ -225,16 +231,19 @@ async fn get_task_status(State(h): State<Arc<Herder>>, Path((name, task)): Path<
 
 /// connect-rs extension: per-task counters, named after Kafka Connect's task error metrics.
 async fn get_metrics(State(h): State<Arc<Herder>>, Path(name): Path<String>) -> ApiResult<Response> {
-    let tasks: Vec<serde_json::Value> = h
-        .metrics(&name)?
+    let tasks = task_metrics_json(h.metrics(&name)?);
+    Ok(Json(json!({"name": name, "tasks": tasks})).into_response())
+}
+
+fn task_metrics_json(tasks: Vec<(u32, crate::runtime::metrics::TaskMetricsSnapshot)>) -> Vec<serde_json::Value> {
+    tasks
         .into_iter()
         .map(|(id, m)| {
             let mut v = serde_json::to_value(m).unwrap_or_default();
             v["id"] = id.into();
             v
         })
-        .collect();
-    Ok(Json(json!({"name": name, "tasks": tasks})).into_response())
+        .collect()
 }
 
 async fn get_offsets(State(h): State<Arc<Herder>>, Path(name): Path<String>) -> ApiResult<Response> {

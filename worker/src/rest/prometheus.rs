@@ -13,6 +13,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -68,6 +69,23 @@ where
     family
 }
 
+fn float_gauges<L>(registry: &mut Registry, name: &str, help: &str) -> Family<L, Gauge<f64, AtomicU64>>
+where
+    L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static,
+{
+    let family = Family::<L, Gauge<f64, AtomicU64>>::default();
+    registry.register(name, help, family.clone());
+    family
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabels {
+    connector: String,
+    task: String,
+    topic: String,
+    partition: String,
+}
+
 /// The exposition text of everything the worker runs now.
 pub fn render(herder: &Herder) -> String {
     let mut registry = Registry::default();
@@ -98,6 +116,53 @@ pub fn render(herder: &Herder) -> String {
         gauges::<ConnectorStatusLabels>(&mut registry, "kafka_connect_connector_status", "1 for the connector's current status");
     let restarts =
         gauges::<TaskLabels>(&mut registry, "connect_rs_task_restart_count", "Automatic restarts of the task since its last healthy run");
+    // Windowed (the last 30 s; see runtime::metrics): Strimzi keeps the JMX names, `-` as `_`.
+    let source_poll_rate =
+        float_gauges::<TaskLabels>(&mut registry, "kafka_connect_source_task_source_record_poll_rate", "Records polled per second");
+    let source_write_rate = float_gauges::<TaskLabels>(
+        &mut registry,
+        "kafka_connect_source_task_source_record_write_rate",
+        "Records written to Kafka per second",
+    );
+    let sink_read_rate =
+        float_gauges::<TaskLabels>(&mut registry, "kafka_connect_sink_task_sink_record_read_rate", "Records read from Kafka per second");
+    let sink_send_rate =
+        float_gauges::<TaskLabels>(&mut registry, "kafka_connect_sink_task_sink_record_send_rate", "Records put to the target per second");
+    let batch_size_avg =
+        float_gauges::<TaskLabels>(&mut registry, "kafka_connect_connector_task_batch_size_avg", "Average records per batch");
+    let batch_size_max =
+        float_gauges::<TaskLabels>(&mut registry, "kafka_connect_connector_task_batch_size_max", "Most records in one batch");
+    let poll_avg =
+        float_gauges::<TaskLabels>(&mut registry, "kafka_connect_source_task_poll_batch_avg_time_ms", "Average time to poll a batch");
+    let poll_max =
+        float_gauges::<TaskLabels>(&mut registry, "kafka_connect_source_task_poll_batch_max_time_ms", "Longest time to poll a batch");
+    let put_avg = float_gauges::<TaskLabels>(&mut registry, "kafka_connect_sink_task_put_batch_avg_time_ms", "Average time to put a batch");
+    let put_max = float_gauges::<TaskLabels>(&mut registry, "kafka_connect_sink_task_put_batch_max_time_ms", "Longest time to put a batch");
+    let commit_success = float_gauges::<TaskLabels>(
+        &mut registry,
+        "kafka_connect_connector_task_offset_commit_success_percentage",
+        "Offset commits that succeeded, percent",
+    );
+    let commit_failure = float_gauges::<TaskLabels>(
+        &mut registry,
+        "kafka_connect_connector_task_offset_commit_failure_percentage",
+        "Offset commits that failed, percent",
+    );
+    let commit_avg = float_gauges::<TaskLabels>(
+        &mut registry,
+        "kafka_connect_connector_task_offset_commit_avg_time_ms",
+        "Average time of an offset commit",
+    );
+    let commit_max =
+        float_gauges::<TaskLabels>(&mut registry, "kafka_connect_connector_task_offset_commit_max_time_ms", "Longest offset commit");
+    let commit_completion = counters(&mut registry, "kafka_connect_sink_task_offset_commit_completion", "Offset commits that completed");
+    let commit_skip =
+        counters(&mut registry, "kafka_connect_sink_task_offset_commit_skip", "Offset commits skipped: nothing new to commit");
+    let lag = gauges::<PartitionLabels>(
+        &mut registry,
+        "connect_rs_sink_partition_lag",
+        "Records between a sink partition's position and its end, as the consumer last saw them",
+    );
     // Strimzi: kafka.connect<type=connect-worker-metrics><>connector-count, task-count.
     let connector_count = Gauge::<i64>::default();
     registry.register("kafka_connect_worker_connector_count", "Connectors on this worker", connector_count.clone());
@@ -137,6 +202,51 @@ pub fn render(herder: &Herder) -> String {
             dlq_requests.get_or_create(&labels).set(m.deadletterqueue_produce_requests as i64);
             dlq_failures.get_or_create(&labels).set(m.deadletterqueue_produce_failures as i64);
             last_error.get_or_create(&labels).set(m.last_error_timestamp as i64);
+            let (read_rate, write_rate) =
+                if status.kind == "source" { (&source_poll_rate, &source_write_rate) } else { (&sink_read_rate, &sink_send_rate) };
+            read_rate.get_or_create(&labels).set(m.records_read_rate);
+            write_rate.get_or_create(&labels).set(m.records_written_rate);
+            batch_size_max.get_or_create(&labels).set(m.batch_size_max as f64);
+            // Kafka Connect reports NaN for an empty window; Prometheus takes NaN as a value.
+            let or_nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+            batch_size_avg.get_or_create(&labels).set(or_nan(m.batch_size_avg));
+            let (batch_avg, batch_max) = if status.kind == "source" { (&poll_avg, &poll_max) } else { (&put_avg, &put_max) };
+            batch_avg.get_or_create(&labels).set(or_nan(m.batch_avg_time_ms));
+            batch_max.get_or_create(&labels).set(m.batch_max_time_ms);
+            commit_success.get_or_create(&labels).set(or_nan(m.offset_commit_success_percentage));
+            commit_failure.get_or_create(&labels).set(or_nan(m.offset_commit_failure_percentage));
+            commit_avg.get_or_create(&labels).set(or_nan(m.offset_commit_avg_time_ms));
+            commit_max.get_or_create(&labels).set(m.offset_commit_max_time_ms);
+            if status.kind == "sink" {
+                commit_completion.get_or_create(&labels).inc_by(m.offset_commit_completion_total);
+                commit_skip.get_or_create(&labels).inc_by(m.offset_commit_skip_total);
+            }
+            for p in &m.partition_lag {
+                let labels = PartitionLabels {
+                    connector: name.clone(),
+                    task: id.to_string(),
+                    topic: p.topic.clone(),
+                    partition: p.partition.to_string(),
+                };
+                lag.get_or_create(&labels).set(p.lag);
+            }
+        }
+    }
+    // Strimzi: kafka.connect<type=connect-worker-metrics><>connector-startup-attempts-total, ...
+    let [connectors, tasks] = herder.context().startup.totals();
+    for (what, (attempts, successes, failures)) in [("connector", connectors), ("task", tasks)] {
+        let counter = |registry: &mut Registry, name: &str, help: &str, value: u64| {
+            let c = Counter::<u64>::default();
+            c.inc_by(value);
+            registry.register(format!("kafka_connect_worker_{what}_startup_{name}"), format!("{what} {help}"), c);
+        };
+        counter(&mut registry, "attempts", "start-ups attempted", attempts);
+        counter(&mut registry, "success", "start-ups that succeeded", successes);
+        counter(&mut registry, "failure", "start-ups that failed", failures);
+        for (name, part) in [("success_percentage", successes), ("failure_percentage", failures)] {
+            let g = Gauge::<f64, AtomicU64>::default();
+            g.set(if attempts == 0 { 0.0 } else { part as f64 * 100.0 / attempts as f64 });
+            registry.register(format!("kafka_connect_worker_{what}_startup_{name}"), format!("{what} start-ups, percent"), g);
         }
     }
     connector_count.set(names.len() as i64);

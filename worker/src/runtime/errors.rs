@@ -4,13 +4,13 @@
 //! Invariant: a record that fails a stage either fails the task (`errors.tolerance=none`), or is skipped
 //! and counted, and with a DLQ configured it is in the DLQ before its offset can be committed.
 
+use crate::runtime::metrics::TaskMetrics;
 use connect_core::{Config, ConnectError, ErrorKind};
 use connect_kit::backoff::{Backoff, BackoffPolicy, Jitter};
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use serde::Serialize;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -39,58 +39,6 @@ impl fmt::Display for Stage {
             Stage::KafkaProduce => "KAFKA_PRODUCE",
             Stage::KafkaConsume => "KAFKA_CONSUME",
         })
-    }
-}
-
-/// Per-task counters, named after Kafka Connect's task error metrics.
-#[derive(Debug, Default)]
-pub struct TaskMetrics {
-    pub records_read: AtomicU64,
-    pub records_written: AtomicU64,
-    pub total_record_errors: AtomicU64,
-    pub total_record_failures: AtomicU64,
-    pub total_records_skipped: AtomicU64,
-    pub total_retries: AtomicU64,
-    pub total_errors_logged: AtomicU64,
-    pub deadletterqueue_produce_requests: AtomicU64,
-    pub deadletterqueue_produce_failures: AtomicU64,
-    pub last_error_timestamp: AtomicU64,
-}
-
-/// A snapshot of [`TaskMetrics`] for REST.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "kebab-case")]
-pub struct TaskMetricsSnapshot {
-    pub records_read: u64,
-    pub records_written: u64,
-    pub total_record_errors: u64,
-    pub total_record_failures: u64,
-    pub total_records_skipped: u64,
-    pub total_retries: u64,
-    pub total_errors_logged: u64,
-    pub deadletterqueue_produce_requests: u64,
-    pub deadletterqueue_produce_failures: u64,
-    pub last_error_timestamp: u64,
-}
-
-impl TaskMetrics {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
-    pub fn snapshot(&self) -> TaskMetricsSnapshot {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        TaskMetricsSnapshot {
-            records_read: g(&self.records_read),
-            records_written: g(&self.records_written),
-            total_record_errors: g(&self.total_record_errors),
-            total_record_failures: g(&self.total_record_failures),
-            total_records_skipped: g(&self.total_records_skipped),
-            total_retries: g(&self.total_retries),
-            total_errors_logged: g(&self.total_errors_logged),
-            deadletterqueue_produce_requests: g(&self.deadletterqueue_produce_requests),
-            deadletterqueue_produce_failures: g(&self.deadletterqueue_produce_failures),
-            last_error_timestamp: g(&self.last_error_timestamp),
-        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! Depends on `kafka`, `store`, `config` and `registry`; never on `control` or `rest` (they drive it).
 
 pub mod errors;
+pub mod metrics;
 pub mod paused;
 pub mod pipeline;
 pub mod restart;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use crate::config::WorkerConfig;
 use crate::kafka::health::HealthCell;
 use crate::registry::Registry;
+use crate::runtime::metrics::StartupMetrics;
 use crate::store::offsets::OffsetStore;
 
 /// Everything tasks of this worker share.
@@ -27,4 +29,6 @@ pub struct WorkerContext {
     pub offsets: Arc<OffsetStore>,
     pub worker_id: String,
     pub health: HealthCell,
+    /// Connector and task start-ups, for the worker's metrics.
+    pub startup: StartupMetrics,
 }

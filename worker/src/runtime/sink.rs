@@ -17,7 +17,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::kafka::kafka_error;
-use crate::runtime::errors::{Disposition, ErrorHandler, Origin, RawRecord, Stage, TaskMetrics};
+use crate::runtime::errors::{Disposition, ErrorHandler, Origin, RawRecord, Stage};
+use crate::runtime::metrics::{CommitOutcome, PartitionLag, TaskMetrics};
 use crate::runtime::paused::{PauseEvent, PauseGate};
 use crate::runtime::pipeline::Pipeline;
 use crate::runtime::status::{State, StatusCell};
@@ -38,9 +39,27 @@ pub enum RebalanceEvent {
 pub struct SinkConsumerContext {
     events: mpsc::UnboundedSender<RebalanceEvent>,
     approved: Arc<Mutex<OffsetMap>>,
+    metrics: Arc<TaskMetrics>,
 }
 
-impl ClientContext for SinkConsumerContext {}
+impl ClientContext for SinkConsumerContext {
+    /// librdkafka's statistics (every `statistics.interval.ms`): keep each assigned partition's lag.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let mut lag: Vec<PartitionLag> = statistics
+            .topics
+            .into_iter()
+            .flat_map(|(topic, t)| {
+                t.partitions
+                    .into_values()
+                    // -1: librdkafka's internal "unassigned" partition; a lag below 0 is not known yet.
+                    .filter(|p| p.partition >= 0 && p.desired && p.consumer_lag >= 0)
+                    .map(move |p| PartitionLag { topic: topic.clone(), partition: p.partition, lag: p.consumer_lag })
+            })
+            .collect();
+        lag.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        self.metrics.set_partition_lag(lag);
+    }
+}
 
 fn tp_list(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
     tpl.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect()
@@ -84,11 +103,11 @@ pub type SinkConsumer = StreamConsumer<SinkConsumerContext>;
 pub type SinkConsumerParts = (SinkConsumer, mpsc::UnboundedReceiver<RebalanceEvent>, Arc<Mutex<OffsetMap>>);
 
 /// Build the consumer and the channel its rebalances arrive on.
-pub fn sink_consumer(config: rdkafka::ClientConfig) -> Result<SinkConsumerParts, ConnectError> {
+pub fn sink_consumer(config: rdkafka::ClientConfig, metrics: Arc<TaskMetrics>) -> Result<SinkConsumerParts, ConnectError> {
     let (tx, rx) = mpsc::unbounded_channel();
     let approved = Arc::new(Mutex::new(OffsetMap::new()));
     let consumer: SinkConsumer = config
-        .create_with_context(SinkConsumerContext { events: tx, approved: approved.clone() })
+        .create_with_context(SinkConsumerContext { events: tx, approved: approved.clone(), metrics })
         .map_err(|e| kafka_error("cannot create the Kafka consumer", e))?;
     Ok((consumer, rx, approved))
 }
@@ -344,6 +363,7 @@ impl SinkTaskRunner {
             }
             reporter.lend(&batch.originals);
             let reported_before = reporter.reported.load(std::sync::atomic::Ordering::Relaxed);
+            let put_at = Instant::now();
             let (put_result, next, fetched) = {
                 let put = self.task.put(&batch.records);
                 // On a task of its own, so that it runs on another thread while this one drives the put. One batch
@@ -359,6 +379,7 @@ impl SinkTaskRunner {
                 };
                 (put_result, next, fetched)
             };
+            self.errors.metrics.record_batch(batch.records.len(), put_at.elapsed());
             // A fetch still waiting for messages holds none yet (it converts within one poll, without awaiting):
             // aborting it loses nothing. One that finished just before the abort still hands over its batch.
             let fetched = match (fetched, next) {
@@ -607,11 +628,14 @@ impl SinkTaskRunner {
 
     /// Ask the task what is safe (`pre_commit`) and commit exactly that.
     async fn commit(&mut self, positions: &mut OffsetMap, mode: CommitMode) -> Result<(), ConnectError> {
+        let started = Instant::now();
         if positions.is_empty() {
+            self.errors.metrics.record_commit(CommitOutcome::Skipped, Duration::ZERO);
             return Ok(());
         }
         let approved = self.task.pre_commit(positions.clone()).await.map_err(|e| e.context("pre_commit failed"))?;
         if approved.is_empty() {
+            self.errors.metrics.record_commit(CommitOutcome::Skipped, Duration::ZERO);
             return Ok(());
         }
         let mut tpl = TopicPartitionList::new();
@@ -619,7 +643,10 @@ impl SinkTaskRunner {
             tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*offset)).map_err(|e| kafka_error("bad offset", e))?;
         }
         self.approved.lock().unwrap_or_else(|p| p.into_inner()).extend(approved);
-        match self.consumer.commit(&tpl, mode) {
+        let committed = self.consumer.commit(&tpl, mode);
+        let outcome = if committed.is_ok() { CommitOutcome::Completed } else { CommitOutcome::Failed };
+        self.errors.metrics.record_commit(outcome, started.elapsed());
+        match committed {
             Ok(()) => Ok(()),
             Err(e) => {
                 // Not fatal: the next commit carries the same or later offsets.
@@ -668,7 +695,7 @@ mod tests {
         let (tx, mut events) = mpsc::unbounded_channel();
         let approved = Arc::new(Mutex::new(OffsetMap::new()));
         let consumer: BaseConsumer<SinkConsumerContext> =
-            config.create_with_context(SinkConsumerContext { events: tx, approved: approved.clone() }).unwrap();
+            config.create_with_context(SinkConsumerContext { events: tx, approved: approved.clone(), metrics: Arc::default() }).unwrap();
         let p0 = TopicPartition::new("t", 0);
         let p1 = TopicPartition::new("t", 1);
         approved.lock().unwrap().extend([(p0.clone(), 100), (p1.clone(), 7)]);

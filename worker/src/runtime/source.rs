@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::kafka::{kafka_error, TopicCreator};
-use crate::runtime::errors::{Disposition, ErrorHandler, Origin, RawRecord, Stage, TaskMetrics};
+use crate::runtime::errors::{Disposition, ErrorHandler, Origin, RawRecord, Stage};
+use crate::runtime::metrics::{CommitOutcome, TaskMetrics};
 use crate::runtime::paused::{PauseEvent, PauseGate};
 use crate::runtime::pipeline::Pipeline;
 use crate::runtime::status::{State, StatusCell};
@@ -214,6 +215,7 @@ impl SourceTaskRunner {
             // A source that acknowledges upstream per record (MQTT) may get no more messages until it
             // does, so for one whose poll is cancel-safe, acks are handled while poll waits (the pending
             // poll is dropped and called again). Other sources' polls are never interrupted but by stop.
+            let polled_at = Instant::now();
             let batch = if self.poll_cancel_safe {
                 tokio::select! {
                     _ = self.cancel.cancelled() => return Ok(()),
@@ -246,6 +248,7 @@ impl SourceTaskRunner {
                 Err(e) => return Err(e.context(format!("stage {} failed", Stage::TaskPoll))),
             };
             TaskMetrics::add(&self.errors.metrics.records_read, batch.len() as u64);
+            self.errors.metrics.record_batch(batch.len(), polled_at.elapsed());
             for record in batch {
                 self.send(state, record).await?;
             }
@@ -499,13 +502,19 @@ impl SourceTaskRunner {
 
     /// Hand acknowledged offsets to the store, make them durable, then let the task acknowledge in bulk.
     async fn commit_offsets(&mut self, state: &mut InFlight) -> Result<(), ConnectError> {
-        if !state.pending.is_empty() {
+        let started = Instant::now();
+        if state.pending.is_empty() {
+            self.errors.metrics.record_commit(CommitOutcome::Skipped, Duration::ZERO);
+        } else {
             self.offsets.put(&self.connector, state.pending.drain());
             let store = self.offsets.clone();
-            tokio::task::spawn_blocking(move || store.flush())
+            let flushed = tokio::task::spawn_blocking(move || store.flush())
                 .await
                 .map_err(|e| ConnectError::fatal("offset flush panicked").with_source(e))?
-                .map_err(|e| ConnectError::retriable("cannot store source offsets").with_source(e))?;
+                .map_err(|e| ConnectError::retriable("cannot store source offsets").with_source(e));
+            let outcome = if flushed.is_ok() { CommitOutcome::Completed } else { CommitOutcome::Failed };
+            self.errors.metrics.record_commit(outcome, started.elapsed());
+            flushed?;
         }
         self.task.commit().await.map_err(|e| e.context("commit failed"))
     }

@@ -17,7 +17,8 @@ use tokio_util::task::AbortOnDropHandle;
 
 use crate::config::connector::{TOPICS, TOPICS_REGEX};
 use crate::kafka::{client_config, kafka_error, TopicCreator, TrackedTopics, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS};
-use crate::runtime::errors::{ErrorHandler, ErrorPolicy, TaskMetrics};
+use crate::runtime::errors::{ErrorHandler, ErrorPolicy};
+use crate::runtime::metrics::TaskMetrics;
 use crate::runtime::paused::PauseGate;
 use crate::runtime::pipeline::Pipeline;
 use crate::runtime::restart::RestartPolicy;
@@ -25,6 +26,9 @@ use crate::runtime::sink::{sink_consumer, SinkTaskRunner, DEFAULT_MAX_POLL_RECOR
 use crate::runtime::source::SourceTaskRunner;
 use crate::runtime::status::{State, StatusCell};
 use crate::runtime::WorkerContext;
+
+/// How often a sink's consumer reports its partitions' lag.
+const SINK_LAG_INTERVAL_MS: &str = "5000";
 
 type TaskFuture = Pin<Box<dyn Future<Output = Result<(), ConnectError>> + Send>>;
 
@@ -106,7 +110,11 @@ impl TaskSpec {
                     None => DEFAULT_MAX_POLL_RECORDS,
                 };
                 consumer_config.remove("max.poll.records");
-                let (consumer, rebalances, approved) = sink_consumer(consumer_config)?;
+                // librdkafka's statistics carry each partition's lag (the status page and /metrics show it).
+                if consumer_config.get("statistics.interval.ms").is_none() {
+                    consumer_config.set("statistics.interval.ms", SINK_LAG_INTERVAL_MS);
+                }
+                let (consumer, rebalances, approved) = sink_consumer(consumer_config, self.metrics.clone())?;
                 if errors.policy.dlq_topic.is_some() {
                     let producer = client_config(worker, "producer", Some(&self.connector_config), PRODUCER_DEFAULTS)
                         .set("client.id", format!("connector-dlq-producer-{name}-{id}"))
@@ -146,7 +154,9 @@ impl TaskSpec {
         let mut attempt: u32 = 0;
         loop {
             let started = Instant::now();
-            let outcome = match self.build(status.clone(), cancel.clone()).await {
+            let built = self.build(status.clone(), cancel.clone()).await;
+            self.ctx.startup.task_started(built.is_ok());
+            let outcome = match built {
                 // Aborted with its supervisor: a task abandoned after the graceful timeout does not live on.
                 Ok(future) => match AbortOnDropHandle::new(tokio::spawn(future)).await {
                     Ok(result) => result,
