@@ -10,7 +10,9 @@ pub mod elasticsearch;
 pub mod feed_server;
 pub mod http_target;
 pub mod s3;
+pub mod secured_broker;
 pub mod stomp;
+pub mod tls_proxy;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};

@@ -39,6 +39,7 @@ pub const METRICS_LISTENER: &str = "metrics.listener";
 /// Run a standalone worker until SIGINT or SIGTERM; then stop every task, commit, and return.
 pub async fn run(worker_file: PathBuf, connector_files: Vec<PathBuf>) -> Result<(), StartupError> {
     let worker = WorkerConfig::from_config(read_config_file(&worker_file)?).map_err(StartupError::WorkerConfig)?;
+    crate::kafka::check_worker_security(&worker).map_err(StartupError::WorkerConfig)?;
     let stop_requested = crate::shutdown::install(worker.shutdown_timeout).map_err(StartupError::Signals)?;
     let offsets = OffsetStore::open(&worker.offsets_file)?;
     // Bind every listener before any Kafka connection, so /health answers `starting` from the first moment;

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::WorkerConfig;
 use crate::kafka::client_config;
+use connect_core::ConnectError;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum WorkerHealth {
@@ -50,10 +51,13 @@ impl HealthCell {
     /// Ask the cluster for metadata every `interval` (from a blocking thread: librdkafka's call blocks)
     /// and record whether it answered.
     pub fn watch_broker(&self, worker: &WorkerConfig, interval: Duration, cancel: CancellationToken) {
-        let client: BaseProducer = match client_config(worker, "admin", None, &[]).create() {
+        let context = LoginErrors::default();
+        let client: BaseProducer<LoginErrors> = match client_config(worker, "admin", None, &[]).and_then(|c| {
+            c.create_with_context(context.clone()).map_err(|e| ConnectError::fatal(format!("cannot create a Kafka client: {e}")))
+        }) {
             Ok(c) => c,
             Err(e) => {
-                self.set_problem(Some(format!("cannot create a Kafka client: {e}")));
+                self.set_problem(Some(e.to_string()));
                 return;
             }
         };
@@ -65,7 +69,10 @@ impl HealthCell {
                 let c = client.clone();
                 let known = cell.1.get().is_some();
                 let answer = tokio::task::spawn_blocking(move || {
-                    c.client().fetch_metadata(None, Duration::from_secs(5))?;
+                    let metadata = c.client().fetch_metadata(None, Duration::from_secs(5));
+                    // Serves librdkafka's error callbacks (a refused login, a failed handshake) into `context`.
+                    c.poll(Duration::ZERO);
+                    metadata?;
                     Ok::<_, rdkafka::error::KafkaError>(if known { None } else { c.client().fetch_cluster_id(Duration::from_secs(5)) })
                 })
                 .await;
@@ -74,8 +81,15 @@ impl HealthCell {
                 }
                 let answer = answer.map(|r| r.map(|_| ()));
                 let problem = match answer {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(format!("Kafka cluster at {servers} is not reachable: {e}")),
+                    Ok(Ok(())) => {
+                        context.take(); // a failure since recovered is no reason now
+                        None
+                    }
+                    // librdkafka only logs why a login or handshake failed; the metadata call just times out.
+                    Ok(Err(e)) => Some(match context.take() {
+                        Some(why) => format!("Kafka cluster at {servers} refused this worker: {why}"),
+                        None => format!("Kafka cluster at {servers} is not reachable: {e}"),
+                    }),
                     Err(e) => Some(format!("health check failed: {e}")),
                 };
                 cell.set_problem(problem);
@@ -86,4 +100,32 @@ impl HealthCell {
             }
         });
     }
+}
+
+/// The last authentication or TLS failure librdkafka reported to the health client, so `/health` says
+/// "authentication failed" or "certificate verify failed" instead of a timeout.
+#[derive(Clone, Default)]
+struct LoginErrors(Arc<Mutex<Option<String>>>);
+
+impl LoginErrors {
+    fn take(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+impl rdkafka::ClientContext for LoginErrors {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        use rdkafka::types::RDKafkaErrorCode::{Authentication, SaslAuthenticationFailed, SSL};
+        let code = error.rdkafka_error_code();
+        let lower = reason.to_ascii_lowercase();
+        if matches!(code, Some(Authentication | SaslAuthenticationFailed | SSL)) || lower.contains("sasl") || lower.contains("ssl") {
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.to_string());
+        }
+        tracing::error!(target: "librdkafka", error = %error, reason, "Kafka client error");
+    }
+}
+
+impl rdkafka::producer::ProducerContext for LoginErrors {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
 }

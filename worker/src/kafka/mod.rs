@@ -9,29 +9,76 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 pub mod health;
+pub mod security;
 
 use crate::config::WorkerConfig;
 use connect_core::{Config, ConnectError};
 
 /// Client settings: `bootstrap.servers`, then the worker's `<prefix>.*` keys, then the connector's
-/// `<prefix>.override.*` keys.
-pub fn client_config(worker: &WorkerConfig, prefix: &str, connector: Option<&Config>, defaults: &[(&str, &str)]) -> ClientConfig {
+/// `<prefix>.override.*` keys. Security keys (`security.protocol`, `sasl.*`, `ssl.*`) start from the worker's
+/// top level, as in Kafka Connect, are overridden the same way, and reach librdkafka translated from the
+/// Java client's names ([`security::translate`]).
+pub fn client_config(
+    worker: &WorkerConfig,
+    prefix: &str,
+    connector: Option<&Config>,
+    defaults: &[(&str, &str)],
+) -> Result<ClientConfig, ConnectError> {
+    let (mut cfg, security) = split_client_keys(worker, prefix, connector, defaults);
+    let translated = security::translate(&security).map_err(|e| {
+        let whose = if connector.is_some() { "the worker's or the connector's" } else { "the worker's" };
+        ConnectError::fatal(format!("Kafka {prefix} security settings ({whose}): {e}"))
+    })?;
+    for (k, v) in translated.set {
+        cfg.set(k, v);
+    }
+    Ok(cfg)
+}
+
+/// The client's plain librdkafka settings, and its security keys as Kafka's Java client names them.
+fn split_client_keys(worker: &WorkerConfig, prefix: &str, connector: Option<&Config>, defaults: &[(&str, &str)]) -> (ClientConfig, Config) {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", &worker.bootstrap_servers);
     for (k, v) in defaults {
         cfg.set(*k, *v);
     }
+    let mut security: Config =
+        worker.raw.iter().filter(|(k, _)| security::is_security_key(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut put = |k: String, v: String| {
+        if security::is_security_key(&k) {
+            security.insert(k, v);
+        } else {
+            cfg.set(k, v);
+        }
+    };
     for (k, v) in worker.client_overrides(prefix) {
         if !k.starts_with("override.") {
-            cfg.set(k, v);
+            put(k, v);
         }
     }
     if let Some(conn) = connector {
         for (k, v) in connect_core::config::with_prefix(conn, &format!("{prefix}.override.")) {
-            cfg.set(k, v);
+            put(k, v);
         }
     }
-    cfg
+    (cfg, security)
+}
+
+/// Check the worker's Kafka security settings for each kind of client at start, so a bad store or JAAS line
+/// stops the worker with the key named instead of failing every task later, and say once which Java-only
+/// keys are ignored.
+pub fn check_worker_security(worker: &WorkerConfig) -> Result<(), String> {
+    let mut reported = std::collections::BTreeSet::new();
+    for prefix in ["producer", "consumer", "admin"] {
+        let (_, security) = split_client_keys(worker, prefix, None, &[]);
+        let translated = security::translate(&security).map_err(|e| format!("Kafka {prefix} security settings: {e}"))?;
+        for ignored in translated.ignored {
+            if reported.insert(ignored.key.clone()) {
+                tracing::warn!(key = %ignored.key, reason = ignored.reason, "Kafka client setting ignored");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Producer defaults of a Kafka Connect source task: no loss and no reordering on retry.
@@ -106,7 +153,7 @@ pub struct TopicCreator {
 
 impl TopicCreator {
     pub fn new(worker: &WorkerConfig, connector: &Config, tracked: TrackedTopics) -> Result<Self, ConnectError> {
-        let admin: AdminClient<DefaultClientContext> = client_config(worker, "admin", Some(connector), &[])
+        let admin: AdminClient<DefaultClientContext> = client_config(worker, "admin", Some(connector), &[])?
             .create()
             .map_err(|e| kafka_error("cannot create the Kafka admin client", e))?;
         let int = |key: &str, default: i32| connector.get(key).and_then(|v| v.trim().parse().ok()).unwrap_or(default);

@@ -21,6 +21,7 @@ fn group(name: &str) -> String {
 
 fn sink_consumer(h: &Herder, name: &str) -> Result<BaseConsumer, HerderError> {
     client_config(&h.context().worker, "consumer", None, &[("enable.auto.commit", "false")])
+        .map_err(|e| HerderError::Internal(e.to_string()))?
         .set("group.id", group(name))
         .create()
         .map_err(|e| HerderError::Internal(format!("cannot create a Kafka consumer: {e}")))
@@ -166,6 +167,7 @@ pub async fn reset(h: &Herder, name: &str) -> Result<Json, HerderError> {
         }
         ConnectorType::Sink => {
             let admin: AdminClient<DefaultClientContext> = client_config(&h.context().worker, "admin", None, &[])
+                .map_err(|e| HerderError::Internal(e.to_string()))?
                 .create()
                 .map_err(|e| HerderError::Internal(format!("cannot create a Kafka admin client: {e}")))?;
             let results = admin

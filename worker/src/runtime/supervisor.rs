@@ -71,7 +71,7 @@ impl TaskSpec {
         match &*instance {
             AnyConnector::Source(connector) => {
                 let producer: rdkafka::producer::FutureProducer =
-                    client_config(worker, "producer", Some(&self.connector_config), PRODUCER_DEFAULTS)
+                    client_config(worker, "producer", Some(&self.connector_config), PRODUCER_DEFAULTS)?
                         .set("client.id", format!("connector-producer-{name}-{id}"))
                         .create()
                         .map_err(|e| kafka_error("cannot create the Kafka producer", e))?;
@@ -98,7 +98,7 @@ impl TaskSpec {
                 Ok(Box::pin(runner.run()))
             }
             AnyConnector::Sink(connector) => {
-                let mut consumer_config = client_config(worker, "consumer", Some(&self.connector_config), CONSUMER_DEFAULTS)
+                let mut consumer_config = client_config(worker, "consumer", Some(&self.connector_config), CONSUMER_DEFAULTS)?
                     .set("group.id", format!("connect-{name}"))
                     .set("client.id", format!("connector-consumer-{name}-{id}"))
                     .clone();
@@ -116,7 +116,7 @@ impl TaskSpec {
                 }
                 let (consumer, rebalances, approved) = sink_consumer(consumer_config, self.metrics.clone())?;
                 if errors.policy.dlq_topic.is_some() {
-                    let producer = client_config(worker, "producer", Some(&self.connector_config), PRODUCER_DEFAULTS)
+                    let producer = client_config(worker, "producer", Some(&self.connector_config), PRODUCER_DEFAULTS)?
                         .set("client.id", format!("connector-dlq-producer-{name}-{id}"))
                         .create()
                         .map_err(|e| kafka_error("cannot create the dead-letter queue producer", e))?;

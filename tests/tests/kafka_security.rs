@@ -1,0 +1,212 @@
+//! Secured Kafka clusters (issue #25): a worker configured the way Kafka Connect users configure one for
+//! Confluent Cloud or a SCRAM cluster (top-level and `producer.`/`consumer.` keys, `sasl.jaas.config` with the
+//! password from a config provider, PEM and PKCS12 stores) moves records through a file source and sink.
+//!
+//! The broker is nisshi (tansu's successor) with `--authentication` (SASL SCRAM), its users on SQLite so they
+//! survive the restart that turns authentication on. It serves no TLS here, so for SASL_SSL and mutual TLS a
+//! TLS terminator of the harness (`tls_proxy`) sits in front of it and the broker advertises the proxy.
+
+use connect_e2e::secured_broker::SecuredBroker;
+use connect_e2e::tls_proxy::TlsProxy;
+use connect_e2e::*;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const SCRAM: &str = "org.apache.kafka.common.security.scram.ScramLoginModule";
+
+fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+}
+
+fn leaf(issuer: &CertifiedIssuer<'static, KeyPair>, names: &[&str], purpose: ExtendedKeyUsagePurpose) -> (rcgen::Certificate, KeyPair) {
+    let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("client"));
+    params.extended_key_usages = vec![purpose];
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, issuer).unwrap();
+    (cert, key)
+}
+
+/// A worker's file pipeline on `bootstrap` with `security` keys; returns once `n` lines came out, or panics
+/// with the worker's log.
+fn pipeline_moves_lines(dir: &Path, bootstrap: &str, security: &[(&str, &str)], n: usize) -> Worker {
+    let input = dir.join("in.txt");
+    let output = dir.join("out.txt");
+    std::fs::write(&input, numbered_lines(0..n, 30)).unwrap();
+    let _ = std::fs::remove_file(&output);
+    let topic = unique("secured");
+    let mut extra = vec![("bootstrap.servers", bootstrap)];
+    extra.extend_from_slice(security);
+    let mut setup = WorkerSetup::new(dir, &extra);
+    setup.connector("secured-source", json!({"connector.class": "FileStreamSource", "file": input, "topic": topic}));
+    setup.connector("secured-sink", json!({"connector.class": "FileStreamSink", "file": output, "topics": topic}));
+    let worker = setup.start();
+    wait_for_or_explain(
+        "every line through the secured cluster",
+        Duration::from_secs(90),
+        || (line_count(&output) >= n).then_some(()),
+        || tail(&worker.log_text(), 40),
+    );
+    assert_eq!(read_lines(&output), read_lines(&input), "the same lines, in order");
+    worker
+}
+
+/// `/health` of a worker that cannot log in: 500, and the message says why (not a timeout).
+fn refused_with(worker: &Worker, words: &[&str]) -> String {
+    wait_for_or_explain(
+        "an unhealthy worker naming the reason",
+        Duration::from_secs(60),
+        || {
+            let (code, body) = worker.get("/health");
+            let message = body["message"].as_str().unwrap_or("").to_ascii_lowercase();
+            (code == 500 && words.iter().any(|w| message.contains(w))).then_some(message)
+        },
+        || format!("{:?}\n{}", worker.get("/health"), tail(&worker.log_text(), 30)),
+    )
+}
+
+#[test]
+fn scram_with_a_jaas_line_from_a_config_provider_and_a_wrong_password_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = SecuredBroker::start(dir.path(), &[("alice", "alice-s3cret", "scram512")]);
+    let secrets = dir.path().join("kafka-secrets.properties");
+    std::fs::write(&secrets, "password=alice-s3cret\nwrong=not-her-password\n").unwrap();
+    let jaas = |key: &str| format!(r#"{SCRAM} required username="alice" password="${{file:{}:{key}}}";"#, secrets.display());
+    let (right, wrong) = (jaas("password"), jaas("wrong"));
+    let allowed = dir.path().display().to_string();
+    // As Confluent Cloud's examples write it: top level, and again for the producer and the consumer.
+    let security = |jaas: &str| -> Vec<(String, String)> {
+        let mut keys = vec![
+            ("config.providers".to_string(), "file".to_string()),
+            ("config.providers.file.class".into(), "org.apache.kafka.common.config.provider.FileConfigProvider".into()),
+            ("config.providers.file.param.allowed.paths".into(), allowed.clone()),
+        ];
+        for prefix in ["", "producer.", "consumer."] {
+            keys.push((format!("{prefix}security.protocol"), "SASL_PLAINTEXT".into()));
+            keys.push((format!("{prefix}sasl.mechanism"), "SCRAM-SHA-512".into()));
+            keys.push((format!("{prefix}sasl.jaas.config"), jaas.to_string()));
+        }
+        // Java-only: listed once at start as ignored, never handed to librdkafka.
+        keys.push(("sasl.login.refresh.window.factor".into(), "0.8".into()));
+        keys
+    };
+    let keys = security(&right);
+    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut worker = pipeline_moves_lines(dir.path(), &broker.bootstrap(), &keys, 2000);
+    let log = worker.log_text();
+    assert!(log.contains("sasl.login.refresh.window.factor") && log.contains("ignored"), "{}", tail(&log, 40));
+    assert_eq!(worker.stop(), Some(0));
+    assert!(!worker.log_text().contains("alice-s3cret"), "the password never reaches the log");
+
+    let keys = security(&wrong);
+    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut extra = vec![("bootstrap.servers", broker.bootstrap())];
+    extra.extend(keys.iter().map(|(k, v)| (*k, v.to_string())));
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let wrong_dir = dir.path().join("wrong");
+    std::fs::create_dir_all(&wrong_dir).unwrap();
+    let refused = WorkerSetup::new(&wrong_dir, &extra).start();
+    let message = refused_with(&refused, &["authentication", "sasl"]);
+    assert!(!message.contains("not-her-password"), "{message}");
+}
+
+/// SASL_SSL with client certificates: PKCS12 truststore and keystore in one worker, PEM stores in another,
+/// host names checked (the broker's certificate names 127.0.0.1); without a client certificate the TLS
+/// handshake is refused and `/health` says so.
+#[test]
+fn sasl_ssl_with_mutual_tls_from_pkcs12_and_pem_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_cert = ca("connect-rs Kafka test CA");
+    let (server, server_key) = leaf(&ca_cert, &["127.0.0.1", "localhost"], ExtendedKeyUsagePurpose::ServerAuth);
+    let (client, client_key) = leaf(&ca_cert, &["connect-worker"], ExtendedKeyUsagePurpose::ClientAuth);
+    let write = |name: &str, bytes: &[u8]| -> PathBuf {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let ca_pem = write("ca.pem", ca_cert.pem().as_bytes());
+    let mut trust = p12_keystore::KeyStore::new();
+    trust.add_entry("ca", p12_keystore::KeyStoreEntry::Certificate(p12_keystore::Certificate::from_der(ca_cert.der()).unwrap()));
+    let truststore_p12 = write("truststore.p12", &trust.writer("changeit").write().unwrap());
+    let mut keys = p12_keystore::KeyStore::new();
+    let chain = p12_keystore::PrivateKeyChain::new(
+        "worker",
+        p12_keystore::PrivateKey::from_der(&client_key.serialize_der()).unwrap(),
+        [p12_keystore::Certificate::from_der(client.der()).unwrap(), p12_keystore::Certificate::from_der(ca_cert.der()).unwrap()],
+    );
+    keys.add_entry("worker", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
+    let keystore_p12 = write("keystore.p12", &keys.writer("changeit").write().unwrap());
+    let keystore_pem = write("keystore.pem", format!("{}{}", client_key.serialize_pem(), client.pem()).as_bytes());
+
+    let broker_port = free_port();
+    let proxy = TlsProxy::start(
+        &format!("127.0.0.1:{broker_port}"),
+        &format!("{}{}", server.pem(), ca_cert.pem()),
+        &server_key.serialize_pem(),
+        Some(&ca_cert.pem()),
+    );
+    let _broker = SecuredBroker::start_on(dir.path(), broker_port, &[("bob", "bob-s3cret", "scram256")], Some(proxy.port));
+    let bootstrap = format!("127.0.0.1:{}", proxy.port);
+    let jaas = format!(r#"{SCRAM} required username="bob" password="bob-s3cret";"#);
+    let sasl = [("security.protocol", "SASL_SSL"), ("sasl.mechanism", "SCRAM-SHA-256"), ("sasl.jaas.config", jaas.as_str())];
+
+    let p12_dir = dir.path().join("p12");
+    std::fs::create_dir_all(&p12_dir).unwrap();
+    let mut keys = sasl.to_vec();
+    keys.extend([
+        ("ssl.truststore.location", truststore_p12.to_str().unwrap()),
+        ("ssl.truststore.type", "PKCS12"),
+        ("ssl.truststore.password", "changeit"),
+        ("ssl.keystore.location", keystore_p12.to_str().unwrap()),
+        ("ssl.keystore.type", "PKCS12"),
+        ("ssl.keystore.password", "changeit"),
+        ("ssl.key.password", "changeit"),
+    ]);
+    let mut worker = pipeline_moves_lines(&p12_dir, &bootstrap, &keys, 1000);
+    assert_eq!(worker.stop(), Some(0));
+
+    let pem_dir = dir.path().join("pem");
+    std::fs::create_dir_all(&pem_dir).unwrap();
+    let mut keys = sasl.to_vec();
+    keys.extend([
+        ("ssl.truststore.location", ca_pem.to_str().unwrap()),
+        ("ssl.truststore.type", "PEM"),
+        ("ssl.keystore.location", keystore_pem.to_str().unwrap()),
+        ("ssl.keystore.type", "PEM"),
+        ("ssl.endpoint.identification.algorithm", "https"),
+    ]);
+    let mut worker = pipeline_moves_lines(&pem_dir, &bootstrap, &keys, 1000);
+    assert_eq!(worker.stop(), Some(0));
+
+    // No client certificate: the proxy, like a broker with ssl.client.auth=required, ends the handshake.
+    let bare_dir = dir.path().join("bare");
+    std::fs::create_dir_all(&bare_dir).unwrap();
+    let mut extra = vec![("bootstrap.servers", bootstrap.as_str())];
+    extra.extend(sasl);
+    extra.extend([("ssl.truststore.location", ca_pem.to_str().unwrap()), ("ssl.truststore.type", "PEM")]);
+    let refused = WorkerSetup::new(&bare_dir, &extra).start();
+    refused_with(&refused, &["ssl", "handshake", "certificate"]);
+}
+
+/// A JKS store stops the worker at start with what to do, before any Kafka connection.
+#[test]
+fn a_jks_truststore_stops_the_worker_saying_how_to_convert_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let jks = dir.path().join("truststore.jks");
+    std::fs::write(&jks, [0xFE, 0xED, 0xFE, 0xED, 0, 0, 0, 2, 0, 0, 0, 0]).unwrap();
+    let setup = WorkerSetup::new(
+        dir.path(),
+        &[("security.protocol", "SSL"), ("ssl.truststore.location", jks.to_str().unwrap()), ("ssl.truststore.password", "changeit")],
+    );
+    let out = std::process::Command::new(connect_binary()).arg("standalone").arg(&setup.worker_config).output().expect("connect");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("ssl.truststore.location") && stderr.contains("keytool"), "{stderr}");
+    assert!(!stderr.contains("changeit"), "{stderr}");
+}
