@@ -61,6 +61,7 @@ with sync_playwright() as p:
     expect(detail.locator("td.config-value", has_text="${env:CONNECT_RS_UI_SECRET}")).to_have_count(1)
     expect(detail.locator("td.config-value.secret")).to_have_count(1)
     expect(detail).not_to_contain_text("hunter2")
+    expect(detail).not_to_contain_text("hunter3")  # a password inside a URL's query
     # The trace stays unfolded across refreshes.
     page.wait_for_timeout(2500)
     expect(task.locator("pre.trace")).to_be_visible()

@@ -37,7 +37,8 @@ impl TlsProxy {
         .with_single_cert(chain, key)
         .expect("the proxy's certificate and key");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        // From the harness's port registry, so no other server of this test binary is handed the same port.
+        let listener = std::net::TcpListener::bind(("127.0.0.1", crate::free_port())).unwrap();
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let target = target.to_string();
@@ -49,7 +50,14 @@ impl TlsProxy {
                 loop {
                     let (client, _) = tokio::select! {
                         _ = &mut stopped => return,
-                        accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
+                        accepted = listener.accept() => match accepted {
+                            Ok(a) => a,
+                            Err(_) => {
+                                // Out of descriptors, say: wait instead of spinning.
+                                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                                continue;
+                            }
+                        },
                     };
                     let (acceptor, target) = (acceptor.clone(), target.clone());
                     tokio::spawn(async move {

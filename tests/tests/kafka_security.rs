@@ -183,6 +183,10 @@ fn sasl_ssl_with_mutual_tls_from_pkcs12_and_pem_stores() {
     ]);
     let mut worker = pipeline_moves_lines(&pem_dir, &bootstrap, &keys, 1000);
     assert_eq!(worker.stop(), Some(0));
+    // A literal password (not from a config provider, whose values the log hides anyway) is never logged either.
+    for log in [std::fs::read_to_string(p12_dir.join("worker.log")).unwrap(), worker.log_text()] {
+        assert!(!log.contains("bob-s3cret"), "{}", tail(&log, 20));
+    }
 
     // No client certificate: the proxy, like a broker with ssl.client.auth=required, ends the handshake.
     let bare_dir = dir.path().join("bare");
@@ -209,4 +213,19 @@ fn a_jks_truststore_stops_the_worker_saying_how_to_convert_it() {
     assert_ne!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("ssl.truststore.location") && stderr.contains("keytool"), "{stderr}");
     assert!(!stderr.contains("changeit"), "{stderr}");
+}
+
+/// A setting librdkafka refuses when a client is made (Kerberos: this build has no GSSAPI) stops the worker at
+/// start with librdkafka's reason, instead of a worker that starts and fails every task.
+#[test]
+fn a_mechanism_this_build_lacks_stops_the_worker_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let setup = WorkerSetup::new(
+        dir.path(),
+        &[("security.protocol", "SASL_PLAINTEXT"), ("sasl.mechanism", "GSSAPI"), ("sasl.kerberos.service.name", "kafka")],
+    );
+    let out = std::process::Command::new(connect_binary()).arg("standalone").arg(&setup.worker_config).output().expect("connect");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("GSSAPI") && stderr.contains("client settings"), "{stderr}");
 }

@@ -42,7 +42,8 @@ fn the_page_shows_states_and_traces_and_its_buttons_act() {
     setup.connector(
         &failing,
         json!({"connector.class": "FileStreamSink", "topics": topic, "file": "/nonexistent-dir/out.txt",
-               "sasl.password": "hunter2", "ssl.key.password": "${env:CONNECT_RS_UI_SECRET}"}),
+               "sasl.password": "hunter2", "ssl.key.password": "${env:CONNECT_RS_UI_SECRET}",
+               "connection.url": "jdbc:postgresql://db:5432/rail?user=etl&password=hunter3"}),
     );
     setup.connector(&deletable, json!({"connector.class": "FileStreamSource", "file": input, "topic": topic}));
     let worker = setup.start();

@@ -42,26 +42,59 @@ fn split_client_keys(worker: &WorkerConfig, prefix: &str, connector: Option<&Con
     for (k, v) in defaults {
         cfg.set(*k, *v);
     }
-    let mut security: Config =
-        worker.raw.iter().filter(|(k, _)| security::is_security_key(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let mut put = |k: String, v: String| {
-        if security::is_security_key(&k) {
-            security.insert(k, v);
-        } else {
+    let mut security = Config::new();
+    overlay(&mut security, worker.raw.iter().filter(|(k, _)| security::is_security_key(k)).map(|(k, v)| (k.clone(), v.clone())).collect());
+    let mut layers = vec![worker.client_overrides(prefix).into_iter().filter(|(k, _)| !k.starts_with("override.")).collect::<Vec<_>>()];
+    if let Some(conn) = connector {
+        layers.push(connect_core::config::with_prefix(conn, &format!("{prefix}.override.")).into_iter().collect());
+    }
+    for layer in layers {
+        let (secure, plain): (Vec<_>, Vec<_>) = layer.into_iter().partition(|(k, _)| security::is_security_key(k));
+        for (k, v) in plain {
             cfg.set(k, v);
         }
-    };
-    for (k, v) in worker.client_overrides(prefix) {
-        if !k.starts_with("override.") {
-            put(k, v);
-        }
-    }
-    if let Some(conn) = connector {
-        for (k, v) in connect_core::config::with_prefix(conn, &format!("{prefix}.override.")) {
-            put(k, v);
-        }
+        overlay(&mut security, secure.into_iter().collect());
     }
     (cfg, security)
+}
+
+/// Keys that set one thing under Kafka's and librdkafka's names (the first list), and the keys that go with
+/// them (the second): a layer that sets any of the first replaces the whole group of the layers below, so an
+/// override (`sasl.username` over a top-level `sasl.jaas.config`, `ssl.ca.location` over a top-level
+/// truststore) wins instead of conflicting with what it overrides.
+const EQUIVALENT: &[(&[&str], &[&str])] = &[
+    (&["sasl.mechanism", "sasl.mechanisms"], &[]),
+    (&["sasl.jaas.config", "sasl.username", "sasl.password"], &[]),
+    (
+        &["ssl.truststore.location", "ssl.truststore.certificates", "ssl.ca.location", "ssl.ca.pem"],
+        &["ssl.truststore.type", "ssl.truststore.password"],
+    ),
+    (
+        &[
+            "ssl.keystore.location",
+            "ssl.keystore.key",
+            "ssl.keystore.certificate.chain",
+            "ssl.certificate.location",
+            "ssl.key.location",
+            "ssl.certificate.pem",
+            "ssl.key.pem",
+        ],
+        &["ssl.keystore.type", "ssl.keystore.password", "ssl.key.password"],
+    ),
+];
+
+/// Lay one layer of security keys over the ones below it.
+fn overlay(security: &mut Config, layer: Config) {
+    for (keys, companions) in EQUIVALENT {
+        if layer.keys().any(|k| keys.contains(&k.as_str())) {
+            for k in keys.iter().chain(companions.iter()) {
+                if !layer.contains_key(*k) {
+                    security.remove(*k);
+                }
+            }
+        }
+    }
+    security.extend(layer);
 }
 
 /// Check the worker's Kafka security settings for each kind of client at start, so a bad store or JAAS line
@@ -77,6 +110,15 @@ pub fn check_worker_security(worker: &WorkerConfig) -> Result<(), String> {
                 tracing::warn!(key = %ignored.key, reason = ignored.reason, "Kafka client setting ignored");
             }
         }
+        // librdkafka checks the rest when a client is made (e.g. GSSAPI or OIDC, which this build lacks): make
+        // one now, so such a setting stops the worker here rather than failing every task.
+        let config = client_config(worker, prefix, None, &[]).map_err(|e| e.to_string())?;
+        let made = if prefix == "consumer" {
+            config.create::<rdkafka::consumer::BaseConsumer>().map(drop)
+        } else {
+            config.create::<rdkafka::producer::BaseProducer>().map(drop)
+        };
+        made.map_err(|e| format!("Kafka {prefix} client settings: {e}"))?;
     }
     Ok(())
 }
@@ -198,5 +240,55 @@ impl TopicCreator {
         }
         self.known.insert(topic.to_string());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn settings(worker: &[(&str, &str)], prefix: &str, connector: &[(&str, &str)]) -> Config {
+        let worker = WorkerConfig::from_config(config(worker)).unwrap();
+        split_client_keys(&worker, prefix, Some(&config(connector)), &[]).1
+    }
+
+    /// The top level applies to every client; `<prefix>.` overrides it; the connector's `.override.` overrides
+    /// both, also when it names the same setting in librdkafka's terms.
+    #[test]
+    fn security_keys_layer_top_level_then_prefix_then_connector_override() {
+        let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="top" password="p";"#;
+        let worker = [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.jaas.config", jaas),
+            ("ssl.truststore.location", "/top/ca.p12"),
+            ("ssl.truststore.password", "top-pass"),
+            ("consumer.ssl.ca.location", "/consumer/ca.pem"),
+            ("producer.sasl.mechanism", "SCRAM-SHA-512"),
+        ];
+        let consumer = settings(&worker, "consumer", &[]);
+        assert_eq!(consumer.get("ssl.ca.location").map(String::as_str), Some("/consumer/ca.pem"));
+        assert!(!consumer.contains_key("ssl.truststore.location") && !consumer.contains_key("ssl.truststore.password"), "{consumer:?}");
+        assert_eq!(consumer.get("sasl.jaas.config").map(String::as_str), Some(jaas), "the top level applies");
+        let producer =
+            settings(&worker, "producer", &[("producer.override.sasl.username", "conn"), ("producer.override.sasl.password", "c")]);
+        assert_eq!(producer.get("sasl.mechanism").map(String::as_str), Some("SCRAM-SHA-512"));
+        assert_eq!(producer.get("sasl.username").map(String::as_str), Some("conn"));
+        assert!(!producer.contains_key("sasl.jaas.config"), "the override replaces the top-level login: {producer:?}");
+        assert_eq!(producer.get("ssl.truststore.location").map(String::as_str), Some("/top/ca.p12"));
+        // Translated, the layers do not conflict (before, a top-level JAAS line and an override's sasl.username
+        // both set librdkafka's sasl.username: an error).
+        let plain = [("security.protocol", "SASL_PLAINTEXT"), ("sasl.mechanism", "PLAIN"), ("sasl.jaas.config", jaas)];
+        let overridden =
+            settings(&plain, "producer", &[("producer.override.sasl.username", "conn"), ("producer.override.sasl.password", "c")]);
+        let translated = security::translate(&overridden).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((translated.get("sasl.username"), translated.get("sasl.password")), (Some("conn"), Some("c")));
+        let admin = settings(&worker, "admin", &[("admin.override.sasl.mechanisms", "SCRAM-SHA-256")]);
+        assert_eq!(admin.get("sasl.mechanisms").map(String::as_str), Some("SCRAM-SHA-256"));
+        assert!(!admin.contains_key("sasl.mechanism"), "{admin:?}");
     }
 }

@@ -141,12 +141,12 @@ pub fn render(herder: &Herder) -> String {
     let commit_success = float_gauges::<TaskLabels>(
         &mut registry,
         "kafka_connect_connector_task_offset_commit_success_percentage",
-        "Offset commits that succeeded, percent",
+        "Offset commits that succeeded in the window, a fraction (0-1) as Kafka Connect reports it",
     );
     let commit_failure = float_gauges::<TaskLabels>(
         &mut registry,
         "kafka_connect_connector_task_offset_commit_failure_percentage",
-        "Offset commits that failed, percent",
+        "Offset commits that failed in the window, a fraction (0-1) as Kafka Connect reports it",
     );
     let commit_avg = float_gauges::<TaskLabels>(
         &mut registry,
@@ -156,12 +156,10 @@ pub fn render(herder: &Herder) -> String {
     let commit_max =
         float_gauges::<TaskLabels>(&mut registry, "kafka_connect_connector_task_offset_commit_max_time_ms", "Longest offset commit");
     let commit_completion = counters(&mut registry, "kafka_connect_sink_task_offset_commit_completion", "Offset commits that completed");
-    let commit_skip =
-        counters(&mut registry, "kafka_connect_sink_task_offset_commit_skip", "Offset commits skipped: nothing new to commit");
     let lag = gauges::<PartitionLabels>(
         &mut registry,
         "connect_rs_sink_partition_lag",
-        "Records between a sink partition's position and its end, as the consumer last saw them",
+        "Records between a sink task's position in a partition and the partition's end, as its consumer last reported (every 5 s)",
     );
     // Strimzi: kafka.connect<type=connect-worker-metrics><>connector-count, task-count.
     let connector_count = Gauge::<i64>::default();
@@ -213,13 +211,12 @@ pub fn render(herder: &Herder) -> String {
             let (batch_avg, batch_max) = if status.kind == "source" { (&poll_avg, &poll_max) } else { (&put_avg, &put_max) };
             batch_avg.get_or_create(&labels).set(or_nan(m.batch_avg_time_ms));
             batch_max.get_or_create(&labels).set(m.batch_max_time_ms);
-            commit_success.get_or_create(&labels).set(or_nan(m.offset_commit_success_percentage));
-            commit_failure.get_or_create(&labels).set(or_nan(m.offset_commit_failure_percentage));
+            commit_success.get_or_create(&labels).set(m.offset_commit_success_percentage);
+            commit_failure.get_or_create(&labels).set(m.offset_commit_failure_percentage);
             commit_avg.get_or_create(&labels).set(or_nan(m.offset_commit_avg_time_ms));
             commit_max.get_or_create(&labels).set(m.offset_commit_max_time_ms);
             if status.kind == "sink" {
                 commit_completion.get_or_create(&labels).inc_by(m.offset_commit_completion_total);
-                commit_skip.get_or_create(&labels).inc_by(m.offset_commit_skip_total);
             }
             for p in &m.partition_lag {
                 let labels = PartitionLabels {
@@ -245,8 +242,9 @@ pub fn render(herder: &Herder) -> String {
         counter(&mut registry, "failure", "start-ups that failed", failures);
         for (name, part) in [("success_percentage", successes), ("failure_percentage", failures)] {
             let g = Gauge::<f64, AtomicU64>::default();
-            g.set(if attempts == 0 { 0.0 } else { part as f64 * 100.0 / attempts as f64 });
-            registry.register(format!("kafka_connect_worker_{what}_startup_{name}"), format!("{what} start-ups, percent"), g);
+            // A fraction (0-1), as Kafka's Frequencies give it; since the worker started.
+            g.set(if attempts == 0 { 0.0 } else { part as f64 / attempts as f64 });
+            registry.register(format!("kafka_connect_worker_{what}_startup_{name}"), format!("{what} start-ups, a fraction"), g);
         }
     }
     connector_count.set(names.len() as i64);

@@ -33,7 +33,8 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 /// `/ui/` and its files; `/ui` redirects so the page's relative URLs resolve.
 pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
-        .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
+        // Relative, so it also works behind a reverse proxy that serves the worker under a path prefix.
+        .route("/ui", get(|| async { Redirect::permanent("ui/") }))
         .route("/ui/", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
         .route("/ui/index.html", get(|| async { asset("text/html; charset=utf-8", INDEX) }))
         .route("/ui/app.js", get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }))

@@ -39,10 +39,9 @@ pub struct TaskMetrics {
     /// Time in `poll` (source) or `put` (sink), in microseconds: the sum and the longest.
     batch_time_us: AtomicU64,
     batch_time_max_us: AtomicU64,
-    /// Offset commits that completed, failed, or were skipped (nothing new to commit).
+    /// Offset commits that completed (a flush with nothing new counts, as in Kafka Connect) or failed.
     offset_commits: AtomicU64,
     offset_commit_failures: AtomicU64,
-    offset_commit_skips: AtomicU64,
     offset_commit_time_us: AtomicU64,
     offset_commit_time_max_us: AtomicU64,
     /// A sink's lag per assigned partition, as its consumer last reported it.
@@ -55,11 +54,9 @@ pub struct TaskMetrics {
 pub enum CommitOutcome {
     Completed,
     Failed,
-    /// Nothing new to commit.
-    Skipped,
 }
 
-/// Records between a sink partition's committed position and its end.
+/// Records between a sink consumer's position in a partition and the partition's end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PartitionLag {
     pub topic: String,
@@ -89,8 +86,9 @@ pub struct RatePoint {
     pub written: f64,
 }
 
-/// A snapshot of [`TaskMetrics`] for REST and Prometheus. Windowed values are `None` (JSON `null`) when
-/// nothing happened in the window, where Kafka Connect reports NaN.
+/// A snapshot of [`TaskMetrics`] for REST and Prometheus. Windowed averages are `None` (JSON `null`) when
+/// nothing happened in the window, where Kafka Connect reports NaN; percentages are fractions (0.0–1.0, 0.0 for
+/// an empty window) and rates 0.0, as Kafka's `Frequencies` and `Rate` give them.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub struct TaskMetricsSnapshot {
@@ -113,9 +111,8 @@ pub struct TaskMetricsSnapshot {
     pub batch_max_time_ms: f64,
     pub offset_commit_completion_total: u64,
     pub offset_commit_failure_total: u64,
-    pub offset_commit_skip_total: u64,
-    pub offset_commit_success_percentage: Option<f64>,
-    pub offset_commit_failure_percentage: Option<f64>,
+    pub offset_commit_success_percentage: f64,
+    pub offset_commit_failure_percentage: f64,
     pub offset_commit_avg_time_ms: Option<f64>,
     pub offset_commit_max_time_ms: f64,
     /// Empty for a source.
@@ -165,7 +162,6 @@ impl TaskMetrics {
     /// One offset commit and how long it took.
     pub fn record_commit(&self, outcome: CommitOutcome, took: Duration) {
         match outcome {
-            CommitOutcome::Skipped => return Self::add(&self.offset_commit_skips, 1),
             CommitOutcome::Completed => Self::add(&self.offset_commits, 1),
             CommitOutcome::Failed => Self::add(&self.offset_commit_failures, 1),
         }
@@ -210,9 +206,10 @@ impl TaskMetrics {
     }
 
     fn snapshot_at(&self, now_ms: u64) -> TaskMetricsSnapshot {
-        let now = self.current(now_ms);
-        let (base, rate_history) = {
+        let (now, base, rate_history) = {
             let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+            // Read under the lock: a sample pushed meanwhile would be newer than `now`.
+            let now = self.current(now_ms);
             let window_start = now_ms.saturating_sub(RATE_WINDOW.as_millis() as u64);
             // The oldest sample inside the window; with none yet (a task just started), nothing to compare.
             let base = history.iter().find(|s| s.at_ms >= window_start).copied();
@@ -228,14 +225,15 @@ impl TaskMetrics {
                     }
                 })
                 .collect();
-            (base, points)
+            (now, base, points)
         };
-        let base = base.unwrap_or(now);
+        // A sample "after" now (the wall clock stepped back) counts as none.
+        let base = base.filter(|b| b.at_ms <= now.at_ms).unwrap_or(now);
         let secs = now.at_ms.saturating_sub(base.at_ms) as f64 / 1000.0;
         let rate = |now: u64, then: u64| if secs > 0.0 { now.saturating_sub(then) as f64 / secs } else { 0.0 };
-        let batches = now.batches - base.batches;
-        let commits = now.commits - base.commits;
-        let failures = now.commit_failures - base.commit_failures;
+        let batches = now.batches.saturating_sub(base.batches);
+        let commits = now.commits.saturating_sub(base.commits);
+        let failures = now.commit_failures.saturating_sub(base.commit_failures);
         TaskMetricsSnapshot {
             records_read: now.read,
             records_written: now.written,
@@ -249,16 +247,16 @@ impl TaskMetrics {
             last_error_timestamp: get(&self.last_error_timestamp),
             records_read_rate: rate(now.read, base.read),
             records_written_rate: rate(now.written, base.written),
-            batch_size_avg: ratio(now.batch_records - base.batch_records, batches),
+            batch_size_avg: ratio(now.batch_records.saturating_sub(base.batch_records), batches),
             batch_size_max: get(&self.batch_size_max),
-            batch_avg_time_ms: ratio(now.batch_time_us - base.batch_time_us, batches).map(|us| us / 1000.0),
+            batch_avg_time_ms: ratio(now.batch_time_us.saturating_sub(base.batch_time_us), batches).map(|us| us / 1000.0),
             batch_max_time_ms: get(&self.batch_time_max_us) as f64 / 1000.0,
             offset_commit_completion_total: now.commits,
             offset_commit_failure_total: now.commit_failures,
-            offset_commit_skip_total: get(&self.offset_commit_skips),
-            offset_commit_success_percentage: ratio(commits, commits + failures).map(|r| r * 100.0),
-            offset_commit_failure_percentage: ratio(failures, commits + failures).map(|r| r * 100.0),
-            offset_commit_avg_time_ms: ratio(now.commit_time_us - base.commit_time_us, commits + failures).map(|us| us / 1000.0),
+            offset_commit_success_percentage: ratio(commits, commits + failures).unwrap_or(0.0),
+            offset_commit_failure_percentage: ratio(failures, commits + failures).unwrap_or(0.0),
+            offset_commit_avg_time_ms: ratio(now.commit_time_us.saturating_sub(base.commit_time_us), commits + failures)
+                .map(|us| us / 1000.0),
             offset_commit_max_time_ms: get(&self.offset_commit_time_max_us) as f64 / 1000.0,
             partition_lag: self.partition_lag.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             rate_history,
@@ -316,11 +314,10 @@ mod tests {
         m.record_batch(100, Duration::from_millis(4));
         m.record_commit(CommitOutcome::Completed, Duration::from_millis(6));
         m.record_commit(CommitOutcome::Failed, Duration::from_millis(2));
-        m.record_commit(CommitOutcome::Skipped, Duration::from_millis(100));
         m.sample_at(10_000);
         // At 40 s the window (30 s) starts at 10 s: nothing happened since, so no averages, rates 0.
         let quiet = m.snapshot_at(40_000);
-        assert_eq!((quiet.records_read_rate, quiet.batch_size_avg, quiet.offset_commit_success_percentage), (0.0, None, None));
+        assert_eq!((quiet.records_read_rate, quiet.batch_size_avg, quiet.offset_commit_success_percentage), (0.0, None, 0.0));
         assert_eq!(quiet.batch_size_max, 200);
         assert_eq!(quiet.batch_max_time_ms, 10.0);
         // At 20 s the window reaches back before 0 s: every sample is in it.
@@ -330,10 +327,10 @@ mod tests {
         assert_eq!(s.records_written_rate, 300.0 / 20.0);
         assert_eq!(s.batch_size_avg, Some(400.0 / 3.0));
         assert_eq!(s.batch_avg_time_ms, Some(16.0 / 3.0));
-        assert_eq!((s.offset_commit_completion_total, s.offset_commit_failure_total, s.offset_commit_skip_total), (1, 1, 1));
-        assert_eq!((s.offset_commit_success_percentage, s.offset_commit_failure_percentage), (Some(50.0), Some(50.0)));
+        assert_eq!((s.offset_commit_completion_total, s.offset_commit_failure_total), (1, 1));
+        assert_eq!((s.offset_commit_success_percentage, s.offset_commit_failure_percentage), (0.5, 0.5), "fractions, as Kafka's");
         assert_eq!(s.offset_commit_avg_time_ms, Some(4.0));
-        assert_eq!(s.offset_commit_max_time_ms, 6.0, "a skipped commit is not timed");
+        assert_eq!(s.offset_commit_max_time_ms, 6.0);
         assert_eq!(
             s.rate_history,
             vec![RatePoint { at_ms: 5_000, read: 20.0, written: 0.0 }, RatePoint { at_ms: 10_000, read: 60.0, written: 60.0 }]
@@ -355,5 +352,16 @@ mod tests {
         assert_eq!(json["records-read"], 0);
         assert!(json["batch-size-avg"].is_null(), "{json}");
         assert_eq!(json["partition-lag"], serde_json::json!([]));
+    }
+
+    /// A sample taken after a snapshot read its counters (or a wall clock stepped back) never makes a
+    /// difference negative.
+    #[test]
+    fn a_newer_sample_than_now_counts_as_none() {
+        let m = TaskMetrics::default();
+        m.record_batch(10, Duration::from_millis(1));
+        m.sample_at(10_000);
+        let s = m.snapshot_at(5_000);
+        assert_eq!((s.records_read_rate, s.batch_size_avg), (0.0, None));
     }
 }

@@ -40,10 +40,13 @@ pub struct SinkConsumerContext {
     events: mpsc::UnboundedSender<RebalanceEvent>,
     approved: Arc<Mutex<OffsetMap>>,
     metrics: Arc<TaskMetrics>,
+    /// When the oldest commit not yet answered was made, for the commit time metrics.
+    commit_started: Arc<Mutex<Option<Instant>>>,
 }
 
 impl ClientContext for SinkConsumerContext {
-    /// librdkafka's statistics (every `statistics.interval.ms`): keep each assigned partition's lag.
+    /// librdkafka's statistics (every `statistics.interval.ms`): keep each assigned partition's lag, from the
+    /// position the task has read up to (before its first message, from the committed offset).
     fn stats(&self, statistics: rdkafka::Statistics) {
         let mut lag: Vec<PartitionLag> = statistics
             .topics
@@ -52,8 +55,15 @@ impl ClientContext for SinkConsumerContext {
                 t.partitions
                     .into_values()
                     // -1: librdkafka's internal "unassigned" partition; a lag below 0 is not known yet.
-                    .filter(|p| p.partition >= 0 && p.desired && p.consumer_lag >= 0)
-                    .map(move |p| PartitionLag { topic: topic.clone(), partition: p.partition, lag: p.consumer_lag })
+                    .filter(|p| p.partition >= 0 && p.desired)
+                    .filter_map(move |p| {
+                        let lag = if p.app_offset >= 0 && p.hi_offset >= 0 {
+                            (p.hi_offset - p.app_offset).max(0)
+                        } else {
+                            p.consumer_lag // -1 until known
+                        };
+                        (lag >= 0).then(|| PartitionLag { topic: topic.clone(), partition: p.partition, lag })
+                    })
             })
             .collect();
         lag.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
@@ -90,6 +100,14 @@ impl ConsumerContext for SinkConsumerContext {
             let _ = self.events.send(RebalanceEvent::Revoked(revoked));
         }
     }
+    /// The broker's answer to a commit (sync or async): the offset commit metrics count it here.
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
+        let started = self.commit_started.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let took = started.map(|s| s.elapsed()).unwrap_or_default();
+        let outcome = if result.is_ok() { CommitOutcome::Completed } else { CommitOutcome::Failed };
+        self.metrics.record_commit(outcome, took);
+    }
+
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             let _ = self.events.send(RebalanceEvent::Assigned(tp_list(tpl)));
@@ -99,17 +117,24 @@ impl ConsumerContext for SinkConsumerContext {
 
 pub type SinkConsumer = StreamConsumer<SinkConsumerContext>;
 
-/// A sink consumer, the channel its rebalances arrive on, and the offsets its revocation commits.
-pub type SinkConsumerParts = (SinkConsumer, mpsc::UnboundedReceiver<RebalanceEvent>, Arc<Mutex<OffsetMap>>);
+/// A sink consumer, the channel its rebalances arrive on, the offsets its revocation commits, and the start
+/// of the commit awaiting its answer.
+pub type SinkConsumerParts = (SinkConsumer, mpsc::UnboundedReceiver<RebalanceEvent>, Arc<Mutex<OffsetMap>>, Arc<Mutex<Option<Instant>>>);
 
 /// Build the consumer and the channel its rebalances arrive on.
 pub fn sink_consumer(config: rdkafka::ClientConfig, metrics: Arc<TaskMetrics>) -> Result<SinkConsumerParts, ConnectError> {
     let (tx, rx) = mpsc::unbounded_channel();
     let approved = Arc::new(Mutex::new(OffsetMap::new()));
+    let commit_started = Arc::new(Mutex::new(None));
     let consumer: SinkConsumer = config
-        .create_with_context(SinkConsumerContext { events: tx, approved: approved.clone(), metrics })
+        .create_with_context(SinkConsumerContext {
+            events: tx,
+            approved: approved.clone(),
+            metrics,
+            commit_started: commit_started.clone(),
+        })
         .map_err(|e| kafka_error("cannot create the Kafka consumer", e))?;
-    Ok((consumer, rx, approved))
+    Ok((consumer, rx, approved, commit_started))
 }
 
 pub struct SinkTaskRunner {
@@ -123,6 +148,8 @@ pub struct SinkTaskRunner {
     pub consumer: Arc<SinkConsumer>,
     pub rebalances: mpsc::UnboundedReceiver<RebalanceEvent>,
     pub approved: Arc<Mutex<OffsetMap>>,
+    /// Shared with the consumer's commit callback, which times each commit from here.
+    pub commit_started: Arc<Mutex<Option<Instant>>>,
     /// `topics` list, or `None` with `topics_regex` set.
     pub topics: Vec<String>,
     pub topics_regex: Option<String>,
@@ -628,14 +655,14 @@ impl SinkTaskRunner {
 
     /// Ask the task what is safe (`pre_commit`) and commit exactly that.
     async fn commit(&mut self, positions: &mut OffsetMap, mode: CommitMode) -> Result<(), ConnectError> {
-        let started = Instant::now();
+        // Kafka Connect counts a commit with nothing to commit (or none the task approved) as a success.
         if positions.is_empty() {
-            self.errors.metrics.record_commit(CommitOutcome::Skipped, Duration::ZERO);
+            self.errors.metrics.record_commit(CommitOutcome::Completed, Duration::ZERO);
             return Ok(());
         }
         let approved = self.task.pre_commit(positions.clone()).await.map_err(|e| e.context("pre_commit failed"))?;
         if approved.is_empty() {
-            self.errors.metrics.record_commit(CommitOutcome::Skipped, Duration::ZERO);
+            self.errors.metrics.record_commit(CommitOutcome::Completed, Duration::ZERO);
             return Ok(());
         }
         let mut tpl = TopicPartitionList::new();
@@ -643,10 +670,9 @@ impl SinkTaskRunner {
             tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*offset)).map_err(|e| kafka_error("bad offset", e))?;
         }
         self.approved.lock().unwrap_or_else(|p| p.into_inner()).extend(approved);
-        let committed = self.consumer.commit(&tpl, mode);
-        let outcome = if committed.is_ok() { CommitOutcome::Completed } else { CommitOutcome::Failed };
-        self.errors.metrics.record_commit(outcome, started.elapsed());
-        match committed {
+        // Its outcome is counted by the consumer's commit callback: an async commit has only been queued here.
+        self.commit_started.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(Instant::now);
+        match self.consumer.commit(&tpl, mode) {
             Ok(()) => Ok(()),
             Err(e) => {
                 // Not fatal: the next commit carries the same or later offsets.
@@ -694,8 +720,14 @@ mod tests {
         config.set("bootstrap.servers", "127.0.0.1:1");
         let (tx, mut events) = mpsc::unbounded_channel();
         let approved = Arc::new(Mutex::new(OffsetMap::new()));
-        let consumer: BaseConsumer<SinkConsumerContext> =
-            config.create_with_context(SinkConsumerContext { events: tx, approved: approved.clone(), metrics: Arc::default() }).unwrap();
+        let consumer: BaseConsumer<SinkConsumerContext> = config
+            .create_with_context(SinkConsumerContext {
+                events: tx,
+                approved: approved.clone(),
+                metrics: Arc::default(),
+                commit_started: Arc::default(),
+            })
+            .unwrap();
         let p0 = TopicPartition::new("t", 0);
         let p1 = TopicPartition::new("t", 1);
         approved.lock().unwrap().extend([(p0.clone(), 100), (p1.clone(), 7)]);

@@ -114,7 +114,7 @@ impl TaskSpec {
                 if consumer_config.get("statistics.interval.ms").is_none() {
                     consumer_config.set("statistics.interval.ms", SINK_LAG_INTERVAL_MS);
                 }
-                let (consumer, rebalances, approved) = sink_consumer(consumer_config, self.metrics.clone())?;
+                let (consumer, rebalances, approved, commit_started) = sink_consumer(consumer_config, self.metrics.clone())?;
                 if errors.policy.dlq_topic.is_some() {
                     let producer = client_config(worker, "producer", Some(&self.connector_config), PRODUCER_DEFAULTS)?
                         .set("client.id", format!("connector-dlq-producer-{name}-{id}"))
@@ -134,6 +134,7 @@ impl TaskSpec {
                     consumer: Arc::new(consumer),
                     rebalances,
                     approved,
+                    commit_started,
                     topics,
                     topics_regex,
                     flush_interval: worker.offset_flush_interval,
@@ -167,6 +168,8 @@ impl TaskSpec {
                 },
                 Err(e) => Err(e),
             };
+            // Its consumer is gone: a lag it last reported would read as current (a silent lag alert).
+            self.metrics.set_partition_lag(Vec::new());
             let error = match outcome {
                 Ok(()) => {
                     status.set(State::Unassigned);

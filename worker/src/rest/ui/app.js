@@ -10,8 +10,11 @@ const el = (id) => document.getElementById(id);
 const rows = new Map(); // name -> {row, detail, cells, key}
 const expanded = new Set(); // connector names whose detail row is open
 const openTraces = new Set(); // "name/task" whose trace is unfolded
+const busy = new Set(); // connector names with an action under way: their buttons wait
 let latest = {};
 let timer = null;
+let requested = 0; // refreshes sent, and the newest one applied: an older answer never overwrites a newer one
+let applied = 0;
 
 function make(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -138,12 +141,21 @@ function inSeconds(atMs) {
 
 // Secrets: a value from a config provider shows as its placeholder (the API never resolves them); a literal
 // value under a secret-looking key, or a password inside a URL, is hidden.
-const SECRET_KEY = /(password|secret|token|credential|jaas|api[._-]?key|private[._-]?key|\.key$)/i;
+const SECRET_KEY = /(password|passwd|secret|token|credential|jaas|user\.info|api[._-]?key|private[._-]?key|\.key$)/i;
 function shownValue(key, value) {
   const v = String(value);
   if (/^\$\{[^}]+\}$/.test(v)) return { text: v };
   if (SECRET_KEY.test(key) && v !== "") return { text: "hidden", secret: true };
-  return { text: v.replace(/(\/\/[^/:@\s]+:)[^@/\s]+@/g, "$1••••@") };
+  return {
+    text: v
+      // user:password@ in a URL (the userinfo ends at the last @ before the host)
+      .replace(/\/\/([^/\s]*)@/g, (whole, info) => {
+        const colon = info.indexOf(":");
+        return colon < 0 ? whole : `//${info.slice(0, colon)}:••••@`;
+      })
+      // password=... in a query string or a JDBC URL
+      .replace(/([?&;](?:password|passwd|pwd|secret|token|access_token|api_key)=)[^&;\s]*/gi, "$1••••"),
+  };
 }
 
 function actionButtons(name) {
@@ -191,8 +203,8 @@ function updateRow(r, c) {
   const buttons = r.row.querySelectorAll("button[data-action]");
   for (const button of buttons) {
     const a = button.dataset.action;
-    button.disabled = (a === "pause" && c.state === "PAUSED") || (a === "resume" && c.state !== "PAUSED" && c.state !== "STOPPED")
-      || (a === "stop" && c.state === "STOPPED");
+    button.disabled = busy.has(c.name) || (a === "pause" && c.state === "PAUSED")
+      || (a === "resume" && c.state !== "PAUSED" && c.state !== "STOPPED") || (a === "stop" && c.state === "STOPPED");
   }
   const open = expanded.has(c.name);
   r.detail.hidden = !open;
@@ -210,33 +222,51 @@ function traceBlock(id, trace) {
 }
 
 function renderDetail(r, c) {
-  // Rebuilt only when what it shows changed (rates are in the row), so an open trace stays put.
-  const key = JSON.stringify([c.state, c.trace, c.restartCount, c.nextRestart, c.tasks, c.config,
-    c.taskMetrics.map((m) => [m["records-read"], m["records-written"], m["deadletterqueue-produce-requests"], m["partition-lag"]])]);
-  if (key === r.detailKey) return;
-  r.detailKey = key;
+  // Rebuilt only when its structure changed (states, traces, config), so an open trace keeps its scroll
+  // position and selection; counters and countdowns are updated in place on every refresh.
+  const key = JSON.stringify([c.state, c.trace, c.restartCount, c.tasks.map((t) => [t.id, t.state, t.trace, t.worker_id]), c.config]);
+  if (key !== r.detailKey) {
+    r.detailKey = key;
+    buildDetail(r, c);
+  }
+  const metricsById = new Map(c.taskMetrics.map((m) => [m.id, m]));
+  const restarts = r.detail.querySelector("p.connector-restarts");
+  if (restarts) restarts.textContent = restartText(c.restartCount, c.nextRestart);
+  for (const tr of r.detail.querySelectorAll("tr.task")) {
+    const id = Number(tr.dataset.task);
+    const t = c.tasks.find((task) => task.id === id) || {};
+    const m = metricsById.get(id) || {};
+    const set = (cls, text) => { const cell = tr.querySelector(`td.${cls}`); if (cell) cell.textContent = text; };
+    set("restarts", String(t.restart_count || 0));
+    set("next", t.next_restart_at_ms ? inSeconds(t.next_restart_at_ms) : "");
+    set("read", String(m["records-read"] ?? ""));
+    set("written", String(m["records-written"] ?? ""));
+    set("dlq", String(m["deadletterqueue-produce-requests"] ?? ""));
+    set("lag", (m["partition-lag"] || []).map((p) => `${p.topic}-${p.partition}: ${p.lag}`).join(", "));
+  }
+}
+
+function restartText(count, next) {
+  return `Automatic restarts: ${count}` + (next ? `, next ${inSeconds(next)}` : "");
+}
+
+function buildDetail(r, c) {
   const cell = r.detail.firstChild;
   const parts = [];
   if (c.trace) parts.push(make("h3", { text: "Connector" }), traceBlock(`${c.name}/connector`, c.trace));
-  if (c.restartCount) {
-    parts.push(make("p", { text: `Automatic restarts: ${c.restartCount}` + (c.nextRestart ? `, next ${inSeconds(c.nextRestart)}` : "") }));
-  }
-  const metricsById = new Map(c.taskMetrics.map((m) => [m.id, m]));
-  const taskRows = c.tasks.map((t) => {
-    const m = metricsById.get(t.id) || {};
-    const lag = (m["partition-lag"] || []).map((p) => `${p.topic}-${p.partition}: ${p.lag}`).join(", ");
-    return make("tr", { class: "task", "data-task": String(t.id) },
-      make("td", { text: String(t.id) }),
-      make("td", {}, stateBadge(t.state)),
-      make("td", { text: t.worker_id || "" }),
-      make("td", { class: "num", text: String(t.restart_count || 0) }),
-      make("td", { text: t.next_restart_at_ms ? inSeconds(t.next_restart_at_ms) : "" }),
-      make("td", { class: "num", text: String(m["records-read"] ?? "") }),
-      make("td", { class: "num", text: String(m["records-written"] ?? "") }),
-      make("td", { class: "num", text: String(m["deadletterqueue-produce-requests"] ?? "") }),
-      make("td", { text: lag }),
-      make("td", {}, t.trace ? traceBlock(`${c.name}/${t.id}`, t.trace) : null));
-  });
+  if (c.restartCount) parts.push(make("p", { class: "connector-restarts" }));
+  // Counters, countdowns and lag are filled in by renderDetail.
+  const taskRows = c.tasks.map((t) => make("tr", { class: "task", "data-task": String(t.id) },
+    make("td", { text: String(t.id) }),
+    make("td", {}, stateBadge(t.state)),
+    make("td", { text: t.worker_id || "" }),
+    make("td", { class: "num restarts" }),
+    make("td", { class: "next" }),
+    make("td", { class: "num read" }),
+    make("td", { class: "num written" }),
+    make("td", { class: "num dlq" }),
+    make("td", { class: "lag" }),
+    make("td", {}, t.trace ? traceBlock(`${c.name}/${t.id}`, t.trace) : null)));
   parts.push(make("h3", { text: "Tasks" }));
   parts.push(taskRows.length
     ? make("table", { class: "tasks" },
@@ -308,30 +338,33 @@ function feedback(message, ok) {
   feedbackTimer = setTimeout(() => { box.hidden = true; }, ok ? 6000 : 15000);
 }
 
-async function act(label, method, path) {
+async function act(name, label, method, path) {
+  busy.add(name);
+  render();
   try {
     await api(method, path);
     feedback(label, true);
   } catch (e) {
     feedback(`${label} failed: ${e.message}`, false);
   }
+  busy.delete(name);
   refresh();
 }
 
 const enc = encodeURIComponent;
-function pause(name) { return act(`Paused ${name}`, "PUT", `/connectors/${enc(name)}/pause`); }
-function resume(name) { return act(`Resumed ${name}`, "PUT", `/connectors/${enc(name)}/resume`); }
-function stop(name) { return act(`Stopped ${name}`, "PUT", `/connectors/${enc(name)}/stop`); }
+function pause(name) { return act(name, `Paused ${name}`, "PUT", `/connectors/${enc(name)}/pause`); }
+function resume(name) { return act(name, `Resumed ${name}`, "PUT", `/connectors/${enc(name)}/resume`); }
+function stop(name) { return act(name, `Stopped ${name}`, "PUT", `/connectors/${enc(name)}/stop`); }
 function restart(name) {
   const includeTasks = el("restart-include-tasks").checked;
   const onlyFailed = el("restart-only-failed").checked;
   const what = [includeTasks ? "with its tasks" : "", onlyFailed ? "only failed" : ""].filter(Boolean).join(", ");
-  return act(`Restarted ${name}${what ? ` (${what})` : ""}`, "POST",
+  return act(name, `Restarted ${name}${what ? ` (${what})` : ""}`, "POST",
     `/connectors/${enc(name)}/restart?includeTasks=${includeTasks}&onlyFailed=${onlyFailed}`);
 }
 function remove(name) {
   if (!window.confirm(`Delete connector ${name}? Its config goes; the worker stops its tasks.`)) return;
-  return act(`Deleted ${name}`, "DELETE", `/connectors/${enc(name)}`);
+  return act(name, `Deleted ${name}`, "DELETE", `/connectors/${enc(name)}`);
 }
 
 function toggle(name) {
@@ -343,13 +376,20 @@ function toggle(name) {
 
 async function refresh() {
   clearTimeout(timer);
+  const seq = ++requested;
   try {
-    latest = await api("GET", "/connectors?expand=status&expand=info&expand=metrics");
-    render();
-    el("updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
+    const answer = await api("GET", "/connectors?expand=status&expand=info&expand=metrics");
+    if (seq > applied) {
+      applied = seq;
+      latest = answer;
+      render();
+      el("updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
+    }
   } catch (e) {
     el("updated").textContent = `Cannot reach the worker: ${e.message}`;
   }
+  // One timer, whichever refresh ends last.
+  clearTimeout(timer);
   timer = setTimeout(refresh, REFRESH_MS);
 }
 
