@@ -72,6 +72,20 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// A tool the tests use, as `scripts/test-all` exports it in `env_var`, else as `scripts/services SUBCOMMAND`
+/// prints it (installing it first when missing): a Python with a package, a broker binary.
+pub fn service_tool(env_var: &str, subcommand: &str) -> String {
+    std::env::var(env_var).unwrap_or_else(|_| {
+        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/services"))
+            .arg(subcommand)
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .output()
+            .unwrap_or_else(|e| panic!("scripts/services {subcommand}: {e}"));
+        assert!(out.status.success(), "scripts/services {subcommand}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    })
+}
+
 /// The `connect` binary built next to the running test executable, or `CONNECT_TEST_BINARY` (to run the
 /// tests against another build, e.g. the code before a fix).
 pub fn connect_binary() -> PathBuf {

@@ -15,15 +15,7 @@ pub struct SecuredBroker {
 }
 
 fn nisshi_bin() -> String {
-    std::env::var("CONNECT_TEST_NISSHI").unwrap_or_else(|_| {
-        let out = Command::new("scripts/services")
-            .arg("nisshi-bin")
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .output()
-            .expect("scripts/services nisshi-bin");
-        assert!(out.status.success(), "scripts/services nisshi-bin: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    })
+    crate::service_tool("CONNECT_TEST_NISSHI", "nisshi-bin")
 }
 
 impl SecuredBroker {

@@ -9,29 +9,15 @@
 use connect_e2e::secured_broker::SecuredBroker;
 use connect_e2e::tls_proxy::TlsProxy;
 use connect_e2e::*;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+mod pki;
+
+use pki::{ca, leaf};
+use rcgen::ExtendedKeyUsagePurpose;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const SCRAM: &str = "org.apache.kafka.common.security.scram.ScramLoginModule";
-
-fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-}
-
-fn leaf(issuer: &CertifiedIssuer<'static, KeyPair>, names: &[&str], purpose: ExtendedKeyUsagePurpose) -> (rcgen::Certificate, KeyPair) {
-    let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("client"));
-    params.extended_key_usages = vec![purpose];
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, issuer).unwrap();
-    (cert, key)
-}
 
 /// A worker's file pipeline on `bootstrap` with `security` keys; returns once `n` lines came out, or panics
 /// with the worker's log.

@@ -11,14 +11,7 @@ use std::time::Duration;
 
 /// Parses OpenMetrics text with prometheus_client's parser: sample name + sorted labels → value.
 fn parse(text: &str) -> HashMap<String, f64> {
-    let python = std::env::var("CONNECT_TEST_PROMETHEUS_PYTHON").unwrap_or_else(|_| {
-        let out = Command::new("scripts/services")
-            .arg("prometheus-parser-bin")
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .output()
-            .expect("scripts/services prometheus-parser-bin");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    });
+    let python = service_tool("CONNECT_TEST_PROMETHEUS_PYTHON", "prometheus-parser-bin");
     let script = r#"
 import json, sys
 from prometheus_client.openmetrics.parser import text_string_to_metric_families

@@ -3,7 +3,10 @@
 //! client (as in the README's example) and the `connect` CLI the project's own.
 
 use connect_e2e::*;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+mod pki;
+
+use pki::{ca, leaf};
+use rcgen::ExtendedKeyUsagePurpose;
 use serde_json::json;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -24,23 +27,6 @@ struct Pki {
     /// A client certificate from a CA the worker does not trust.
     rogue_cert: PathBuf,
     rogue_key: PathBuf,
-}
-
-fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-}
-
-fn leaf(issuer: &CertifiedIssuer<'static, KeyPair>, names: &[&str], purpose: ExtendedKeyUsagePurpose) -> (rcgen::Certificate, KeyPair) {
-    let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, names.first().copied().unwrap_or("client"));
-    params.extended_key_usages = vec![purpose];
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, issuer).unwrap();
-    (cert, key)
 }
 
 fn make_pki(dir: &Path) -> Pki {

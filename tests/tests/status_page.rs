@@ -7,19 +7,6 @@ use serde_json::json;
 use std::process::Command;
 use std::time::Duration;
 
-/// A Python with Playwright, and Chromium (installed by scripts/services when missing).
-fn browser_python() -> String {
-    std::env::var("CONNECT_TEST_BROWSER_PYTHON").unwrap_or_else(|_| {
-        let out = Command::new("scripts/services")
-            .arg("browser-python-bin")
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .output()
-            .expect("scripts/services browser-python-bin");
-        assert!(out.status.success(), "scripts/services browser-python-bin: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    })
-}
-
 #[test]
 fn the_page_shows_states_and_traces_and_its_buttons_act() {
     require_broker();
@@ -59,7 +46,7 @@ fn the_page_shows_states_and_traces_and_its_buttons_act() {
     wait_for("the source's records", Duration::from_secs(60), || (worker.records_written(&source) >= 100).then_some(()));
 
     let shots = std::env::var("CONNECT_TEST_SCREENSHOTS").ok();
-    let out = Command::new(browser_python())
+    let out = Command::new(service_tool("CONNECT_TEST_BROWSER_PYTHON", "browser-python-bin"))
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/browser/status_page.py"))
         .args([&format!("http://127.0.0.1:{}", worker.port), &source, &failing, &deletable, &(bulk + 3).to_string()])
         .envs(shots.map(|s| ("CONNECT_TEST_SCREENSHOTS", s)))

@@ -112,7 +112,9 @@ pub fn check_worker_security(worker: &WorkerConfig) -> Result<(), String> {
         }
         // librdkafka checks the rest when a client is made (e.g. GSSAPI or OIDC, which this build lacks): make
         // one now, so such a setting stops the worker here rather than failing every task.
-        let config = client_config(worker, prefix, None, &[]).map_err(|e| e.to_string())?;
+        let mut config = client_config(worker, prefix, None, &[]).map_err(|e| e.to_string())?;
+        // A Java consumer key the runtime takes itself (the sink's batch size), never librdkafka's.
+        config.remove("max.poll.records");
         let made = if prefix == "consumer" {
             config.create::<rdkafka::consumer::BaseConsumer>().map(drop)
         } else {
