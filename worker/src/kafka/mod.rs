@@ -24,16 +24,30 @@ pub fn client_config(
     connector: Option<&Config>,
     defaults: &[(&str, &str)],
 ) -> Result<ClientConfig, ConnectError> {
-    let (mut cfg, security) = split_client_keys(worker, prefix, connector, defaults);
-    let translated = security::translate(&security).map_err(|e| {
+    let (cfg, _) = translated_client_config(worker, prefix, connector, defaults).map_err(|e| {
         let whose = if connector.is_some() { "the worker's or the connector's" } else { "the worker's" };
         ConnectError::fatal(format!("Kafka {prefix} security settings ({whose}): {e}"))
     })?;
+    Ok(cfg)
+}
+
+/// [`client_config`], and the Java-only keys the translation left out.
+fn translated_client_config(
+    worker: &WorkerConfig,
+    prefix: &str,
+    connector: Option<&Config>,
+    defaults: &[(&str, &str)],
+) -> Result<(ClientConfig, Vec<security::Ignored>), security::SecurityConfigError> {
+    let (mut cfg, security) = split_client_keys(worker, prefix, connector, defaults);
+    let translated = security::translate(&security)?;
     for (k, v) in translated.set {
         cfg.set(k, v);
     }
-    Ok(cfg)
+    Ok((cfg, translated.ignored))
 }
+
+/// A Java consumer key the runtime takes itself (a sink's most records per `put`), never librdkafka's.
+pub const MAX_POLL_RECORDS: &str = "max.poll.records";
 
 /// The client's plain librdkafka settings, and its security keys as Kafka's Java client names them.
 fn split_client_keys(worker: &WorkerConfig, prefix: &str, connector: Option<&Config>, defaults: &[(&str, &str)]) -> (ClientConfig, Config) {
@@ -103,18 +117,16 @@ fn overlay(security: &mut Config, layer: Config) {
 pub fn check_worker_security(worker: &WorkerConfig) -> Result<(), String> {
     let mut reported = std::collections::BTreeSet::new();
     for prefix in ["producer", "consumer", "admin"] {
-        let (_, security) = split_client_keys(worker, prefix, None, &[]);
-        let translated = security::translate(&security).map_err(|e| format!("Kafka {prefix} security settings: {e}"))?;
-        for ignored in translated.ignored {
+        let (mut config, ignored) =
+            translated_client_config(worker, prefix, None, &[]).map_err(|e| format!("Kafka {prefix} security settings: {e}"))?;
+        for ignored in ignored {
             if reported.insert(ignored.key.clone()) {
                 tracing::warn!(key = %ignored.key, reason = ignored.reason, "Kafka client setting ignored");
             }
         }
         // librdkafka checks the rest when a client is made (e.g. GSSAPI or OIDC, which this build lacks): make
         // one now, so such a setting stops the worker here rather than failing every task.
-        let mut config = client_config(worker, prefix, None, &[]).map_err(|e| e.to_string())?;
-        // A Java consumer key the runtime takes itself (the sink's batch size), never librdkafka's.
-        config.remove("max.poll.records");
+        config.remove(MAX_POLL_RECORDS);
         let made = if prefix == "consumer" {
             config.create::<rdkafka::consumer::BaseConsumer>().map(drop)
         } else {

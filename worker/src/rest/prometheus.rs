@@ -54,29 +54,30 @@ fn status_name(state: State) -> &'static str {
     }
 }
 
-/// A counter family (exposed with the `_total` suffix Prometheus counters carry) or a gauge family.
-fn counters(registry: &mut Registry, name: &str, help: &str) -> Family<TaskLabels, Counter> {
-    let family = Family::<TaskLabels, Counter>::default();
-    registry.register(name, help, family.clone());
-    family
-}
-fn gauges<L>(registry: &mut Registry, name: &str, help: &str) -> Family<L, Gauge>
+/// A family of metrics registered under `name`: counters (exposed with the `_total` suffix Prometheus counters
+/// carry), integer gauges or float gauges.
+fn family<L, M>(registry: &mut Registry, name: &str, help: &str) -> Family<L, M>
 where
-    L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static,
+    Family<L, M>: Default + Clone + prometheus_client::registry::Metric,
 {
-    let family = Family::<L, Gauge>::default();
+    let family = Family::<L, M>::default();
     registry.register(name, help, family.clone());
     family
 }
 
-fn float_gauges<L>(registry: &mut Registry, name: &str, help: &str) -> Family<L, Gauge<f64, AtomicU64>>
-where
-    L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static,
-{
-    let family = Family::<L, Gauge<f64, AtomicU64>>::default();
-    registry.register(name, help, family.clone());
-    family
+fn counters(registry: &mut Registry, name: &str, help: &str) -> Family<TaskLabels, Counter> {
+    family(registry, name, help)
 }
+
+fn gauges<L>(registry: &mut Registry, name: &str, help: &str) -> Family<L, Gauge>
+where
+    Family<L, Gauge>: Default + Clone + prometheus_client::registry::Metric,
+{
+    family(registry, name, help)
+}
+
+/// Rates, averages and fractions.
+type FloatGauge = Gauge<f64, AtomicU64>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PartitionLabels {
@@ -118,43 +119,51 @@ pub fn render(herder: &Herder) -> String {
         gauges::<TaskLabels>(&mut registry, "connect_rs_task_restart_count", "Automatic restarts of the task since its last healthy run");
     // Windowed (the last 30 s; see runtime::metrics): Strimzi keeps the JMX names, `-` as `_`.
     let source_poll_rate =
-        float_gauges::<TaskLabels>(&mut registry, "kafka_connect_source_task_source_record_poll_rate", "Records polled per second");
-    let source_write_rate = float_gauges::<TaskLabels>(
+        family::<TaskLabels, FloatGauge>(&mut registry, "kafka_connect_source_task_source_record_poll_rate", "Records polled per second");
+    let source_write_rate = family::<TaskLabels, FloatGauge>(
         &mut registry,
         "kafka_connect_source_task_source_record_write_rate",
         "Records written to Kafka per second",
     );
-    let sink_read_rate =
-        float_gauges::<TaskLabels>(&mut registry, "kafka_connect_sink_task_sink_record_read_rate", "Records read from Kafka per second");
-    let sink_send_rate =
-        float_gauges::<TaskLabels>(&mut registry, "kafka_connect_sink_task_sink_record_send_rate", "Records put to the target per second");
+    let sink_read_rate = family::<TaskLabels, FloatGauge>(
+        &mut registry,
+        "kafka_connect_sink_task_sink_record_read_rate",
+        "Records read from Kafka per second",
+    );
+    let sink_send_rate = family::<TaskLabels, FloatGauge>(
+        &mut registry,
+        "kafka_connect_sink_task_sink_record_send_rate",
+        "Records put to the target per second",
+    );
     let batch_size_avg =
-        float_gauges::<TaskLabels>(&mut registry, "kafka_connect_connector_task_batch_size_avg", "Average records per batch");
+        family::<TaskLabels, FloatGauge>(&mut registry, "kafka_connect_connector_task_batch_size_avg", "Average records per batch");
     let batch_size_max =
-        float_gauges::<TaskLabels>(&mut registry, "kafka_connect_connector_task_batch_size_max", "Most records in one batch");
+        family::<TaskLabels, FloatGauge>(&mut registry, "kafka_connect_connector_task_batch_size_max", "Most records in one batch");
     let poll_avg =
-        float_gauges::<TaskLabels>(&mut registry, "kafka_connect_source_task_poll_batch_avg_time_ms", "Average time to poll a batch");
+        family::<TaskLabels, FloatGauge>(&mut registry, "kafka_connect_source_task_poll_batch_avg_time_ms", "Average time to poll a batch");
     let poll_max =
-        float_gauges::<TaskLabels>(&mut registry, "kafka_connect_source_task_poll_batch_max_time_ms", "Longest time to poll a batch");
-    let put_avg = float_gauges::<TaskLabels>(&mut registry, "kafka_connect_sink_task_put_batch_avg_time_ms", "Average time to put a batch");
-    let put_max = float_gauges::<TaskLabels>(&mut registry, "kafka_connect_sink_task_put_batch_max_time_ms", "Longest time to put a batch");
-    let commit_success = float_gauges::<TaskLabels>(
+        family::<TaskLabels, FloatGauge>(&mut registry, "kafka_connect_source_task_poll_batch_max_time_ms", "Longest time to poll a batch");
+    let put_avg =
+        family::<TaskLabels, FloatGauge>(&mut registry, "kafka_connect_sink_task_put_batch_avg_time_ms", "Average time to put a batch");
+    let put_max =
+        family::<TaskLabels, FloatGauge>(&mut registry, "kafka_connect_sink_task_put_batch_max_time_ms", "Longest time to put a batch");
+    let commit_success = family::<TaskLabels, FloatGauge>(
         &mut registry,
         "kafka_connect_connector_task_offset_commit_success_percentage",
         "Offset commits that succeeded in the window, a fraction (0-1) as Kafka Connect reports it",
     );
-    let commit_failure = float_gauges::<TaskLabels>(
+    let commit_failure = family::<TaskLabels, FloatGauge>(
         &mut registry,
         "kafka_connect_connector_task_offset_commit_failure_percentage",
         "Offset commits that failed in the window, a fraction (0-1) as Kafka Connect reports it",
     );
-    let commit_avg = float_gauges::<TaskLabels>(
+    let commit_avg = family::<TaskLabels, FloatGauge>(
         &mut registry,
         "kafka_connect_connector_task_offset_commit_avg_time_ms",
         "Average time of an offset commit",
     );
     let commit_max =
-        float_gauges::<TaskLabels>(&mut registry, "kafka_connect_connector_task_offset_commit_max_time_ms", "Longest offset commit");
+        family::<TaskLabels, FloatGauge>(&mut registry, "kafka_connect_connector_task_offset_commit_max_time_ms", "Longest offset commit");
     let commit_completion = counters(&mut registry, "kafka_connect_sink_task_offset_commit_completion", "Offset commits that completed");
     let lag = gauges::<PartitionLabels>(
         &mut registry,
@@ -241,7 +250,7 @@ pub fn render(herder: &Herder) -> String {
         counter(&mut registry, "success", "start-ups that succeeded", successes);
         counter(&mut registry, "failure", "start-ups that failed", failures);
         for (name, part) in [("success_percentage", successes), ("failure_percentage", failures)] {
-            let g = Gauge::<f64, AtomicU64>::default();
+            let g = FloatGauge::default();
             // A fraction (0-1), as Kafka's Frequencies give it; since the worker started.
             g.set(if attempts == 0 { 0.0 } else { part as f64 / attempts as f64 });
             registry.register(format!("kafka_connect_worker_{what}_startup_{name}"), format!("{what} start-ups, a fraction"), g);

@@ -41,7 +41,7 @@ pub struct SinkConsumerContext {
     approved: Arc<Mutex<OffsetMap>>,
     metrics: Arc<TaskMetrics>,
     /// When the oldest commit not yet answered was made, for the commit time metrics.
-    commit_started: Arc<Mutex<Option<Instant>>>,
+    commit_started: Mutex<Option<Instant>>,
 }
 
 impl ClientContext for SinkConsumerContext {
@@ -100,6 +100,7 @@ impl ConsumerContext for SinkConsumerContext {
             let _ = self.events.send(RebalanceEvent::Revoked(revoked));
         }
     }
+
     /// The broker's answer to a commit (sync or async): the offset commit metrics count it here.
     fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
         let started = self.commit_started.lock().unwrap_or_else(|p| p.into_inner()).take();
@@ -115,26 +116,26 @@ impl ConsumerContext for SinkConsumerContext {
     }
 }
 
+impl SinkConsumerContext {
+    /// A commit was sent: its time runs until the broker answers (the oldest unanswered one's, if several).
+    fn commit_sent(&self) {
+        self.commit_started.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(Instant::now);
+    }
+}
+
 pub type SinkConsumer = StreamConsumer<SinkConsumerContext>;
 
-/// A sink consumer, the channel its rebalances arrive on, the offsets its revocation commits, and the start
-/// of the commit awaiting its answer.
-pub type SinkConsumerParts = (SinkConsumer, mpsc::UnboundedReceiver<RebalanceEvent>, Arc<Mutex<OffsetMap>>, Arc<Mutex<Option<Instant>>>);
+/// A sink consumer, the channel its rebalances arrive on, and the offsets its revocation commits.
+pub type SinkConsumerParts = (SinkConsumer, mpsc::UnboundedReceiver<RebalanceEvent>, Arc<Mutex<OffsetMap>>);
 
 /// Build the consumer and the channel its rebalances arrive on.
 pub fn sink_consumer(config: rdkafka::ClientConfig, metrics: Arc<TaskMetrics>) -> Result<SinkConsumerParts, ConnectError> {
     let (tx, rx) = mpsc::unbounded_channel();
     let approved = Arc::new(Mutex::new(OffsetMap::new()));
-    let commit_started = Arc::new(Mutex::new(None));
     let consumer: SinkConsumer = config
-        .create_with_context(SinkConsumerContext {
-            events: tx,
-            approved: approved.clone(),
-            metrics,
-            commit_started: commit_started.clone(),
-        })
+        .create_with_context(SinkConsumerContext { events: tx, approved: approved.clone(), metrics, commit_started: Mutex::default() })
         .map_err(|e| kafka_error("cannot create the Kafka consumer", e))?;
-    Ok((consumer, rx, approved, commit_started))
+    Ok((consumer, rx, approved))
 }
 
 pub struct SinkTaskRunner {
@@ -148,8 +149,6 @@ pub struct SinkTaskRunner {
     pub consumer: Arc<SinkConsumer>,
     pub rebalances: mpsc::UnboundedReceiver<RebalanceEvent>,
     pub approved: Arc<Mutex<OffsetMap>>,
-    /// Shared with the consumer's commit callback, which times each commit from here.
-    pub commit_started: Arc<Mutex<Option<Instant>>>,
     /// `topics` list, or `None` with `topics_regex` set.
     pub topics: Vec<String>,
     pub topics_regex: Option<String>,
@@ -671,7 +670,7 @@ impl SinkTaskRunner {
         }
         self.approved.lock().unwrap_or_else(|p| p.into_inner()).extend(approved);
         // Its outcome is counted by the consumer's commit callback: an async commit has only been queued here.
-        self.commit_started.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(Instant::now);
+        self.consumer.context().commit_sent();
         match self.consumer.commit(&tpl, mode) {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -725,7 +724,7 @@ mod tests {
                 events: tx,
                 approved: approved.clone(),
                 metrics: Arc::default(),
-                commit_started: Arc::default(),
+                commit_started: Mutex::default(),
             })
             .unwrap();
         let p0 = TopicPartition::new("t", 0);

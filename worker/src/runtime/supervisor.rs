@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::config::connector::{TOPICS, TOPICS_REGEX};
-use crate::kafka::{client_config, kafka_error, TopicCreator, TrackedTopics, CONSUMER_DEFAULTS, PRODUCER_DEFAULTS};
+use crate::kafka::{client_config, kafka_error, TopicCreator, TrackedTopics, CONSUMER_DEFAULTS, MAX_POLL_RECORDS, PRODUCER_DEFAULTS};
 use crate::runtime::errors::{ErrorHandler, ErrorPolicy};
 use crate::runtime::metrics::TaskMetrics;
 use crate::runtime::paused::PauseGate;
@@ -103,18 +103,18 @@ impl TaskSpec {
                     .set("client.id", format!("connector-consumer-{name}-{id}"))
                     .clone();
                 // A Java consumer setting librdkafka does not know: the runtime's batch size.
-                let max_batch = match consumer_config.get("max.poll.records") {
+                let max_batch = match consumer_config.get(MAX_POLL_RECORDS) {
                     Some(v) => v.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
                         ConnectError::fatal(format!("Invalid value {v} for configuration max.poll.records: must be a positive integer"))
                     })?,
                     None => DEFAULT_MAX_POLL_RECORDS,
                 };
-                consumer_config.remove("max.poll.records");
+                consumer_config.remove(MAX_POLL_RECORDS);
                 // librdkafka's statistics carry each partition's lag (the status page and /metrics show it).
                 if consumer_config.get("statistics.interval.ms").is_none() {
                     consumer_config.set("statistics.interval.ms", SINK_LAG_INTERVAL_MS);
                 }
-                let (consumer, rebalances, approved, commit_started) = sink_consumer(consumer_config, self.metrics.clone())?;
+                let (consumer, rebalances, approved) = sink_consumer(consumer_config, self.metrics.clone())?;
                 if errors.policy.dlq_topic.is_some() {
                     let producer = client_config(worker, "producer", Some(&self.connector_config), PRODUCER_DEFAULTS)?
                         .set("client.id", format!("connector-dlq-producer-{name}-{id}"))
@@ -134,7 +134,6 @@ impl TaskSpec {
                     consumer: Arc::new(consumer),
                     rebalances,
                     approved,
-                    commit_started,
                     topics,
                     topics_regex,
                     flush_interval: worker.offset_flush_interval,
