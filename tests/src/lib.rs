@@ -6,6 +6,7 @@
 
 pub mod arcadedb;
 pub mod camera_server;
+pub mod cluster;
 pub mod elasticsearch;
 pub mod feed_server;
 pub mod http_target;
@@ -152,14 +153,23 @@ impl WorkerSetup {
     }
 
     pub fn start(&self) -> Worker {
+        self.spawn("standalone", &self.connector_configs)
+    }
+
+    /// `connect distributed` with this worker config (group.id and the storage topics among the extras).
+    pub fn start_distributed(&self) -> Worker {
+        self.spawn("distributed", &[])
+    }
+
+    fn spawn(&self, mode: &str, connector_configs: &[PathBuf]) -> Worker {
         let log_path = self.dir.join("worker.log");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
         // Earlier runs in this directory wrote to the same log: only what this run writes counts.
         let log_start = log.metadata().map(|m| m.len() as usize).unwrap_or(0);
         let child = Command::new(connect_binary())
-            .arg("standalone")
+            .arg(mode)
             .arg(&self.worker_config)
-            .args(&self.connector_configs)
+            .args(connector_configs)
             .env("RUST_LOG", std::env::var("CONNECT_TEST_LOG").unwrap_or_else(|_| "info,librdkafka=warn".into()))
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
@@ -606,11 +616,16 @@ pub type TestRecord = (Option<Vec<u8>>, Option<Vec<u8>>, Vec<(String, Vec<u8>)>)
 
 /// Produce records to a topic (created with one partition first) and wait until the broker has them all.
 pub fn produce(topic: &str, records: &[TestRecord]) {
+    produce_at(&bootstrap(), topic, records)
+}
+
+/// [`produce`] on another broker.
+pub fn produce_at(bootstrap: &str, topic: &str, records: &[TestRecord]) {
     use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
-    create_topic(topic);
+    create_topic_at(bootstrap, topic, 1);
     let producer: ThreadedProducer<rdkafka::producer::DefaultProducerContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap()).set("enable.idempotence", "true").create().expect("test producer");
+        ClientConfig::new().set("bootstrap.servers", bootstrap).set("enable.idempotence", "true").create().expect("test producer");
     for (key, value, headers) in records {
         let mut hs = OwnedHeaders::new();
         for (k, v) in headers {
@@ -644,9 +659,14 @@ pub fn create_topic(topic: &str) {
 
 /// Create a topic with this many partitions (idempotent).
 pub fn create_topic_with_partitions(topic: &str, partitions: i32) {
+    create_topic_at(&bootstrap(), topic, partitions)
+}
+
+/// [`create_topic_with_partitions`] on another broker.
+pub fn create_topic_at(bootstrap: &str, topic: &str, partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let admin: AdminClient<rdkafka::client::DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap()).create().unwrap();
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let _ = rt.block_on(admin.create_topics([&NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &AdminOptions::new()));
 }

@@ -1,7 +1,9 @@
-//! A broker that requires SASL SCRAM logins, for the Kafka security tests: nisshi (tansu's successor; tansu
-//! 0.6.0 from PyPI keeps SCRAM users only in memory, so they are gone by the time it restarts with
-//! `--authentication`). Users are created on SQLite storage while the broker does not require logins yet,
-//! then it restarts requiring them. `scripts/services nisshi-bin` builds nisshi once per machine.
+//! A nisshi broker of a test's own (tansu's successor; `scripts/services nisshi-bin` builds it once per
+//! machine). For the Kafka security tests it requires SASL SCRAM logins (tansu 0.6.0 from PyPI keeps SCRAM
+//! users only in memory, so they are gone by the time it restarts with `--authentication`): users are created
+//! on SQLite storage while the broker does not require logins yet, then it restarts requiring them. For the
+//! distributed-mode tests it runs open ([`SecuredBroker::start_open`]): its group coordinator has the fixes
+//! made after tansu 0.6.0.
 
 use crate::{free_port, wait_for};
 use std::path::{Path, PathBuf};
@@ -38,6 +40,13 @@ impl SecuredBroker {
         }
         broker.stop();
         broker.run(true, advertised_port);
+        broker
+    }
+
+    /// A broker in `dir` that requires no login.
+    pub fn start_open(dir: &Path) -> Self {
+        let mut broker = SecuredBroker { port: free_port(), dir: dir.to_path_buf(), child: None };
+        broker.run(false, None);
         broker
     }
 

@@ -8,12 +8,14 @@
 //! `rest` (the REST API) → `control` (the herder) → `runtime` (task loops, pipeline, errors, supervisor)
 //! → `kafka` (clients, topic creation, broker health), `store` (offsets and connector state on disk),
 //! `config` (worker and connector configs, config providers), `registry` (the plugins), `logging`.
-//! `standalone` wires them together, `shutdown` bounds the stop after a signal; `cli` is the REST client behind `connect <command>`;
+//! `standalone` wires them together; `distributed` wires them into a worker group (Kafka's group protocol,
+//! the config/status/offsets topics, REST forwarding) on top of `control`; `shutdown` bounds the stop after a signal; `cli` is the REST client behind `connect <command>`;
 //! `docs` renders the plugin reference (`connect plugins --docs`).
 
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod distributed;
 pub mod docs;
 pub mod kafka;
 pub mod logging;

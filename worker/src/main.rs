@@ -69,6 +69,12 @@ enum Command {
         /// Connector configs (.properties or JSON) to create or update at start
         connector_configs: Vec<PathBuf>,
     },
+    /// Run a distributed worker, like connect-distributed.sh: WORKER_CONFIG (group.id and the three
+    /// storage topics); workers with the same group.id share their connectors
+    Distributed {
+        /// Worker config (.properties or JSON)
+        worker_config: PathBuf,
+    },
     /// List connectors with their state
     List,
     /// Status of one connector, or of all
@@ -153,23 +159,12 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Standalone { ref worker_config, ref connector_configs } => {
-            // log.format from the worker config (or CONNECT_LOG_FORMAT), read before anything logs.
-            let requested = std::env::var("CONNECT_LOG_FORMAT")
-                .ok()
-                .or_else(|| connect_worker::config::read_config_file(worker_config).ok().and_then(|c| c.get("log.format").cloned()));
-            let format = requested.as_deref().map(connect_worker::logging::LogFormat::parse);
-            connect_worker::logging::init(format.flatten().unwrap_or_default());
-            if let (Some(value), Some(None)) = (&requested, format) {
-                tracing::warn!(value, "log.format must be text or json; logging as text");
-            }
-            match runtime.block_on(connect_worker::standalone::run(worker_config.clone(), connector_configs.clone())) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!(error = %e, "worker failed");
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            init_worker_logging(worker_config);
+            worker_exit(runtime.block_on(connect_worker::standalone::run(worker_config.clone(), connector_configs.clone())))
+        }
+        Command::Distributed { ref worker_config } => {
+            init_worker_logging(worker_config);
+            worker_exit(runtime.block_on(connect_worker::distributed::run(worker_config.clone())))
         }
         Command::List => client(ClientCommand::List),
         Command::Status { ref name } => client(ClientCommand::Status { name: name.clone() }),
@@ -202,5 +197,28 @@ fn main() -> ExitCode {
             }
         }
         Command::Plugins { all, docs: None } => client(ClientCommand::Plugins { all }),
+    }
+}
+
+/// Logging for a worker: log.format from the worker config (or CONNECT_LOG_FORMAT), read before anything logs.
+fn init_worker_logging(worker_config: &std::path::Path) {
+    let requested = std::env::var("CONNECT_LOG_FORMAT")
+        .ok()
+        .or_else(|| connect_worker::config::read_config_file(worker_config).ok().and_then(|c| c.get("log.format").cloned()));
+    let format = requested.as_deref().map(connect_worker::logging::LogFormat::parse);
+    connect_worker::logging::init(format.flatten().unwrap_or_default());
+    if let (Some(value), Some(None)) = (&requested, format) {
+        tracing::warn!(value, "log.format must be text or json; logging as text");
+    }
+}
+
+fn worker_exit(result: Result<(), connect_worker::standalone::StartupError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "worker failed");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

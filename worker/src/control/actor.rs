@@ -94,7 +94,8 @@ impl ConnectorContext for RuntimeConnectorContext {
 pub struct Actor {
     ctx: Arc<WorkerContext>,
     connectors: BTreeMap<String, ConnectorEntry>,
-    store: ConnectorStore,
+    /// Standalone: the state file. Distributed: none (the config topic holds the state).
+    store: Option<ConnectorStore>,
     view: View,
     /// For automatic restarts, which come back as changes of their own.
     jobs: mpsc::WeakUnboundedSender<Job>,
@@ -106,8 +107,7 @@ fn not_found(name: &str) -> HerderError {
 }
 
 impl Actor {
-    pub fn new(ctx: Arc<WorkerContext>, jobs: mpsc::WeakUnboundedSender<Job>, view: View) -> Self {
-        let store = ConnectorStore::in_dir(&ctx.worker.state_dir());
+    pub fn new(ctx: Arc<WorkerContext>, jobs: mpsc::WeakUnboundedSender<Job>, view: View, store: Option<ConnectorStore>) -> Self {
         Actor { ctx, connectors: BTreeMap::new(), store, view, jobs, shut_down: false }
     }
 
@@ -144,16 +144,53 @@ impl Actor {
 
     /// Write every connector's config and target state to the state directory.
     fn persist(&self) -> Result<(), HerderError> {
+        let Some(store) = &self.store else { return Ok(()) };
         let stored: BTreeMap<String, StoredConnector> = self
             .connectors
             .iter()
             .map(|(name, e)| (name.clone(), StoredConnector { config: e.config.clone(), state: e.target, topics: e.topic_list() }))
             .collect();
-        self.store.save(&stored).map_err(|e| HerderError::Internal(e.to_string()))
+        store.save(&stored).map_err(|e| HerderError::Internal(e.to_string()))
     }
 
     pub fn load_stored(&mut self) -> Result<BTreeMap<String, StoredConnector>, HerderError> {
-        self.store.load().map_err(|e| HerderError::Internal(e.to_string()))
+        match &self.store {
+            Some(store) => store.load().map_err(|e| HerderError::Internal(e.to_string())),
+            None => Ok(BTreeMap::new()),
+        }
+    }
+
+    /// Distributed mode: run `name` here with this config and target state, starting, replacing or
+    /// re-targeting it as needed (the config was checked by the caller).
+    pub async fn apply_local(&mut self, name: String, config: Config, target: TargetState) -> Result<(), HerderError> {
+        match self.connectors.get(&name) {
+            None => {
+                if self.shut_down {
+                    return Err(HerderError::Conflict("The worker is shutting down".into()));
+                }
+                self.insert_and_start(&name, config, target, Vec::new()).await;
+                return Ok(());
+            }
+            Some(existing) if existing.config != config => {
+                self.put_config(name.clone(), config).await?;
+            }
+            Some(_) => {}
+        }
+        if self.connectors[&name].target != target {
+            match target {
+                TargetState::Running => self.resume(&name).await?,
+                TargetState::Paused => self.pause(&name)?,
+                TargetState::Stopped => self.stop(&name).await?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Distributed mode: stop `name` here (it was revoked or deleted); nothing if it does not run here.
+    pub async fn remove_local(&mut self, name: &str) {
+        if let Some(mut entry) = self.connectors.remove(name) {
+            stop_connector_entry(name, &mut entry, self.grace()).await;
+        }
     }
 
     pub async fn restore(&mut self, name: String, stored: StoredConnector) -> Result<(), HerderError> {

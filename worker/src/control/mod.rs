@@ -20,10 +20,12 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::connector::{self, CONNECTOR_CLASS, NAME};
 use crate::runtime::metrics::{TaskMetricsSnapshot, SAMPLE_INTERVAL};
 use crate::runtime::pipeline::Pipeline;
-use crate::runtime::status::ConnectorStateInfo;
+use crate::runtime::status::{ConnectorStateInfo, State, Status, TaskStateInfo};
 use crate::runtime::WorkerContext;
-use crate::store::connectors::TargetState;
+use crate::store::connectors::{ConnectorStore, TargetState};
 use actor::Actor;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use view::View;
 pub use view::{ConnectorInfo, TaskId, TaskInfo};
 
@@ -54,22 +56,134 @@ pub struct Expanded {
 /// One change for the owner to apply.
 type Job = Box<dyn for<'a> FnOnce(&'a mut Actor) -> BoxFuture<'a, ()> + Send>;
 
+/// What a distributed worker's herder asks of its cluster (implemented by `distributed`): the config
+/// topic's connectors, the status topic's statuses of connectors other workers run, and writes to the
+/// config topic. This worker runs only the connectors assigned to it, through the cluster loop.
+#[async_trait::async_trait]
+pub trait Cluster: Send + Sync {
+    /// Every connector of the cluster: its config and target state.
+    fn connectors(&self) -> BTreeMap<String, (Config, TargetState)>;
+    /// The task configs last committed for a connector.
+    fn task_configs(&self, name: &str) -> Vec<Config>;
+    /// The connector's and its tasks' statuses as the worker running them last wrote them.
+    fn remote_status(&self, name: &str) -> Option<(Status, Vec<(u32, Status)>)>;
+    /// Create or replace a connector; `target` is written first when given (a new connector's initial state).
+    async fn put_connector(&self, name: &str, config: &Config, target: Option<TargetState>) -> Result<(), HerderError>;
+    async fn delete_connector(&self, name: &str) -> Result<(), HerderError>;
+    async fn put_target(&self, name: &str, target: TargetState) -> Result<(), HerderError>;
+    async fn request_restart(&self, name: &str, include_tasks: bool, only_failed: bool) -> Result<(), HerderError>;
+}
+
 /// The handle REST, the CLI's startup and automatic restarts use. Cheap to share.
 pub struct Herder {
     ctx: Arc<WorkerContext>,
     jobs: mpsc::UnboundedSender<Job>,
     view: View,
+    /// Distributed mode: the cluster; configs and target states live there.
+    cluster: OnceLock<Arc<dyn Cluster>>,
 }
 
 impl Herder {
-    /// Start the owner of the connectors on the current runtime.
+    /// Start the owner of the connectors on the current runtime (standalone: state kept in the state directory).
     pub fn new(ctx: Arc<WorkerContext>) -> Arc<Self> {
+        let store = ConnectorStore::in_dir(&ctx.worker.state_dir());
+        Self::start(ctx, Some(store))
+    }
+
+    /// A distributed worker's herder: no state file; [`Herder::join`] the cluster before serving REST.
+    pub fn new_distributed(ctx: Arc<WorkerContext>) -> Arc<Self> {
+        Self::start(ctx, None)
+    }
+
+    fn start(ctx: Arc<WorkerContext>, store: Option<ConnectorStore>) -> Arc<Self> {
         let (jobs, queue) = mpsc::unbounded_channel();
         let view = View::default();
-        let actor = Actor::new(ctx.clone(), jobs.downgrade(), view.clone());
+        let actor = Actor::new(ctx.clone(), jobs.downgrade(), view.clone(), store);
         tokio::spawn(actor.run(queue));
         tokio::spawn(sample_metrics(view.clone(), jobs.downgrade()));
-        Arc::new(Herder { ctx, jobs, view })
+        Arc::new(Herder { ctx, jobs, view, cluster: OnceLock::new() })
+    }
+
+    /// Distributed mode: from now on configs and target states are the cluster's.
+    pub fn join(&self, cluster: Arc<dyn Cluster>) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    fn cluster(&self) -> Option<&Arc<dyn Cluster>> {
+        self.cluster.get()
+    }
+
+    /// The cluster's config and target state of `name`, or 404.
+    fn cluster_connector(cluster: &Arc<dyn Cluster>, name: &str) -> Result<(Config, TargetState), HerderError> {
+        cluster.connectors().remove(name).ok_or_else(|| HerderError::NotFound(name.to_string()))
+    }
+
+    fn kind_of(&self, config: &Config) -> ConnectorType {
+        config
+            .get(CONNECTOR_CLASS)
+            .and_then(|class| self.ctx.registry.connector(class))
+            .map(|plugin| plugin.kind)
+            .unwrap_or(ConnectorType::Source)
+    }
+
+    /// A connector this worker does not run, as the cluster knows it.
+    fn remote_info(&self, name: &str, config: Config) -> ConnectorInfo {
+        let tasks = self.cluster().map(|c| c.task_configs(name).len()).unwrap_or(0) as u32;
+        ConnectorInfo {
+            name: name.to_string(),
+            kind: self.kind_of(&config).as_str(),
+            config,
+            tasks: (0..tasks).map(|task| TaskId { connector: name.to_string(), task }).collect(),
+        }
+    }
+
+    fn remote_status(&self, name: &str, config: &Config) -> ConnectorStateInfo {
+        let kind = self.kind_of(config).as_str();
+        let unassigned =
+            || Status { state: State::Unassigned, worker_id: String::new(), trace: None, restart_count: 0, next_restart_at_ms: None };
+        let (connector, tasks) = self.cluster().and_then(|c| c.remote_status(name)).unwrap_or_else(|| (unassigned(), Vec::new()));
+        ConnectorStateInfo::new(
+            name.to_string(),
+            connector,
+            tasks.into_iter().map(|(id, status)| TaskStateInfo { id, status }).collect(),
+            kind,
+        )
+    }
+
+    /// Distributed mode: run or update `name` on this worker (the cluster loop calls this for what it owns).
+    pub async fn apply_local(&self, name: &str, config: Config, target: TargetState) -> Result<(), HerderError> {
+        self.check_config(&config)?;
+        let name = name.to_string();
+        self.apply(move |a| Box::pin(a.apply_local(name, config, target))).await
+    }
+
+    /// Distributed mode: stop `name` on this worker.
+    pub async fn remove_local(&self, name: &str) {
+        let name = name.to_string();
+        let _ = self
+            .apply(move |a| {
+                Box::pin(async move {
+                    a.remove_local(&name).await;
+                    Ok(())
+                })
+            })
+            .await;
+    }
+
+    /// Distributed mode: KIP-745 restart of a connector this worker runs.
+    pub async fn restart_local(&self, name: &str, include_tasks: bool, only_failed: bool) -> Result<ConnectorStateInfo, HerderError> {
+        let name = name.to_string();
+        self.apply(move |a| Box::pin(async move { a.restart_connector(&name, include_tasks, only_failed).await })).await
+    }
+
+    /// The connectors this worker runs now.
+    pub fn local_names(&self) -> Vec<String> {
+        self.view.names()
+    }
+
+    /// Read one connector this worker runs.
+    pub fn with_local<T>(&self, name: &str, read: impl FnOnce(&view::ConnectorView) -> T) -> Option<T> {
+        self.view.with(name, read).ok()
     }
 
     pub fn context(&self) -> &WorkerContext {
@@ -132,6 +246,13 @@ impl Herder {
     /// Create a connector in `target` state (`initial_state` of `POST /connectors`).
     pub async fn create_in_state(&self, config: Config, target: TargetState) -> Result<ConnectorInfo, HerderError> {
         let name = self.check_config(&config)?;
+        if let Some(cluster) = self.cluster() {
+            if cluster.connectors().contains_key(&name) {
+                return Err(HerderError::AlreadyExists(name));
+            }
+            cluster.put_connector(&name, &config, Some(target)).await?;
+            return Ok(ConnectorInfo { kind: self.kind_of(&config).as_str(), name, config, tasks: Vec::new() });
+        }
         self.apply(move |a| Box::pin(a.create(name, config, target))).await
     }
 
@@ -164,6 +285,18 @@ impl Herder {
             }
         }
         self.check_config(&config)?;
+        if let Some(cluster) = self.cluster() {
+            let existing = cluster.connectors().remove(name);
+            let created = existing.is_none();
+            if existing.is_none_or(|(old, _)| old != config) {
+                cluster.put_connector(name, &config, None).await?;
+            }
+            let mut info = self.remote_info(name, config);
+            if let Ok(running) = self.info(name) {
+                info.tasks = running.tasks;
+            }
+            return Ok((created, info));
+        }
         let name = name.to_string();
         self.apply(move |a| Box::pin(a.put_config(name, config))).await
     }
@@ -182,23 +315,39 @@ impl Herder {
 
     /// `PUT /connectors/{name}/pause`: tasks stop processing but keep their resources; kept across restarts.
     pub async fn pause(&self, name: &str) -> Result<(), HerderError> {
+        if let Some(cluster) = self.cluster() {
+            Self::cluster_connector(cluster, name)?;
+            return cluster.put_target(name, TargetState::Paused).await;
+        }
         let name = name.to_string();
         self.apply(move |a| Box::pin(async move { a.pause(&name) })).await
     }
 
     /// `PUT /connectors/{name}/resume`: a PAUSED or STOPPED connector runs again.
     pub async fn resume(&self, name: &str) -> Result<(), HerderError> {
+        if let Some(cluster) = self.cluster() {
+            Self::cluster_connector(cluster, name)?;
+            return cluster.put_target(name, TargetState::Running).await;
+        }
         let name = name.to_string();
         self.apply(move |a| Box::pin(async move { a.resume(&name).await })).await
     }
 
     /// `PUT /connectors/{name}/stop`: shut the tasks down and free their resources (idempotent).
     pub async fn stop(&self, name: &str) -> Result<(), HerderError> {
+        if let Some(cluster) = self.cluster() {
+            Self::cluster_connector(cluster, name)?;
+            return cluster.put_target(name, TargetState::Stopped).await;
+        }
         let name = name.to_string();
         self.apply(move |a| Box::pin(async move { a.stop(&name).await })).await
     }
 
     pub async fn delete(&self, name: &str) -> Result<(), HerderError> {
+        if let Some(cluster) = self.cluster() {
+            Self::cluster_connector(cluster, name)?;
+            return cluster.delete_connector(name).await;
+        }
         let name = name.to_string();
         self.apply(move |a| Box::pin(async move { a.delete(&name).await })).await
     }
@@ -220,6 +369,24 @@ impl Herder {
     /// `only_failed`, only instances that are FAILED restart. Returns the status as it was when the
     /// restart began, with the chosen instances marked RESTARTING (Kafka Connect's 202 body).
     pub async fn restart_connector(&self, name: &str, include_tasks: bool, only_failed: bool) -> Result<ConnectorStateInfo, HerderError> {
+        if let Some(cluster) = self.cluster() {
+            // Kafka Connect's way: a restart request in the config topic, carried out by the worker running it.
+            let (_, target) = Self::cluster_connector(cluster, name)?;
+            let mut answer = self.status(name)?;
+            if !only_failed || answer.connector.status.state == State::Failed {
+                answer.connector.status.state = State::Restarting;
+            }
+            if include_tasks {
+                for task in answer.tasks.iter_mut().filter(|t| !only_failed || t.status.state == State::Failed) {
+                    task.status.state = State::Restarting;
+                    task.status.trace = None;
+                }
+            }
+            if target != TargetState::Stopped {
+                cluster.request_restart(name, include_tasks, only_failed).await?;
+            }
+            return Ok(answer);
+        }
         let name = name.to_string();
         self.apply(move |a| Box::pin(async move { a.restart_connector(&name, include_tasks, only_failed).await })).await
     }
@@ -231,45 +398,98 @@ impl Herder {
 
     // Reads: from the published view, never waiting for the owner.
 
+    // In distributed mode, a connector another worker runs is answered from the cluster's topics.
+
     pub fn names(&self) -> Vec<String> {
-        self.view.names()
+        match self.cluster() {
+            Some(cluster) => cluster.connectors().into_keys().collect(),
+            None => self.view.names(),
+        }
     }
 
     pub fn info(&self, name: &str) -> Result<ConnectorInfo, HerderError> {
-        self.view.with(name, |v| v.info(name))
+        self.view.with(name, |v| v.info(name)).or_else(|e| match self.cluster() {
+            Some(cluster) => Ok(self.remote_info(name, Self::cluster_connector(cluster, name)?.0)),
+            None => Err(e),
+        })
     }
 
     pub fn status(&self, name: &str) -> Result<ConnectorStateInfo, HerderError> {
-        self.view.with(name, |v| v.status(name))
+        self.view.with(name, |v| v.status(name)).or_else(|e| match self.cluster() {
+            Some(cluster) => Ok(self.remote_status(name, &Self::cluster_connector(cluster, name)?.0)),
+            None => Err(e),
+        })
     }
 
     /// `GET /connectors?expand=...`: every connector's status and info, all from one snapshot.
     pub fn expanded(&self, status: bool, info: bool, metrics: bool) -> Vec<Expanded> {
-        self.view.each(|name, v| Expanded {
+        let local = |name: &str, v: &view::ConnectorView| Expanded {
             name: name.to_string(),
             status: status.then(|| v.status(name)),
             info: info.then(|| v.info(name)),
             metrics: metrics.then(|| v.tasks.iter().enumerate().map(|(i, t)| (i as u32, t.metrics.snapshot())).collect()),
-        })
+        };
+        let Some(cluster) = self.cluster() else { return self.view.each(local) };
+        cluster
+            .connectors()
+            .into_iter()
+            .map(|(name, (config, _))| {
+                self.view.with(&name, |v| local(&name, v)).unwrap_or_else(|_| Expanded {
+                    status: status.then(|| self.remote_status(&name, &config)),
+                    info: info.then(|| self.remote_info(&name, config.clone())),
+                    // Counters live on the worker running the connector (GET .../metrics is forwarded there).
+                    metrics: metrics.then(Vec::new),
+                    name,
+                })
+            })
+            .collect()
     }
 
     /// Per-task counters (connect-rs extension; names follow Kafka Connect's task error metrics).
     pub fn metrics(&self, name: &str) -> Result<Vec<(u32, TaskMetricsSnapshot)>, HerderError> {
-        self.view.with(name, |v| v.tasks.iter().enumerate().map(|(i, t)| (i as u32, t.metrics.snapshot())).collect())
+        self.view.with(name, |v| v.tasks.iter().enumerate().map(|(i, t)| (i as u32, t.metrics.snapshot())).collect()).or_else(
+            |e| match self.cluster() {
+                Some(cluster) => Self::cluster_connector(cluster, name).map(|_| Vec::new()),
+                None => Err(e),
+            },
+        )
     }
 
     pub fn tasks(&self, name: &str) -> Result<Vec<TaskInfo>, HerderError> {
-        self.view.with(name, |v| v.task_infos(name))
+        self.view.with(name, |v| v.task_infos(name)).or_else(|e| match self.cluster() {
+            Some(cluster) => {
+                Self::cluster_connector(cluster, name)?;
+                Ok(cluster
+                    .task_configs(name)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, config)| TaskInfo { id: TaskId { connector: name.to_string(), task: i as u32 }, config })
+                    .collect())
+            }
+            None => Err(e),
+        })
     }
 
     /// `GET /connectors/{name}/topics`.
     pub fn topics(&self, name: &str) -> Result<Vec<String>, HerderError> {
-        self.view.with(name, |v| v.topics.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect())
+        self.view.with(name, |v| v.topics.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()).or_else(|e| {
+            match self.cluster() {
+                Some(cluster) => Self::cluster_connector(cluster, name).map(|_| Vec::new()),
+                None => Err(e),
+            }
+        })
     }
 
     /// Whether the connector is STOPPED (offsets may be changed only then), and its type.
     pub fn stopped(&self, name: &str) -> Result<(bool, ConnectorType), HerderError> {
-        self.view.with(name, |v| (v.is_stopped(), v.kind))
+        self.view.with(name, |v| (v.is_stopped(), v.kind)).or_else(|e| match self.cluster() {
+            Some(cluster) => {
+                let (config, target) = Self::cluster_connector(cluster, name)?;
+                let status = self.remote_status(name, &config);
+                Ok((target == TargetState::Stopped && status.connector.status.state == State::Stopped, self.kind_of(&config)))
+            }
+            None => Err(e),
+        })
     }
 }
 

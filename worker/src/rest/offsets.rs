@@ -100,7 +100,7 @@ pub async fn alter(h: &Herder, name: &str, body: &Json) -> Result<Json, HerderEr
                     None => store.remove_partition(name, &partition),
                 }
             }
-            store.flush().map_err(|e| HerderError::Internal(e.to_string()))?;
+            flush(store).await?;
         }
         ConnectorType::Sink => {
             let mut tpl = TopicPartitionList::new();
@@ -163,7 +163,7 @@ pub async fn reset(h: &Herder, name: &str) -> Result<Json, HerderError> {
         ConnectorType::Source => {
             let store = &h.context().offsets;
             store.remove_connector(name);
-            store.flush().map_err(|e| HerderError::Internal(e.to_string()))?;
+            flush(store).await?;
         }
         ConnectorType::Sink => {
             let admin: AdminClient<DefaultClientContext> = client_config(&h.context().worker, "admin", None, &[])
@@ -184,4 +184,14 @@ pub async fn reset(h: &Herder, name: &str) -> Result<Json, HerderError> {
         }
     }
     Ok(json!({"message": "The offsets for this connector have been reset successfully"}))
+}
+
+/// Make source offsets durable off the async threads (a file write, or Kafka acknowledgements in
+/// distributed mode).
+async fn flush(store: &std::sync::Arc<crate::store::offsets::OffsetStore>) -> Result<(), HerderError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || store.flush())
+        .await
+        .map_err(|e| HerderError::Internal(e.to_string()))?
+        .map_err(|e| HerderError::Internal(e.to_string()))
 }

@@ -1,5 +1,8 @@
-//! Standalone source-offset storage: one JSON file, rewritten atomically (temp file, fsync, rename,
+//! Source-offset storage. Standalone: one JSON file, rewritten atomically (temp file, fsync, rename,
 //! fsync of the directory), so a crash leaves either the old or the new offsets, never a torn file.
+//! Distributed: Kafka Connect's offsets topic, written through an [`OffsetSink`] (records keyed
+//! `["<connector>",{partition}]`, values the offset map or a tombstone) and read back by the cluster, which
+//! hands every record to [`OffsetStore::apply_record`].
 
 use connect_core::{OffsetReader, SourceMap};
 use serde::{Deserialize, Serialize};
@@ -16,6 +19,22 @@ pub enum OffsetStoreError {
     Corrupt { path: PathBuf, source: serde_json::Error },
     #[error("cannot write offsets file {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot write source offsets to Kafka: {0}")]
+    Topic(String),
+}
+
+/// Where a distributed worker's offsets go: writes records (key, value or tombstone) and returns once
+/// Kafka acknowledged them all. Called from a blocking thread.
+pub trait OffsetSink: Send + Sync {
+    fn write(&self, records: Vec<OffsetRecord>) -> Result<(), String>;
+}
+
+/// One record of the offsets topic: its key and its value (`None`: a tombstone).
+pub type OffsetRecord = (Vec<u8>, Option<Vec<u8>>);
+
+enum Backend {
+    File(PathBuf),
+    Topic(Arc<dyn OffsetSink>),
 }
 
 /// One stored `{"partition": {...}, "offset": {...}}` pair, the shape of `GET /connectors/{name}/offsets`.
@@ -29,8 +48,10 @@ type ConnectorOffsets = BTreeMap<String, PartitionOffset>;
 
 /// All connectors' source offsets, keyed by connector name and the partition's canonical JSON.
 pub struct OffsetStore {
-    path: PathBuf,
+    backend: Backend,
     data: Mutex<BTreeMap<String, ConnectorOffsets>>,
+    /// Topic backend: (connector, partition key) changed since the last flush.
+    dirty: Mutex<std::collections::BTreeSet<(String, String)>>,
     /// Serialises writers so two flushes never race on the temp file.
     write_lock: Mutex<()>,
 }
@@ -57,7 +78,46 @@ impl OffsetStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(source) => return Err(OffsetStoreError::Read { path: path.into(), source }),
         };
-        Ok(Arc::new(OffsetStore { path: path.to_path_buf(), data: Mutex::new(data), write_lock: Mutex::new(()) }))
+        Ok(Arc::new(OffsetStore {
+            backend: Backend::File(path.to_path_buf()),
+            data: Mutex::new(data),
+            dirty: Mutex::default(),
+            write_lock: Mutex::new(()),
+        }))
+    }
+
+    /// A store on Kafka Connect's offsets topic; starts empty, filled by [`OffsetStore::apply_record`].
+    pub fn on_topic(sink: Arc<dyn OffsetSink>) -> Arc<Self> {
+        Arc::new(OffsetStore { backend: Backend::Topic(sink), data: Mutex::default(), dirty: Mutex::default(), write_lock: Mutex::new(()) })
+    }
+
+    /// One record of the offsets topic, as Kafka Connect writes it: key `["<connector>",{partition}]`,
+    /// value the offset map, or a tombstone. Records of another shape are ignored.
+    pub fn apply_record(&self, key: &[u8], value: Option<&[u8]>) {
+        let Ok(serde_json::Value::Array(key)) = serde_json::from_slice::<serde_json::Value>(key) else { return };
+        let (Some(serde_json::Value::String(connector)), Some(serde_json::Value::Object(partition))) = (key.first(), key.get(1)) else {
+            return;
+        };
+        let partition: SourceMap = partition.clone().into_iter().collect();
+        match value.map(serde_json::from_slice::<serde_json::Value>) {
+            Some(Ok(serde_json::Value::Object(offset))) => {
+                let offset: SourceMap = offset.into_iter().collect();
+                let mut data = self.lock();
+                data.entry(connector.clone()).or_default().insert(partition_key(&partition), PartitionOffset { partition, offset });
+            }
+            None | Some(Ok(serde_json::Value::Null)) => {
+                if let Some(m) = self.lock().get_mut(connector) {
+                    m.remove(&partition_key(&partition));
+                }
+            }
+            Some(_) => tracing::warn!(connector = %connector, "offsets topic: a value that is not a JSON object; ignored"),
+        }
+    }
+
+    fn mark_dirty(&self, connector: &str, key: String) {
+        if matches!(self.backend, Backend::Topic(_)) {
+            self.dirty.lock().unwrap_or_else(|p| p.into_inner()).insert((connector.to_string(), key));
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ConnectorOffsets>> {
@@ -77,27 +137,64 @@ impl OffsetStore {
         let mut data = self.lock();
         let entry = data.entry(connector.to_string()).or_default();
         for (partition, offset) in offsets {
-            entry.insert(partition_key(&partition), PartitionOffset { partition, offset });
+            let key = partition_key(&partition);
+            self.mark_dirty(connector, key.clone());
+            entry.insert(key, PartitionOffset { partition, offset });
         }
     }
 
     pub fn remove_partition(&self, connector: &str, partition: &SourceMap) {
+        let key = partition_key(partition);
         if let Some(m) = self.lock().get_mut(connector) {
-            m.remove(&partition_key(partition));
+            m.remove(&key);
         }
+        self.mark_dirty(connector, key);
     }
 
     pub fn remove_connector(&self, connector: &str) {
-        self.lock().remove(connector);
+        if let Some(removed) = self.lock().remove(connector) {
+            for key in removed.into_keys() {
+                self.mark_dirty(connector, key);
+            }
+        }
     }
 
-    /// Write everything to disk atomically.
+    /// Make the offsets durable: the file rewritten atomically, or the changed partitions written to the
+    /// offsets topic (blocks until Kafka acknowledged them; call it from a blocking thread).
     pub fn flush(&self) -> Result<(), OffsetStoreError> {
         let _writer = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let snapshot: BTreeMap<String, Vec<PartitionOffset>> =
-            self.lock().iter().map(|(k, v)| (k.clone(), v.values().cloned().collect())).collect();
-        let bytes = serde_json::to_vec_pretty(&snapshot).expect("offsets are plain JSON");
-        write_atomically(&self.path, &bytes).map_err(|source| OffsetStoreError::Write { path: self.path.clone(), source })
+        match &self.backend {
+            Backend::File(path) => {
+                let snapshot: BTreeMap<String, Vec<PartitionOffset>> =
+                    self.lock().iter().map(|(k, v)| (k.clone(), v.values().cloned().collect())).collect();
+                let bytes = serde_json::to_vec_pretty(&snapshot).expect("offsets are plain JSON");
+                write_atomically(path, &bytes).map_err(|source| OffsetStoreError::Write { path: path.clone(), source })
+            }
+            Backend::Topic(sink) => {
+                let dirty = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()));
+                let records: Vec<OffsetRecord> = {
+                    let data = self.lock();
+                    dirty
+                        .iter()
+                        .filter_map(|(connector, key)| {
+                            let partition: serde_json::Value = serde_json::from_str(key).ok()?;
+                            let record_key = serde_json::to_vec(&serde_json::json!([connector, partition])).expect("plain JSON");
+                            let value =
+                                data.get(connector).and_then(|m| m.get(key)).map(|po| serde_json::to_vec(&po.offset).expect("plain JSON"));
+                            Some((record_key, value))
+                        })
+                        .collect()
+                };
+                if records.is_empty() {
+                    return Ok(());
+                }
+                sink.write(records).map_err(|e| {
+                    // Written again with the next flush.
+                    self.dirty.lock().unwrap_or_else(|p| p.into_inner()).extend(dirty);
+                    OffsetStoreError::Topic(e)
+                })
+            }
+        }
     }
 }
 
@@ -205,6 +302,40 @@ mod tests {
         drained.sort_by_key(|(p, _)| p["filename"].as_str().unwrap().to_string());
         assert_eq!(drained, vec![(a, map("position", 3.into())), (b, map("position", 7.into()))]);
         assert!(pending.is_empty());
+    }
+
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<OffsetRecord>>);
+    impl OffsetSink for Recorded {
+        fn write(&self, records: Vec<OffsetRecord>) -> Result<(), String> {
+            self.0.lock().unwrap().extend(records);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn topic_backend_writes_kafka_connects_records_and_reads_them_back() {
+        let sink = Arc::new(Recorded::default());
+        let store = OffsetStore::on_topic(sink.clone());
+        let p = map("filename", "/a".into());
+        store.put("src", [(p.clone(), map("position", 5.into()))]);
+        store.flush().unwrap();
+        store.remove_partition("src", &p);
+        store.flush().unwrap();
+        store.flush().unwrap(); // nothing changed: nothing written
+        let written = sink.0.lock().unwrap().clone();
+        assert_eq!(written.len(), 2);
+        assert_eq!(String::from_utf8(written[0].0.clone()).unwrap(), r#"["src",{"filename":"/a"}]"#);
+        assert_eq!(String::from_utf8(written[0].1.clone().unwrap()).unwrap(), r#"{"position":5}"#);
+        assert_eq!(written[1].1, None);
+        // Another worker's store reads the same records (a JVM worker's too: key order does not matter).
+        let other = OffsetStore::on_topic(Arc::new(Recorded::default()));
+        other.apply_record(br#"["src",{"filename":"/a"}]"#, Some(br#"{"position":9}"#));
+        assert_eq!(other.get("src", &p), Some(map("position", 9.into())));
+        other.apply_record(&written[1].0, None);
+        assert_eq!(other.get("src", &p), None);
+        other.apply_record(b"not json", Some(b"{}"));
+        assert!(other.list("src").is_empty());
     }
 
     #[test]

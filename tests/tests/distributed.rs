@@ -1,0 +1,258 @@
+//! Distributed mode end to end: `connect distributed` workers on 127.0.0.1 form a group on a broker's group
+//! coordinator (protocol type `connect`), share connectors through the config, status and offsets topics, and
+//! move work when a worker comes or goes.
+//!
+//! Each test runs a nisshi broker of its own (tansu's successor): tansu 0.6.0's coordinator lets a member
+//! join a completed generation without the others rebalancing, so a worker started a moment after the first
+//! could wait for work until the next connector change (seen here on 2026-12-06; see the README).
+
+use connect_e2e::cluster::*;
+use connect_e2e::*;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Distinct values in a topic, and how many records it holds.
+fn distinct_values(cluster: &TestCluster, topic: &str, expected: usize) -> (usize, usize) {
+    let records = read_topic_at(&cluster.bootstrap(), topic, expected, Duration::from_secs(60));
+    let distinct: BTreeSet<Vec<u8>> = records.iter().filter_map(|r| r.3.clone()).collect();
+    (distinct.len(), records.len())
+}
+
+/// 3 workers: 6 sources and a sink created through one are spread over all three and visible from each;
+/// adding a connector and then a fourth worker restarts no running task.
+#[test]
+fn connectors_spread_over_the_group_and_joining_restarts_nothing() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = TestCluster::new("dist-spread", dir.path());
+    let setups: Vec<WorkerSetup> = (0..4).map(|i| cluster.setup(dir.path(), i)).collect();
+    let mut workers: Vec<Worker> = setups[..3].iter().map(WorkerSetup::start_distributed).collect();
+    let ids: BTreeSet<String> = setups[..3].iter().map(worker_id).collect();
+
+    let mut names = BTreeSet::new();
+    for i in 0..6 {
+        let name = format!("src-{i}");
+        create(workers[0].port, &name, source(&dir.path().join(format!("in-{i}.txt")), &cluster.topic(&format!("out-{i}"))));
+        names.insert(name);
+    }
+    let sink_file = dir.path().join("sink.txt");
+    create(
+        workers[0].port,
+        "sink",
+        json!({"connector.class": "FileStreamSink", "tasks.max": "1", "file": sink_file, "topics": cluster.topic("out-0")}),
+    );
+    names.insert("sink".into());
+
+    let placement = wait_for_or_explain(
+        "7 connectors RUNNING, spread over the three workers",
+        Duration::from_secs(90),
+        || all_running_on(workers[0].port, &names, &ids).filter(|p| p.values().collect::<BTreeSet<_>>().len() == 3),
+        || format!("{:?}\nworker 0 log:\n{}", statuses(workers[0].port), tail(&workers[0].log_text(), 30)),
+    );
+    for w in &workers[1..] {
+        wait_for("the same view from every worker", Duration::from_secs(10), || {
+            all_running_on(w.port, &names, &ids).filter(|p| *p == placement)
+        });
+    }
+    // Per-connector requests are answered by any worker (forwarded to the one running it).
+    for w in &workers {
+        let (code, tasks) = w.get("/connectors/src-3/tasks");
+        assert_eq!(code, 200);
+        assert_eq!(tasks.as_array().map(Vec::len), Some(1), "{tasks}");
+    }
+
+    // Data flows: each source's lines reach its topic; the sink writes topic 0 to its file.
+    for i in 0..6 {
+        append(&dir.path().join(format!("in-{i}.txt")), 0..200);
+    }
+    for i in 0..6 {
+        wait_for("each source's lines in its topic", Duration::from_secs(60), || {
+            (cluster.count(&cluster.topic(&format!("out-{i}"))) >= 200).then_some(())
+        });
+    }
+    wait_for("the sink file", Duration::from_secs(60), || (line_count(&sink_file) >= 200).then_some(()));
+
+    // Adding a connector starts its one task and restarts nothing.
+    let before: Vec<u64> = workers.iter().map(|w| task_starts(w.port)).collect();
+    create(workers[1].port, "src-new", source(&dir.path().join("in-new.txt"), &cluster.topic("out-new")));
+    names.insert("src-new".into());
+    wait_for("src-new RUNNING", Duration::from_secs(60), || all_running_on(workers[2].port, &names, &ids));
+    let after: Vec<u64> = workers.iter().map(|w| task_starts(w.port)).collect();
+    let started: u64 = after.iter().zip(&before).map(|(a, b)| a - b).sum();
+    assert_eq!(started, 1, "adding a connector started only its own task (before {before:?}, after {after:?})");
+
+    // A fourth worker: work moves to it; the others start nothing.
+    let before: Vec<u64> = workers.iter().map(|w| task_starts(w.port)).collect();
+    workers.push(setups[3].start_distributed());
+    let all_ids: BTreeSet<String> = setups.iter().map(worker_id).collect();
+    let fourth = worker_id(&setups[3]);
+    let placement = wait_for_or_explain(
+        "the fourth worker running some connectors",
+        Duration::from_secs(90),
+        || all_running_on(workers[0].port, &names, &all_ids).filter(|p| p.values().any(|w| *w == fourth)),
+        || format!("{:?}", statuses(workers[0].port)),
+    );
+    let after: Vec<u64> = workers[..3].iter().map(|w| task_starts(w.port)).collect();
+    assert_eq!(before, after, "the first three workers started no task when the fourth joined: {placement:?}");
+    let per_worker: BTreeMap<&String, usize> = placement.values().fold(BTreeMap::new(), |mut m, w| {
+        *m.entry(w).or_default() += 1;
+        m
+    });
+    assert!(per_worker.values().all(|&n| n == 2), "8 connectors on 4 workers, 2 each: {per_worker:?}");
+    for w in &mut workers {
+        assert_eq!(w.stop(), Some(0), "clean stop; log:\n{}", tail(&w.log_text(), 20));
+    }
+}
+
+/// SIGKILL the busiest of three workers: its connectors run on the others within seconds, every line
+/// written afterwards arrives (duplicates counted), and when it comes back it gets work again while the
+/// others restart none of the tasks they keep.
+#[test]
+fn a_killed_workers_connectors_move_and_nothing_is_lost() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = TestCluster::new("dist-kill", dir.path());
+    let setups: Vec<WorkerSetup> = (0..3).map(|i| cluster.setup(dir.path(), i)).collect();
+    let mut workers: Vec<Option<Worker>> = setups.iter().map(|s| Some(s.start_distributed())).collect();
+    let ids: BTreeSet<String> = setups.iter().map(worker_id).collect();
+    let port = |workers: &Vec<Option<Worker>>| workers.iter().flatten().next().unwrap().port;
+    let inputs: Vec<PathBuf> = (0..6).map(|i| dir.path().join(format!("in-{i}.txt"))).collect();
+    let names: BTreeSet<String> = (0..6).map(|i| format!("src-{i}")).collect();
+    for (i, input) in inputs.iter().enumerate() {
+        create(port(&workers), &format!("src-{i}"), source(input, &cluster.topic(&format!("out-{i}"))));
+    }
+    let placement = wait_for("6 sources RUNNING", Duration::from_secs(90), || all_running_on(port(&workers), &names, &ids));
+    for input in &inputs {
+        append(input, 0..1000);
+    }
+    for i in 0..6 {
+        wait_for("the first 1000 lines", Duration::from_secs(60), || {
+            (cluster.count(&cluster.topic(&format!("out-{i}"))) >= 1000).then_some(())
+        });
+    }
+    // Let a source-offset flush (500 ms) store where each source is.
+    std::thread::sleep(Duration::from_secs(2));
+
+    let mut load: BTreeMap<&String, usize> = BTreeMap::new();
+    for w in placement.values() {
+        *load.entry(w).or_default() += 1;
+    }
+    let busiest = load.iter().max_by_key(|(_, n)| **n).map(|(w, _)| (*w).clone()).unwrap();
+    let victim = setups.iter().position(|s| worker_id(s) == busiest).unwrap();
+    let survivors: BTreeSet<String> = ids.iter().filter(|id| **id != busiest).cloned().collect();
+    workers[victim].take().unwrap().kill_hard();
+    let killed_at = Instant::now();
+    let moved = wait_for_or_explain(
+        "the killed worker's connectors RUNNING on the others",
+        Duration::from_secs(60),
+        || all_running_on(port(&workers), &names, &survivors),
+        || format!("{:?}", statuses(port(&workers))),
+    );
+    eprintln!(
+        "takeover: {} connectors of {busiest} RUNNING elsewhere {:.1} s after SIGKILL (session.timeout.ms=6000)",
+        load[&busiest],
+        killed_at.elapsed().as_secs_f64()
+    );
+
+    for input in &inputs {
+        append(input, 1000..2000);
+    }
+    let mut duplicates = 0;
+    for i in 0..6 {
+        let topic = cluster.topic(&format!("out-{i}"));
+        wait_for("2000 lines in each topic", Duration::from_secs(60), || (cluster.count(&topic) >= 2000).then_some(()));
+        let (distinct, total) = distinct_values(&cluster, &topic, 2000);
+        assert_eq!(distinct, 2000, "every line of source {i} arrived");
+        duplicates += total - distinct;
+    }
+    eprintln!("after the kill: 12000 lines, {duplicates} duplicates (records re-read after the last stored offset)");
+
+    // The killed worker comes back: it gets work, and the survivors start nothing.
+    let before: BTreeMap<usize, u64> =
+        workers.iter().enumerate().filter_map(|(i, w)| w.as_ref().map(|w| (i, task_starts(w.port)))).collect();
+    workers[victim] = Some(setups[victim].start_distributed());
+    let rebalanced = wait_for_or_explain(
+        "the restarted worker running connectors again",
+        Duration::from_secs(90),
+        || all_running_on(port(&workers), &names, &ids).filter(|p| p.values().filter(|w| **w == busiest).count() == 2),
+        || format!("{:?}", statuses(port(&workers))),
+    );
+    for (i, starts) in before {
+        assert_eq!(
+            task_starts(workers[i].as_ref().unwrap().port),
+            starts,
+            "worker {i} restarted no task it kept: {moved:?} -> {rebalanced:?}"
+        );
+    }
+    for input in &inputs {
+        append(input, 2000..2100);
+    }
+    for i in 0..6 {
+        let topic = cluster.topic(&format!("out-{i}"));
+        wait_for("the last lines", Duration::from_secs(60), || (cluster.count(&topic) >= 2100).then_some(()));
+        assert_eq!(distinct_values(&cluster, &topic, 2100).0, 2100);
+    }
+}
+
+/// A stopped Kafka Connect cluster's topics, written here as its JVM workers write them, are taken over:
+/// connectors, target states and source offsets.
+#[test]
+fn takes_over_topics_in_kafka_connects_format() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = TestCluster::new("dist-takeover", dir.path());
+    let input = dir.path().join("in.txt");
+    append(&input, 0..100);
+    let position = std::fs::metadata(&input).unwrap().len();
+    append(&input, 100..150);
+    let (running_topic, paused_topic) = (cluster.topic("out-running"), cluster.topic("out-paused"));
+    let record =
+        |key: &str, value: Value| -> TestRecord { (Some(key.as_bytes().to_vec()), Some(value.to_string().into_bytes()), Vec::new()) };
+    let source_config = |name: &str, topic: &str| json!({"connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector", "tasks.max": "1", "file": input, "topic": topic, "name": name});
+    produce_at(
+        &cluster.bootstrap(),
+        &cluster.topic("configs"),
+        &[
+            record("connector-jvm-src", json!({"properties": source_config("jvm-src", &running_topic)})),
+            record(
+                "task-jvm-src-0",
+                json!({"properties": {"file": input, "topic": running_topic, "task.class": "org.apache.kafka.connect.file.FileStreamSourceTask"}}),
+            ),
+            record("commit-jvm-src", json!({"tasks": 1})),
+            record("connector-jvm-paused", json!({"properties": source_config("jvm-paused", &paused_topic)})),
+            record("target-state-jvm-paused", json!({"state": "PAUSED", "state.v2": "PAUSED"})),
+            record("session-key", json!({"key": "c2VjcmV0", "algorithm": "HmacSHA256", "creation-timestamp": 1})),
+        ],
+    );
+    // OffsetStorageWriter's key and value: ["<connector>", {partition}] → {offset}.
+    let offset_key = json!(["jvm-src", {"filename": input}]).to_string();
+    produce_at(
+        &cluster.bootstrap(),
+        &cluster.topic("offsets"),
+        &[(Some(offset_key.into_bytes()), Some(json!({"position": position}).to_string().into_bytes()), Vec::new())],
+    );
+
+    let setup = cluster.setup(dir.path(), 0);
+    let mut worker = setup.start_distributed();
+    let names: BTreeSet<String> = ["jvm-src".to_string()].into();
+    wait_for_or_explain(
+        "the JVM cluster's connector RUNNING",
+        Duration::from_secs(60),
+        || all_running_on(worker.port, &names, &[worker_id(&setup)].into()),
+        || format!("{:?}\n{}", statuses(worker.port), tail(&worker.log_text(), 30)),
+    );
+    let paused = wait_for("the paused connector PAUSED", Duration::from_secs(30), || {
+        statuses(worker.port).get("jvm-paused").filter(|(state, _, _)| state == "PAUSED").cloned()
+    });
+    assert_eq!(paused.0, "PAUSED");
+    // The source resumed from the stored offset: only lines 100..150.
+    let records = read_topic_at(&cluster.bootstrap(), &running_topic, 50, Duration::from_secs(30));
+    assert_eq!(records.len(), 50, "resumed at byte {position}");
+    assert_eq!(String::from_utf8(records[0].3.clone().unwrap()).unwrap(), numbered_lines(100..101, 32).trim_end());
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(cluster.count(&running_topic), 50, "nothing before the stored offset was read again");
+    assert!(cluster.count(&paused_topic) <= 0, "the paused connector produced nothing");
+    assert_eq!(worker.stop(), Some(0));
+}

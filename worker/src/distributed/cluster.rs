@@ -1,0 +1,424 @@
+//! The cluster as one worker sees it: the config and status topics, its place in the group (leader or
+//! not, the leader's URL), and the loop that keeps its membership and runs what the leader assigned.
+//!
+//! Invariant: a connector runs on this worker only between the assignment that gave it and the
+//! revocation, deletion or session loss that took it away; each of those stops it before this worker
+//! rejoins, so the leader never hands it to another worker while it still runs here.
+
+use connect_core::Config;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::assignor::{assign, LeaderState};
+use super::config_log::{ConfigLog, ConfigState};
+use super::kafka_log::KafkaLog;
+use super::membership::{GroupError, Member};
+use super::protocol::{Allocation, Assignment, WorkerMetadata, CONFIG_MISMATCH, CONNECTOR_TASK, NO_ERROR};
+use super::status_log::{StatusLog, StatusRecord};
+use crate::control::{Cluster, Herder, HerderError};
+use crate::runtime::status::Status;
+use crate::store::connectors::TargetState;
+
+/// This worker's place in the group, as of the last completed rebalance.
+#[derive(Debug, Clone, Default)]
+pub struct Role {
+    pub generation: i32,
+    pub is_leader: bool,
+    /// The leader's REST URL (`http://host:port`), empty while unknown.
+    pub leader_url: String,
+    /// `false` between losing the group (a rebalance under way, a session lost) and the next assignment.
+    pub in_group: bool,
+}
+
+pub struct ClusterState {
+    pub config: ConfigLog,
+    pub status: StatusLog,
+    /// The offsets topic (its records go to the worker's offset store as they are read).
+    pub offsets: Arc<KafkaLog>,
+    pub role: RwLock<Role>,
+    /// `host:port`: the worker id written in status records.
+    pub worker_id: String,
+    /// `http://host:port`: the URL other workers forward REST requests to.
+    pub url: String,
+}
+
+impl ClusterState {
+    pub fn role(&self) -> Role {
+        self.role.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set_role(&self, role: Role) {
+        *self.role.write().unwrap_or_else(|p| p.into_inner()) = role;
+    }
+
+    fn leave_group(&self) {
+        self.role.write().unwrap_or_else(|p| p.into_inner()).in_group = false;
+    }
+
+    /// The `host:port` of the worker that last wrote this connector's status.
+    pub fn owner_of(&self, connector: &str) -> Option<String> {
+        self.status.read(|s| s.connectors.get(connector).map(|r| r.worker_id.clone()))
+    }
+}
+
+fn log_error(e: impl std::fmt::Display) -> HerderError {
+    HerderError::Internal(format!("cannot write the config topic: {e}"))
+}
+
+#[async_trait::async_trait]
+impl Cluster for ClusterState {
+    fn connectors(&self) -> BTreeMap<String, (Config, TargetState)> {
+        let state = self.config.state();
+        state.connectors.iter().map(|(name, config)| (name.clone(), (config.clone(), state.target(name)))).collect()
+    }
+
+    fn task_configs(&self, name: &str) -> Vec<Config> {
+        self.config.state().tasks.get(name).cloned().unwrap_or_default()
+    }
+
+    fn remote_status(&self, name: &str) -> Option<(Status, Vec<(u32, Status)>)> {
+        let tasks = self.config.state().tasks.get(name).map(Vec::len).unwrap_or(0) as u32;
+        self.status.read(|s| {
+            let connector = s.connectors.get(name)?.to_status();
+            let recorded = s.tasks.get(name);
+            let tasks = (0..tasks)
+                .map(|id| {
+                    let status = recorded.and_then(|t| t.get(&id)).map(StatusRecord::to_status).unwrap_or_else(|| Status {
+                        state: crate::runtime::status::State::Unassigned,
+                        worker_id: String::new(),
+                        trace: None,
+                        restart_count: 0,
+                        next_restart_at_ms: None,
+                    });
+                    (id, status)
+                })
+                .collect();
+            Some((connector, tasks))
+        })
+    }
+
+    async fn put_connector(&self, name: &str, config: &Config, target: Option<TargetState>) -> Result<(), HerderError> {
+        self.require_leader()?;
+        self.config.put_connector(name, config, target).await.map_err(log_error)
+    }
+
+    async fn delete_connector(&self, name: &str) -> Result<(), HerderError> {
+        self.require_leader()?;
+        self.config.delete_connector(name).await.map_err(log_error)
+    }
+
+    async fn put_target(&self, name: &str, target: TargetState) -> Result<(), HerderError> {
+        self.require_leader()?;
+        self.config.put_target(name, target).await.map_err(log_error)
+    }
+
+    async fn request_restart(&self, name: &str, include_tasks: bool, only_failed: bool) -> Result<(), HerderError> {
+        self.require_leader()?;
+        self.config.request_restart(name, include_tasks, only_failed).await.map_err(log_error)
+    }
+}
+
+impl ClusterState {
+    /// Config writes happen on the leader (REST forwards them there); during a rebalance there is none.
+    fn require_leader(&self) -> Result<(), HerderError> {
+        let role = self.role();
+        if role.in_group && role.is_leader {
+            Ok(())
+        } else {
+            Err(HerderError::Conflict("Cannot complete request because of a conflicting operation (e.g. worker rebalance)".into()))
+        }
+    }
+}
+
+/// How the membership loop behaves.
+#[derive(Debug, Clone)]
+pub struct LoopSettings {
+    pub session_timeout: Duration,
+    pub heartbeat_interval: Duration,
+    pub max_delay: Duration,
+}
+
+/// Keep this worker in the group until `stop`; run what it is assigned. Returns after leaving the group,
+/// with every local connector stopped.
+pub async fn run_member(
+    cluster: Arc<ClusterState>,
+    herder: Arc<Herder>,
+    mut member: Member,
+    settings: LoopSettings,
+    stop: CancellationToken,
+) {
+    let mut local = Local { owned: BTreeSet::new(), restarts_seen: BTreeMap::new(), failed: BTreeMap::new() };
+    let mut leader_state = LeaderState::default();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        if stop.is_cancelled() {
+            break;
+        }
+        let round = tokio::select! {
+            _ = stop.cancelled() => break,
+            r = rebalance(&cluster, &mut member, &mut leader_state, &local, &settings) => r,
+        };
+        let (assignment, names_used) = match round {
+            Ok(a) => a,
+            Err(e) => {
+                handle_group_error(&mut member, &e);
+                if !matches!(e, GroupError::Rebalance) {
+                    tracing::warn!(error = %e, "joining the worker group failed; retrying");
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        if assignment.error == CONFIG_MISMATCH {
+            // The leader read further than we have: catch up, then join again.
+            let _ = cluster.config.read_to_end().await;
+            continue;
+        }
+        let leader = assignment.leader == member.member_id;
+        cluster.set_role(Role {
+            generation: member.generation,
+            is_leader: leader,
+            leader_url: assignment.leader_url.clone(),
+            in_group: true,
+        });
+        let revoked: Vec<String> = assignment.revoked.keys().cloned().collect();
+        for name in &revoked {
+            local.owned.remove(name);
+            herder.remove_local(name).await;
+        }
+        if !assignment.assigned.is_empty() {
+            // Sources that come here resume from the latest offsets their last worker stored.
+            if let Err(e) = cluster.offsets.read_to_end(Duration::from_secs(30)).await {
+                tracing::warn!(error = %e, "the offsets topic was not read to its end before starting assigned connectors");
+            }
+        }
+        local.owned.extend(assignment.assigned.keys().cloned());
+        tracing::info!(
+            generation = member.generation,
+            leader,
+            assigned = ?assignment.assigned.keys().collect::<Vec<_>>(),
+            revoked = ?revoked,
+            running = local.owned.len(),
+            "worker group assignment"
+        );
+        let config = cluster.config.state();
+        local.reconcile(&cluster, &herder, &config).await;
+        // The leader rebalances when the connectors differ from those it assigned (also when one was created
+        // while it was assigning).
+        let mut names_assigned = names_used;
+        // Revoked work moves in the next round; held-back work after its delay.
+        let rejoin_at = if !revoked.is_empty() {
+            Some(Instant::now())
+        } else if assignment.delay_ms > 0 {
+            Some(Instant::now() + Duration::from_millis(assignment.delay_ms as u64))
+        } else {
+            None
+        };
+        let changed_meanwhile = leader && config.connectors.keys().ne(names_assigned.iter());
+        let rejoin_at = if changed_meanwhile { Some(Instant::now()) } else { rejoin_at };
+        if !steady(&cluster, &herder, &mut member, &mut local, &mut names_assigned, leader, rejoin_at, &settings, &stop).await {
+            break;
+        }
+    }
+    cluster.leave_group();
+    // Stop the tasks before leaving, so no other worker starts them while they still run here.
+    herder.shutdown().await;
+    member.leave().await;
+}
+
+/// The connectors this worker runs and what it has done for them.
+struct Local {
+    owned: BTreeSet<String>,
+    /// Per connector, the restart request already carried out (or there when the connector came here).
+    restarts_seen: BTreeMap<String, i64>,
+    /// Connectors assigned here that cannot run on this worker (an unknown class, an invalid config), and why.
+    failed: BTreeMap<String, String>,
+}
+
+impl Local {
+    fn allocation(&self) -> Allocation {
+        self.owned.iter().map(|c| (c.clone(), vec![CONNECTOR_TASK])).collect()
+    }
+
+    /// Make the connectors running here match what is owned and what the config topic says.
+    async fn reconcile(&mut self, cluster: &ClusterState, herder: &Herder, config: &ConfigState) {
+        for name in herder.local_names() {
+            if !self.owned.contains(&name) || !config.connectors.contains_key(&name) {
+                herder.remove_local(&name).await;
+                self.restarts_seen.remove(&name);
+            }
+        }
+        self.owned.retain(|name| config.connectors.contains_key(name));
+        self.failed.retain(|name, _| config.connectors.contains_key(name));
+        for name in self.owned.clone() {
+            let connector_config = config.connectors[&name].clone();
+            let target = config.target(&name);
+            let local = herder.with_local(&name, |v| v.config == connector_config && v.target == target);
+            let fresh = local.is_none();
+            let unchanged = local == Some(true);
+            let request = config.restarts.get(&name).copied();
+            if unchanged && request.is_none_or(|r| self.restarts_seen.get(&name).is_some_and(|&seen| r.seq <= seen)) {
+                continue;
+            }
+            match herder.apply_local(&name, connector_config, target).await {
+                Ok(()) => {
+                    self.failed.remove(&name);
+                }
+                Err(e) => {
+                    let trace = e.to_string();
+                    if self.failed.get(&name) != Some(&trace) {
+                        tracing::error!(connector = %name, error = %trace, "an assigned connector cannot run on this worker");
+                        let record = StatusRecord {
+                            state: crate::runtime::status::State::Failed,
+                            trace: Some(trace.clone()),
+                            worker_id: cluster.worker_id.clone(),
+                            generation: cluster.role().generation,
+                        };
+                        if let Err(e) = cluster.status.put_connector(&name, &record).await {
+                            tracing::warn!(connector = %name, error = %e, "cannot write a status");
+                        }
+                        self.failed.insert(name.clone(), trace);
+                    }
+                    continue;
+                }
+            }
+            if fresh {
+                // A restart requested before the connector came here is not for this run.
+                self.restarts_seen.insert(name.clone(), request.map_or(-1, |r| r.seq));
+            } else if let Some(r) = request.filter(|r| self.restarts_seen.get(&name).is_none_or(|&seen| r.seq > seen)) {
+                self.restarts_seen.insert(name.clone(), r.seq);
+                if let Err(e) = herder.restart_local(&name, r.include_tasks, r.only_failed).await {
+                    tracing::warn!(connector = %name, error = %e, "restart request failed");
+                }
+            }
+        }
+    }
+}
+
+/// One rebalance: join, assign if leader, sync. Returns this worker's assignment.
+async fn rebalance(
+    cluster: &ClusterState,
+    member: &mut Member,
+    leader_state: &mut LeaderState,
+    local: &Local,
+    settings: &LoopSettings,
+) -> Result<(Assignment, BTreeSet<String>), GroupError> {
+    cluster.leave_group();
+    let _ = cluster.config.read_to_end().await;
+    let metadata =
+        WorkerMetadata { url: cluster.url.clone(), config_offset: cluster.config.state().offset, allocation: Some(local.allocation()) };
+    let joined = member.join(&metadata).await?;
+    let mut names_used = BTreeSet::new();
+    let assignments = match &joined.members {
+        None => Vec::new(),
+        Some(members) => {
+            // The leader reads the config topic to its end before deciding (Kafka Connect's CONFIG_MISMATCH rule).
+            let _ = cluster.config.read_to_end().await;
+            let config = cluster.config.state();
+            let connectors: BTreeSet<String> = config.connectors.keys().cloned().collect();
+            let (shares, delay) = assign(members, &connectors, leader_state, Instant::now(), settings.max_delay);
+            names_used = connectors;
+            members
+                .iter()
+                .map(|(id, metadata)| {
+                    let share = shares.get(id).cloned().unwrap_or_default();
+                    let (assigned, revoked) = share.allocations();
+                    let error = if metadata.config_offset > config.offset { CONFIG_MISMATCH } else { NO_ERROR };
+                    let assignment = Assignment {
+                        error,
+                        leader: joined.member_id.clone(),
+                        leader_url: cluster.url.clone(),
+                        config_offset: config.offset,
+                        assigned,
+                        revoked,
+                        delay_ms: delay.map_or(0, |d| d.as_millis().min(i32::MAX as u128) as i32),
+                    };
+                    (id.clone(), assignment.encode())
+                })
+                .collect()
+        }
+    };
+    Ok((member.sync(assignments).await?, names_used))
+}
+
+fn handle_group_error(member: &mut Member, e: &GroupError) {
+    if e.needs_new_coordinator() {
+        member.drop_coordinator();
+    }
+    if matches!(e, GroupError::UnknownMember) {
+        member.reset();
+    }
+}
+
+/// Between rebalances: heartbeats, config changes, status reports. Returns `false` when the worker stops.
+#[allow(clippy::too_many_arguments)]
+async fn steady(
+    cluster: &ClusterState,
+    herder: &Herder,
+    member: &mut Member,
+    local: &mut Local,
+    names_assigned: &mut BTreeSet<String>,
+    leader: bool,
+    rejoin_at: Option<Instant>,
+    settings: &LoopSettings,
+    stop: &CancellationToken,
+) -> bool {
+    let mut configs = cluster.config.subscribe();
+    configs.mark_unchanged();
+    let mut heartbeat = tokio::time::interval(settings.heartbeat_interval);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heartbeat = Instant::now();
+    let rejoin = async {
+        match rejoin_at {
+            Some(at) => tokio::time::sleep_until(at.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(rejoin);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = &mut rejoin => return true,
+            _ = heartbeat.tick() => {
+                match member.heartbeat().await {
+                    Ok(()) => last_heartbeat = Instant::now(),
+                    Err(GroupError::Rebalance) => return true,
+                    Err(e) => {
+                        handle_group_error(member, &e);
+                        if matches!(e, GroupError::UnknownMember | GroupError::IllegalGeneration) || last_heartbeat.elapsed() >= settings.session_timeout {
+                            // The coordinator has (or will have) given our work to others: stop it here first.
+                            tracing::warn!(error = %e, "lost the worker group session; stopping local connectors before rejoining");
+                            cluster.leave_group();
+                            for name in std::mem::take(&mut local.owned) {
+                                herder.remove_local(&name).await;
+                            }
+                            member.reset();
+                            return true;
+                        }
+                        tracing::warn!(error = %e, "worker group heartbeat failed; retrying");
+                    }
+                }
+            }
+            changed = configs.changed() => {
+                if changed.is_err() {
+                    return false;
+                }
+                let config = configs.borrow_and_update().clone();
+                local.reconcile(cluster, herder, &config).await;
+                let names: BTreeSet<String> = config.connectors.keys().cloned().collect();
+                if leader && names != *names_assigned {
+                    // A connector was created or deleted: rebalance so it gets (or frees) a worker.
+                    *names_assigned = names;
+                    return true;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! What a worker tells the cluster about the connectors it runs: their statuses (status topic, when they
+//! change) and the task configs they generated (config topic, with a commit record, when they change), so
+//! every worker can answer for every connector.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use super::cluster::ClusterState;
+use super::status_log::StatusRecord;
+use crate::control::Herder;
+use crate::runtime::status::{State, Status};
+
+/// How often local statuses are compared with what was last written.
+pub const REPORT_INTERVAL: Duration = Duration::from_millis(500);
+
+#[derive(PartialEq, Clone)]
+struct Reported {
+    state: State,
+    trace: Option<String>,
+    generation: i32,
+}
+
+fn reported(status: &Status, generation: i32) -> Reported {
+    Reported { state: status.state, trace: status.trace.clone(), generation }
+}
+
+/// Until `stop`: write what changed, every [`REPORT_INTERVAL`].
+pub async fn report(cluster: Arc<ClusterState>, herder: Arc<Herder>, stop: CancellationToken) {
+    let mut written: BTreeMap<(String, Option<u32>), Reported> = BTreeMap::new();
+    let mut tick = tokio::time::interval(REPORT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let role = cluster.role();
+        if !role.in_group {
+            continue;
+        }
+        let config = cluster.config.state();
+        for name in herder.local_names() {
+            let Some((connector, tasks, task_configs)) = herder.with_local(&name, |v| {
+                (
+                    v.status.get(),
+                    v.tasks.iter().map(|t| t.status.get()).collect::<Vec<_>>(),
+                    v.tasks.iter().map(|t| t.shown_config.clone()).collect::<Vec<_>>(),
+                )
+            }) else {
+                continue;
+            };
+            // Task configs first, so a reader that sees a task's status also knows the task.
+            let committed = config.tasks.get(&name);
+            let running = connector.state == State::Running || connector.state == State::Paused;
+            if running && committed.is_none_or(|c| *c != task_configs) {
+                if let Err(e) = cluster.config.put_task_configs(&name, &task_configs).await {
+                    tracing::warn!(connector = %name, error = %e, "cannot write task configs to the config topic");
+                }
+            }
+            let mut updates = vec![(None, connector)];
+            updates.extend(tasks.into_iter().enumerate().map(|(id, status)| (Some(id as u32), status)));
+            for (task, status) in updates {
+                let key = (name.clone(), task);
+                let now = reported(&status, role.generation);
+                if written.get(&key) == Some(&now) {
+                    continue;
+                }
+                let record = StatusRecord {
+                    state: status.state,
+                    trace: status.trace.clone(),
+                    worker_id: cluster.worker_id.clone(),
+                    generation: role.generation,
+                };
+                let result = match task {
+                    None => cluster.status.put_connector(&name, &record).await,
+                    Some(id) => cluster.status.put_task(&name, id, &record).await,
+                };
+                match result {
+                    Ok(()) => {
+                        written.insert(key, now);
+                    }
+                    Err(e) => tracing::warn!(connector = %name, error = %e, "cannot write a status to the status topic"),
+                }
+            }
+        }
+        // Forget what no longer runs here, so it is written again if it comes back.
+        let local: std::collections::BTreeSet<String> = herder.local_names().into_iter().collect();
+        written.retain(|(name, _), _| local.contains(name));
+    }
+}
