@@ -262,6 +262,87 @@ fn a_rolling_restart_under_load_loses_nothing() {
     }
 }
 
+/// Kafka Connect's REST API through either of two workers, whichever runs the connector or leads: pause,
+/// resume, stop, offsets read and changed while STOPPED, a config change, restarts, delete, a duplicate name.
+#[test]
+fn the_rest_api_works_through_any_worker() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = TestCluster::new("dist-rest", dir.path());
+    let setups: Vec<WorkerSetup> = (0..2).map(|i| cluster.setup(dir.path(), i)).collect();
+    let ids: BTreeSet<String> = setups.iter().map(worker_id).collect();
+    let workers: Vec<Worker> = setups.iter().map(WorkerSetup::start_distributed).collect();
+    let (a, b) = (workers[0].port, workers[1].port);
+    let input = dir.path().join("in.txt");
+    append(&input, 0..100);
+    let topic = cluster.topic("out");
+    create(b, "s", source(&input, &topic));
+    let names: BTreeSet<String> = ["s".to_string()].into();
+    wait_for("s RUNNING", Duration::from_secs(60), || all_running_on(a, &names, &ids));
+    wait_for("100 lines", Duration::from_secs(60), || (cluster.count(&topic) >= 100).then_some(()));
+    let (code, _) = http("POST", a, "/connectors", Some(&json!({"name": "s", "config": source(&input, &topic)})));
+    assert_eq!(code, 409, "a duplicate name");
+
+    // Changes through one worker are seen through the other; each answers as Kafka Connect does.
+    let state = |port: u16| statuses(port).get("s").map(|(state, _, _)| state.clone()).unwrap_or_default();
+    let put = |port: u16, path: &str| {
+        wait_for_or_explain(
+            &format!("PUT {path} accepted"),
+            Duration::from_secs(30),
+            || match http("PUT", port, path, None).0 {
+                202 | 204 => Some(()),
+                409 => None,
+                other => panic!("PUT {path}: {other}"),
+            },
+            || "409 all along".into(),
+        )
+    };
+    put(a, "/connectors/s/pause");
+    wait_for("PAUSED seen from b", Duration::from_secs(30), || (state(b) == "PAUSED").then_some(()));
+    put(b, "/connectors/s/resume");
+    wait_for("RUNNING seen from a", Duration::from_secs(30), || (state(a) == "RUNNING").then_some(()));
+    put(a, "/connectors/s/stop");
+    wait_for("STOPPED seen from b", Duration::from_secs(30), || (state(b) == "STOPPED").then_some(()));
+
+    // Offsets: read through either worker, rewound to line 50 through the other, honoured on resume.
+    let offsets = wait_for("the stored offset", Duration::from_secs(30), || {
+        let (code, body) = http("GET", b, "/connectors/s/offsets", None);
+        (code == 200 && body["offsets"][0]["offset"]["position"].as_u64().is_some()).then_some(body)
+    });
+    let end = offsets["offsets"][0]["offset"]["position"].as_u64().unwrap();
+    assert_eq!(end, std::fs::metadata(&input).unwrap().len(), "the whole file was read: {offsets}");
+    let line_bytes = end / 100;
+    let rewind = json!({"offsets": [{"partition": offsets["offsets"][0]["partition"], "offset": {"position": line_bytes * 50}}]});
+    let (code, body) = http("PATCH", a, "/connectors/s/offsets", Some(&rewind));
+    assert_eq!(code, 200, "{body}");
+    let (_, after) = http("GET", b, "/connectors/s/offsets", None);
+    assert_eq!(after["offsets"][0]["offset"]["position"].as_u64(), Some(line_bytes * 50), "{after}");
+    put(b, "/connectors/s/resume");
+    wait_for("lines 50..100 again", Duration::from_secs(60), || (cluster.count(&topic) >= 150).then_some(()));
+
+    // A config change through either worker: the connector restarts with it.
+    let topic2 = cluster.topic("out-2");
+    let (code, body) = http("PUT", a, "/connectors/s/config", Some(&source(&input, &topic2)));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["config"]["topic"], json!(topic2));
+    // Every worker follows the config topic; the other one has read the change within moments.
+    wait_for("the new config through the other worker", Duration::from_secs(10), || {
+        (http("GET", b, "/connectors/s/config", None).1["topic"] == json!(topic2)).then_some(())
+    });
+    wait_for("RUNNING again", Duration::from_secs(30), || (state(b) == "RUNNING").then_some(()));
+    let (code, _) = http("POST", b, "/connectors/s/restart?includeTasks=true", None);
+    assert!(code == 202 || code == 204, "restart: {code}");
+    let (code, _) = http("POST", a, "/connectors/s/tasks/0/restart", None);
+    assert_eq!(code, 204, "task restart, forwarded to the connector's worker");
+    wait_for("RUNNING after the restarts", Duration::from_secs(30), || all_running_on(a, &names, &ids));
+
+    let (code, _) = http("DELETE", b, "/connectors/s", None);
+    assert_eq!(code, 204);
+    wait_for("gone from both", Duration::from_secs(30), || (statuses(a).is_empty() && statuses(b).is_empty()).then_some(()));
+    assert_eq!(http("GET", a, "/connectors/s", None).0, 404);
+    assert_eq!(http("GET", b, "/connectors/s/status", None).0, 404);
+}
+
 /// A stopped Kafka Connect cluster's topics, written here as its JVM workers write them, are taken over:
 /// connectors, target states and source offsets.
 #[test]

@@ -408,17 +408,39 @@ impl Herder {
     }
 
     pub fn info(&self, name: &str) -> Result<ConnectorInfo, HerderError> {
-        self.view.with(name, |v| v.info(name)).or_else(|e| match self.cluster() {
-            Some(cluster) => Ok(self.remote_info(name, Self::cluster_connector(cluster, name)?.0)),
-            None => Err(e),
-        })
+        match self.cluster() {
+            // The config as the cluster last changed it (the running copy may be restarting with it).
+            Some(cluster) => {
+                let mut info = self.remote_info(name, Self::cluster_connector(cluster, name)?.0);
+                if let Ok(tasks) = self.view.with(name, |v| v.info(name).tasks) {
+                    info.tasks = tasks;
+                }
+                Ok(info)
+            }
+            None => self.view.with(name, |v| v.info(name)),
+        }
+    }
+
+    /// Read a connector from this worker's view, or (distributed mode, another worker runs it) from the
+    /// cluster; in distributed mode a connector the config topic no longer has is a 404 even while this
+    /// worker is still stopping it.
+    fn read<T>(
+        &self,
+        name: &str,
+        local: impl FnOnce(&view::ConnectorView) -> T,
+        remote: impl FnOnce(Config, TargetState) -> T,
+    ) -> Result<T, HerderError> {
+        match self.cluster() {
+            None => self.view.with(name, local),
+            Some(cluster) => {
+                let (config, target) = Self::cluster_connector(cluster, name)?;
+                Ok(self.view.with(name, local).unwrap_or_else(|_| remote(config, target)))
+            }
+        }
     }
 
     pub fn status(&self, name: &str) -> Result<ConnectorStateInfo, HerderError> {
-        self.view.with(name, |v| v.status(name)).or_else(|e| match self.cluster() {
-            Some(cluster) => Ok(self.remote_status(name, &Self::cluster_connector(cluster, name)?.0)),
-            None => Err(e),
-        })
+        self.read(name, |v| v.status(name), |config, _| self.remote_status(name, &config))
     }
 
     /// `GET /connectors?expand=...`: every connector's status and info, all from one snapshot.
@@ -445,51 +467,42 @@ impl Herder {
             .collect()
     }
 
-    /// Per-task counters (connect-rs extension; names follow Kafka Connect's task error metrics).
+    /// Per-task counters (connect-rs extension; names follow Kafka Connect's task error metrics). In
+    /// distributed mode they live on the worker running the connector (REST forwards there).
     pub fn metrics(&self, name: &str) -> Result<Vec<(u32, TaskMetricsSnapshot)>, HerderError> {
-        self.view.with(name, |v| v.tasks.iter().enumerate().map(|(i, t)| (i as u32, t.metrics.snapshot())).collect()).or_else(
-            |e| match self.cluster() {
-                Some(cluster) => Self::cluster_connector(cluster, name).map(|_| Vec::new()),
-                None => Err(e),
+        self.read(name, |v| v.tasks.iter().enumerate().map(|(i, t)| (i as u32, t.metrics.snapshot())).collect(), |_, _| Vec::new())
+    }
+
+    pub fn tasks(&self, name: &str) -> Result<Vec<TaskInfo>, HerderError> {
+        self.read(
+            name,
+            |v| v.task_infos(name),
+            |_, _| {
+                let configs = self.cluster().map(|c| c.task_configs(name)).unwrap_or_default();
+                configs
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, config)| TaskInfo { id: TaskId { connector: name.to_string(), task: i as u32 }, config })
+                    .collect()
             },
         )
     }
 
-    pub fn tasks(&self, name: &str) -> Result<Vec<TaskInfo>, HerderError> {
-        self.view.with(name, |v| v.task_infos(name)).or_else(|e| match self.cluster() {
-            Some(cluster) => {
-                Self::cluster_connector(cluster, name)?;
-                Ok(cluster
-                    .task_configs(name)
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, config)| TaskInfo { id: TaskId { connector: name.to_string(), task: i as u32 }, config })
-                    .collect())
-            }
-            None => Err(e),
-        })
-    }
-
     /// `GET /connectors/{name}/topics`.
     pub fn topics(&self, name: &str) -> Result<Vec<String>, HerderError> {
-        self.view.with(name, |v| v.topics.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()).or_else(|e| {
-            match self.cluster() {
-                Some(cluster) => Self::cluster_connector(cluster, name).map(|_| Vec::new()),
-                None => Err(e),
-            }
-        })
+        self.read(name, |v| v.topics.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect(), |_, _| Vec::new())
     }
 
     /// Whether the connector is STOPPED (offsets may be changed only then), and its type.
     pub fn stopped(&self, name: &str) -> Result<(bool, ConnectorType), HerderError> {
-        self.view.with(name, |v| (v.is_stopped(), v.kind)).or_else(|e| match self.cluster() {
-            Some(cluster) => {
-                let (config, target) = Self::cluster_connector(cluster, name)?;
+        self.read(
+            name,
+            |v| (v.is_stopped(), v.kind),
+            |config, target| {
                 let status = self.remote_status(name, &config);
-                Ok((target == TargetState::Stopped && status.connector.status.state == State::Stopped, self.kind_of(&config)))
-            }
-            None => Err(e),
-        })
+                (target == TargetState::Stopped && status.connector.status.state == State::Stopped, self.kind_of(&config))
+            },
+        )
     }
 }
 

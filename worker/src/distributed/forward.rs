@@ -37,6 +37,8 @@ fn route(method: &Method, path: &str) -> Route {
         ["connectors", _, "config"] if method == Method::PUT || method == Method::PATCH => Route::Leader,
         ["connectors", _, "pause" | "resume" | "stop"] if method == Method::PUT => Route::Leader,
         ["connectors", _, "restart"] if method == Method::POST => Route::Leader,
+        // Configs come from the config topic, which every worker follows.
+        ["connectors", _] | ["connectors", _, "config"] if method == Method::GET => Route::Here,
         ["connectors", name, ..] => Route::Owner(name.to_string()),
         _ => Route::Here,
     }
@@ -147,6 +149,7 @@ mod tests {
         assert_eq!(route(&Method::PUT, "/connectors/a/stop"), Route::Leader);
         assert_eq!(route(&Method::POST, "/connectors/a/restart"), Route::Leader);
         assert_eq!(route(&Method::GET, "/connectors/a%20b/status"), Route::Owner("a b".into()));
+        assert_eq!(route(&Method::GET, "/connectors/a/config"), Route::Here);
         assert_eq!(route(&Method::POST, "/connectors/a/tasks/0/restart"), Route::Owner("a".into()));
         assert_eq!(route(&Method::DELETE, "/connectors/a/offsets"), Route::Owner("a".into()));
         assert_eq!(route(&Method::GET, "/connector-plugins"), Route::Here);
