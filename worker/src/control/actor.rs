@@ -172,7 +172,13 @@ impl Actor {
                 return Ok(());
             }
             Some(existing) if existing.config != config => {
-                self.put_config(name.clone(), config).await?;
+                // Replaced in its new target state directly, so a stopped connector never runs its new config.
+                let topics = existing.topic_list();
+                if let Some(mut old) = self.connectors.remove(&name) {
+                    stop_connector_entry(&name, &mut old, self.grace()).await;
+                }
+                self.insert_and_start(&name, config, target, topics).await;
+                return Ok(());
             }
             Some(_) => {}
         }

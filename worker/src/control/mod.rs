@@ -361,6 +361,15 @@ impl Herder {
     /// `POST /connectors/{name}/tasks/{id}/restart`: stop the task and start it afresh (the backoff
     /// starts over).
     pub async fn restart_task(&self, name: &str, id: u32) -> Result<(), HerderError> {
+        if let Some(cluster) = self.cluster() {
+            Self::cluster_connector(cluster, name)?;
+            if self.view.with(name, |_| ()).is_err() {
+                // Forwarded here but not running here (it is moving): Kafka Connect's answer while rebalancing.
+                return Err(HerderError::Conflict(format!(
+                    "Cannot restart task {name}-{id}: the connector is moving between workers; try again"
+                )));
+            }
+        }
         let name = name.to_string();
         self.apply(move |a| Box::pin(async move { a.restart_task(&name, id).await })).await
     }

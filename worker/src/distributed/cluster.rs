@@ -138,6 +138,8 @@ pub struct LoopSettings {
     pub session_timeout: Duration,
     pub heartbeat_interval: Duration,
     pub max_delay: Duration,
+    /// `worker.sync.timeout.ms`: how long to wait for the config topic to be read far enough.
+    pub sync_timeout: Duration,
 }
 
 /// Keep this worker in the group until `stop`; run what it is assigned. Returns after leaving the group,
@@ -152,6 +154,9 @@ pub async fn run_member(
     let mut local = Local { owned: BTreeSet::new(), restarts_seen: BTreeMap::new(), failed: BTreeMap::new() };
     let mut leader_state = LeaderState::default();
     let mut backoff = Duration::from_millis(100);
+    // Until when this worker may assume the coordinator still counts it as a member (its last answered
+    // heartbeat or sync, plus the session timeout).
+    let mut session_valid_until = Instant::now() + settings.session_timeout;
     loop {
         if stop.is_cancelled() {
             break;
@@ -164,21 +169,47 @@ pub async fn run_member(
             Ok(a) => a,
             Err(e) => {
                 handle_group_error(&mut member, &e);
+                let session_lost =
+                    matches!(e, GroupError::UnknownMember | GroupError::IllegalGeneration) || Instant::now() >= session_valid_until;
+                if session_lost && !local.owned.is_empty() {
+                    // The group may have given our connectors to others: stop them before anything else.
+                    tracing::warn!(error = %e, "the worker group session is lost; stopping local connectors before rejoining");
+                    local.stop_all(&herder).await;
+                }
                 if !matches!(e, GroupError::Rebalance) {
                     tracing::warn!(error = %e, "joining the worker group failed; retrying");
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
+                }
+                // A short pause even for "rebalance in progress", so an early sync never becomes a tight loop.
+                let pause = if matches!(e, GroupError::Rebalance) { Duration::from_millis(100) } else { backoff };
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                if !matches!(e, GroupError::Rebalance) {
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
                 continue;
             }
         };
         backoff = Duration::from_millis(100);
+        session_valid_until = Instant::now() + settings.session_timeout;
+        // Heartbeats from now on, whatever this loop is busy with.
+        let (beats_tx, mut beats) = tokio::sync::mpsc::channel(1);
+        let heartbeats = CancellationToken::new();
+        tokio::spawn(send_heartbeats(member.heartbeater(), settings.clone(), beats_tx, heartbeats.clone()));
+        let _stop_heartbeats = heartbeats.drop_guard();
         if assignment.error == CONFIG_MISMATCH {
             // The leader read further than we have: catch up, then join again.
-            let _ = cluster.config.read_to_end().await;
+            let _ = cluster.config.read_to_end(settings.sync_timeout).await;
+            continue;
+        }
+        // Read the config topic as far as the leader had when it assigned, so an assigned connector is
+        // never taken for a deleted one.
+        if !cluster.config.wait_for_offset(assignment.config_offset, settings.sync_timeout).await {
+            tracing::warn!(
+                offset = assignment.config_offset,
+                "the config topic was not read as far as the leader's within worker.sync.timeout.ms; rejoining"
+            );
             continue;
         }
         let leader = assignment.leader == member.member_id;
@@ -223,8 +254,14 @@ pub async fn run_member(
         };
         let changed_meanwhile = leader && config.connectors.keys().ne(names_assigned.iter());
         let rejoin_at = if changed_meanwhile { Some(Instant::now()) } else { rejoin_at };
-        if !steady(&cluster, &herder, &mut member, &mut local, &mut names_assigned, leader, rejoin_at, &settings, &stop).await {
-            break;
+        let next = steady(&cluster, &herder, &mut local, &mut names_assigned, leader, rejoin_at, &mut beats, &stop).await;
+        match next {
+            Next::Stop => break,
+            Next::Rejoin => {}
+            Next::SessionLost => {
+                member.reset();
+                member.drop_coordinator();
+            }
         }
     }
     cluster.leave_group();
@@ -243,6 +280,16 @@ struct Local {
 }
 
 impl Local {
+    /// Stop every connector here (the group session is lost).
+    async fn stop_all(&mut self, herder: &Herder) {
+        for name in std::mem::take(&mut self.owned) {
+            herder.remove_local(&name).await;
+        }
+        for name in herder.local_names() {
+            herder.remove_local(&name).await;
+        }
+    }
+
     fn allocation(&self) -> Allocation {
         self.owned.iter().map(|c| (c.clone(), vec![CONNECTOR_TASK])).collect()
     }
@@ -311,7 +358,7 @@ async fn rebalance(
     settings: &LoopSettings,
 ) -> Result<(Assignment, BTreeSet<String>), GroupError> {
     cluster.leave_group();
-    let _ = cluster.config.read_to_end().await;
+    let _ = cluster.config.read_to_end(settings.sync_timeout).await;
     let metadata =
         WorkerMetadata { url: cluster.url.clone(), config_offset: cluster.config.state().offset, allocation: Some(local.allocation()) };
     let joined = member.join(&metadata).await?;
@@ -320,7 +367,7 @@ async fn rebalance(
         None => Vec::new(),
         Some(members) => {
             // The leader reads the config topic to its end before deciding (Kafka Connect's CONFIG_MISMATCH rule).
-            let _ = cluster.config.read_to_end().await;
+            let _ = cluster.config.read_to_end(settings.sync_timeout).await;
             let config = cluster.config.state();
             let connectors: BTreeSet<String> = config.connectors.keys().cloned().collect();
             let (shares, delay) = assign(members, &connectors, leader_state, Instant::now(), settings.max_delay);
@@ -357,24 +404,74 @@ fn handle_group_error(member: &mut Member, e: &GroupError) {
     }
 }
 
-/// Between rebalances: heartbeats, config changes, status reports. Returns `false` when the worker stops.
+/// What the member loop does after [`steady`].
+enum Next {
+    Stop,
+    Rejoin,
+    /// Every local connector was stopped; join as a new member.
+    SessionLost,
+}
+
+/// What the heartbeat task tells the member loop.
+enum Beat {
+    Rebalance,
+    Lost(String),
+}
+
+/// Heartbeats every `heartbeat.interval.ms` on a connection of their own until cancelled; reports a
+/// rebalance, or a session that is (or must be taken as) lost: the coordinator no longer knows this member,
+/// or no heartbeat was answered for `session.timeout.ms`.
+async fn send_heartbeats(
+    mut heartbeater: super::membership::Heartbeater,
+    settings: LoopSettings,
+    report: tokio::sync::mpsc::Sender<Beat>,
+    stop: CancellationToken,
+) {
+    let mut last_answered = Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(settings.heartbeat_interval) => {}
+        }
+        let remaining = settings.session_timeout.saturating_sub(last_answered.elapsed()).max(Duration::from_millis(100));
+        let outcome = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = heartbeater.beat(remaining) => r,
+        };
+        let beat = match outcome {
+            Ok(()) => {
+                last_answered = Instant::now();
+                continue;
+            }
+            Err(GroupError::Rebalance) => Beat::Rebalance,
+            Err(e @ (GroupError::UnknownMember | GroupError::IllegalGeneration)) => Beat::Lost(e.to_string()),
+            Err(e) if last_answered.elapsed() >= settings.session_timeout => {
+                Beat::Lost(format!("no heartbeat answered for the session timeout: {e}"))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "worker group heartbeat failed; retrying");
+                continue;
+            }
+        };
+        let _ = report.send(beat).await;
+        return;
+    }
+}
+
+/// Between rebalances: config changes and what the heartbeats say.
 #[allow(clippy::too_many_arguments)]
 async fn steady(
     cluster: &ClusterState,
     herder: &Herder,
-    member: &mut Member,
     local: &mut Local,
     names_assigned: &mut BTreeSet<String>,
     leader: bool,
     rejoin_at: Option<Instant>,
-    settings: &LoopSettings,
+    beats: &mut tokio::sync::mpsc::Receiver<Beat>,
     stop: &CancellationToken,
-) -> bool {
+) -> Next {
+    // Not marked as seen: a change made while the assignment was applied is reconciled at once.
     let mut configs = cluster.config.subscribe();
-    configs.mark_unchanged();
-    let mut heartbeat = tokio::time::interval(settings.heartbeat_interval);
-    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_heartbeat = Instant::now();
     let rejoin = async {
         match rejoin_at {
             Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -384,31 +481,21 @@ async fn steady(
     tokio::pin!(rejoin);
     loop {
         tokio::select! {
-            _ = stop.cancelled() => return false,
-            _ = &mut rejoin => return true,
-            _ = heartbeat.tick() => {
-                match member.heartbeat().await {
-                    Ok(()) => last_heartbeat = Instant::now(),
-                    Err(GroupError::Rebalance) => return true,
-                    Err(e) => {
-                        handle_group_error(member, &e);
-                        if matches!(e, GroupError::UnknownMember | GroupError::IllegalGeneration) || last_heartbeat.elapsed() >= settings.session_timeout {
-                            // The coordinator has (or will have) given our work to others: stop it here first.
-                            tracing::warn!(error = %e, "lost the worker group session; stopping local connectors before rejoining");
-                            cluster.leave_group();
-                            for name in std::mem::take(&mut local.owned) {
-                                herder.remove_local(&name).await;
-                            }
-                            member.reset();
-                            return true;
-                        }
-                        tracing::warn!(error = %e, "worker group heartbeat failed; retrying");
-                    }
+            _ = stop.cancelled() => return Next::Stop,
+            _ = &mut rejoin => return Next::Rejoin,
+            beat = beats.recv() => match beat {
+                Some(Beat::Lost(reason)) => {
+                    // The coordinator has (or will have) given our work to others: stop it here first.
+                    tracing::warn!(reason = %reason, "lost the worker group session; stopping local connectors before rejoining");
+                    cluster.leave_group();
+                    local.stop_all(herder).await;
+                    return Next::SessionLost;
                 }
-            }
+                Some(Beat::Rebalance) | None => return Next::Rejoin,
+            },
             changed = configs.changed() => {
                 if changed.is_err() {
-                    return false;
+                    return Next::Stop;
                 }
                 let config = configs.borrow_and_update().clone();
                 local.reconcile(cluster, herder, &config).await;
@@ -416,7 +503,7 @@ async fn steady(
                 if leader && names != *names_assigned {
                     // A connector was created or deleted: rebalance so it gets (or frees) a worker.
                     *names_assigned = names;
-                    return true;
+                    return Next::Rejoin;
                 }
             }
         }

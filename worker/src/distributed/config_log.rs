@@ -178,8 +178,15 @@ impl ConfigLog {
         Ok(())
     }
 
-    pub async fn read_to_end(&self) -> Result<(), LogError> {
-        self.log.read_to_end(WRITE_VISIBLE).await
+    pub async fn read_to_end(&self, timeout: Duration) -> Result<(), LogError> {
+        self.log.read_to_end(timeout).await
+    }
+
+    /// Wait until the record at `offset` has been applied (`false` after `timeout`).
+    pub async fn wait_for_offset(&self, offset: i64, timeout: Duration) -> bool {
+        let mut state = self.state.clone();
+        let reached = tokio::time::timeout(timeout, state.wait_for(|s| s.offset >= offset)).await;
+        matches!(reached, Ok(Ok(_)))
     }
 
     pub async fn put_connector(&self, name: &str, config: &Config, target: Option<TargetState>) -> Result<(), LogError> {

@@ -125,13 +125,18 @@ async fn proxy(forwarder: &Forwarder, base: &str, request: Request) -> Result<Re
     outgoing = outgoing.header(FORWARDED, forwarder.cluster.url.as_str());
     let response = outgoing.send().await.map_err(|e| e.to_string())?;
     let status = response.status();
-    let content_type = response.headers().get(reqwest::header::CONTENT_TYPE).cloned();
+    let kept: Vec<(axum::http::HeaderName, HeaderValue)> =
+        [axum::http::header::CONTENT_TYPE, axum::http::header::LOCATION, axum::http::header::WWW_AUTHENTICATE]
+            .into_iter()
+            .filter_map(|name| {
+                let value = response.headers().get(name.as_str())?;
+                Some((name, HeaderValue::from_bytes(value.as_bytes()).ok()?))
+            })
+            .collect();
     let bytes = response.bytes().await.map_err(|e| e.to_string())?;
     let mut answer = Response::new(Body::from(bytes));
     *answer.status_mut() = status;
-    if let Some(ct) = content_type.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
-        answer.headers_mut().insert(axum::http::header::CONTENT_TYPE, ct);
-    }
+    answer.headers_mut().extend(kept);
     Ok(answer)
 }
 

@@ -222,37 +222,67 @@ impl Member {
         Ok(Assignment::decode(response.assignment)?)
     }
 
-    pub async fn heartbeat(&mut self) -> Result<(), GroupError> {
-        let request = HeartbeatRequest::default()
-            .with_group_id(GroupId(str_bytes(&self.settings.group_id)))
-            .with_generation_id(self.generation)
-            .with_member_id(str_bytes(&self.member_id));
-        let timeout = self.settings.request_timeout;
-        let response = self.coordinator().await?.call(request, HEARTBEAT_VERSION, timeout).await?;
-        match response.error_code {
-            0 => Ok(()),
-            UNKNOWN_MEMBER_ID => {
-                self.reset();
-                Err(GroupError::UnknownMember)
-            }
-            code => Err(GroupError::from_code(code, None)),
+    /// A heartbeat sender for this generation, on a connection of its own, so heartbeats go on while the
+    /// member's owner is busy starting and stopping connectors.
+    pub fn heartbeater(&self) -> Heartbeater {
+        Heartbeater {
+            settings: self.settings.clone(),
+            address: self.coordinator.as_ref().map(|c| c.address().to_string()),
+            conn: None,
+            member_id: self.member_id.clone(),
+            generation: self.generation,
         }
     }
 
-    /// Leave the group so the others rebalance at once instead of after the session timeout.
+    /// Leave the group so the others rebalance at once instead of after the session timeout. Over a fresh
+    /// connection: the current one may still owe the answer to a request cancelled by the stop.
     pub async fn leave(&mut self) {
         if self.member_id.is_empty() {
             return;
         }
+        self.coordinator = None;
         let request = LeaveGroupRequest::default()
             .with_group_id(GroupId(str_bytes(&self.settings.group_id)))
             .with_member_id(str_bytes(&self.member_id));
-        let timeout = self.settings.request_timeout;
+        let timeout = Duration::from_secs(5);
         if let Ok(conn) = self.coordinator().await {
             if let Err(e) = conn.call(request, LEAVE_GROUP_VERSION, timeout).await {
                 tracing::warn!(error = %e, "leaving the worker group failed; the others rebalance after the session timeout");
             }
         }
         self.reset();
+    }
+}
+
+/// Sends one generation's heartbeats ([`Member::heartbeater`]).
+pub struct Heartbeater {
+    settings: GroupSettings,
+    address: Option<String>,
+    conn: Option<Connection>,
+    member_id: String,
+    generation: i32,
+}
+
+impl Heartbeater {
+    /// One heartbeat, answered within `timeout`.
+    pub async fn beat(&mut self, timeout: Duration) -> Result<(), GroupError> {
+        if self.conn.is_none() {
+            let address = self.address.clone().ok_or_else(|| GroupError::NoCoordinator(self.settings.bootstrap.join(",")))?;
+            self.conn = Some(Connection::open(&address, &self.settings.client_id, timeout).await?);
+        }
+        let request = HeartbeatRequest::default()
+            .with_group_id(GroupId(str_bytes(&self.settings.group_id)))
+            .with_generation_id(self.generation)
+            .with_member_id(str_bytes(&self.member_id));
+        let conn = self.conn.as_mut().expect("opened above");
+        match conn.call(request, HEARTBEAT_VERSION, timeout).await {
+            Ok(response) if response.error_code == 0 => Ok(()),
+            Ok(response) => Err(GroupError::from_code(response.error_code, None)),
+            Err(e) => {
+                // A connection that failed or timed out may still owe an answer: never reuse it.
+                self.conn = None;
+                Err(e.into())
+            }
+        }
     }
 }

@@ -157,6 +157,12 @@ pub async fn run(worker_file: PathBuf) -> Result<(), StartupError> {
         ));
     }
     let (bound_host, bound_port) = listeners.worker_id.rsplit_once(':').map(|(h, p)| (h.to_string(), p.to_string())).unwrap_or_default();
+    if settings.advertised_host.is_none() && matches!(bound_host.as_str(), "0.0.0.0" | "[::]" | "::") {
+        // Every worker would call itself 0.0.0.0: forwarding and "who runs what" need an address others reach.
+        return Err(StartupError::WorkerConfig(format!(
+            "listeners binds {bound_host}: set rest.advertised.host.name to the address other workers reach this one at"
+        )));
+    }
     let worker_id = format!(
         "{}:{}",
         settings.advertised_host.clone().unwrap_or(bound_host),
@@ -194,8 +200,10 @@ pub async fn run(worker_file: PathBuf) -> Result<(), StartupError> {
     herder.join(cluster.clone());
 
     let auth = crate::rest::auth::RestAuth::from_worker(&herder.context().worker.raw).map_err(StartupError::WorkerConfig)?;
-    let router = crate::rest::router(herder.clone(), auth)
-        .layer(axum::middleware::from_fn_with_state(forward::Forwarder::new(cluster.clone()), forward::forward));
+    let forwarder = forward::Forwarder::new(cluster.clone());
+    let router = crate::rest::router_with(herder.clone(), auth, |routes| {
+        routes.layer(axum::middleware::from_fn_with_state(forwarder, forward::forward))
+    });
     let servers = listeners.serve(router, &herder);
 
     let member = membership::Member::new(membership::GroupSettings {
@@ -212,6 +220,7 @@ pub async fn run(worker_file: PathBuf) -> Result<(), StartupError> {
         session_timeout: settings.session_timeout,
         heartbeat_interval: settings.heartbeat_interval,
         max_delay: settings.max_delay,
+        sync_timeout: settings.worker_sync_timeout,
     };
     let member_loop = tokio::spawn(cluster::run_member(cluster.clone(), herder.clone(), member, loop_settings, stop.clone()));
     let reporter = tokio::spawn(report::report(cluster.clone(), herder.clone(), stop.clone()));

@@ -51,7 +51,13 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// The REST API; with `auth`, every endpoint but `/health` requires credentials.
 pub fn router(herder: Arc<Herder>, auth: Option<Arc<RestAuth>>) -> Router {
-    let router = routes(herder);
+    router_with(herder, auth, |routes| routes)
+}
+
+/// [`router`] with `inner` wrapped around the routes inside the authentication (distributed mode's
+/// forwarding: a request is authenticated before it is forwarded).
+pub fn router_with(herder: Arc<Herder>, auth: Option<Arc<RestAuth>>, inner: impl FnOnce(Router) -> Router) -> Router {
+    let router = inner(routes(herder));
     match auth {
         Some(auth) => router.layer(axum::middleware::from_fn_with_state(auth, crate::rest::auth::require_auth)),
         None => router,
