@@ -52,9 +52,11 @@ pub async fn report(cluster: Arc<ClusterState>, herder: Arc<Herder>, stop: Cance
                 continue;
             };
             // Task configs first, so a reader that sees a task's status also knows the task.
+            // A STOPPED connector has no tasks, which is written too (Kafka Connect's empty task set, KIP-875),
+            // so other workers stop listing its old ones.
             let committed = config.tasks.get(&name);
-            let running = connector.state == State::Running || connector.state == State::Paused;
-            if running && committed.is_none_or(|c| *c != task_configs) {
+            let settled = matches!(connector.state, State::Running | State::Paused | State::Stopped);
+            if settled && committed.is_none_or(|c| *c != task_configs) && !(task_configs.is_empty() && committed.is_none()) {
                 if let Err(e) = cluster.config.put_task_configs(&name, &task_configs).await {
                     tracing::warn!(connector = %name, error = %e, "cannot write task configs to the config topic");
                 }
