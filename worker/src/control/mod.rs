@@ -63,6 +63,8 @@ type Job = Box<dyn for<'a> FnOnce(&'a mut Actor) -> BoxFuture<'a, ()> + Send>;
 pub trait Cluster: Send + Sync {
     /// Every connector of the cluster: its config and target state.
     fn connectors(&self) -> BTreeMap<String, (Config, TargetState)>;
+    /// One connector's config and target state.
+    fn connector(&self, name: &str) -> Option<(Config, TargetState)>;
     /// The task configs last committed for a connector.
     fn task_configs(&self, name: &str) -> Vec<Config>;
     /// The connector's and its tasks' statuses as the worker running them last wrote them.
@@ -115,7 +117,7 @@ impl Herder {
 
     /// The cluster's config and target state of `name`, or 404.
     fn cluster_connector(cluster: &Arc<dyn Cluster>, name: &str) -> Result<(Config, TargetState), HerderError> {
-        cluster.connectors().remove(name).ok_or_else(|| HerderError::NotFound(name.to_string()))
+        cluster.connector(name).ok_or_else(|| HerderError::NotFound(name.to_string()))
     }
 
     fn kind_of(&self, config: &Config) -> ConnectorType {
@@ -139,9 +141,7 @@ impl Herder {
 
     fn remote_status(&self, name: &str, config: &Config) -> ConnectorStateInfo {
         let kind = self.kind_of(config).as_str();
-        let unassigned =
-            || Status { state: State::Unassigned, worker_id: String::new(), trace: None, restart_count: 0, next_restart_at_ms: None };
-        let (connector, tasks) = self.cluster().and_then(|c| c.remote_status(name)).unwrap_or_else(|| (unassigned(), Vec::new()));
+        let (connector, tasks) = self.cluster().and_then(|c| c.remote_status(name)).unwrap_or_else(|| (Status::unassigned(""), Vec::new()));
         ConnectorStateInfo::new(
             name.to_string(),
             connector,
@@ -247,7 +247,7 @@ impl Herder {
     pub async fn create_in_state(&self, config: Config, target: TargetState) -> Result<ConnectorInfo, HerderError> {
         let name = self.check_config(&config)?;
         if let Some(cluster) = self.cluster() {
-            if cluster.connectors().contains_key(&name) {
+            if cluster.connector(&name).is_some() {
                 return Err(HerderError::AlreadyExists(name));
             }
             cluster.put_connector(&name, &config, Some(target)).await?;
@@ -286,7 +286,7 @@ impl Herder {
         }
         self.check_config(&config)?;
         if let Some(cluster) = self.cluster() {
-            let existing = cluster.connectors().remove(name);
+            let existing = cluster.connector(name);
             let created = existing.is_none();
             if existing.is_none_or(|(old, _)| old != config) {
                 cluster.put_connector(name, &config, None).await?;

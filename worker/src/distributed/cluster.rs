@@ -74,6 +74,11 @@ impl Cluster for ClusterState {
         state.connectors.iter().map(|(name, config)| (name.clone(), (config.clone(), state.target(name)))).collect()
     }
 
+    fn connector(&self, name: &str) -> Option<(Config, TargetState)> {
+        let state = self.config.state();
+        state.connectors.get(name).map(|config| (config.clone(), state.target(name)))
+    }
+
     fn task_configs(&self, name: &str) -> Vec<Config> {
         self.config.state().tasks.get(name).cloned().unwrap_or_default()
     }
@@ -85,13 +90,7 @@ impl Cluster for ClusterState {
             let recorded = s.tasks.get(name);
             let tasks = (0..tasks)
                 .map(|id| {
-                    let status = recorded.and_then(|t| t.get(&id)).map(StatusRecord::to_status).unwrap_or_else(|| Status {
-                        state: crate::runtime::status::State::Unassigned,
-                        worker_id: String::new(),
-                        trace: None,
-                        restart_count: 0,
-                        next_restart_at_ms: None,
-                    });
+                    let status = recorded.and_then(|t| t.get(&id)).map_or_else(|| Status::unassigned(""), StatusRecord::to_status);
                     (id, status)
                 })
                 .collect();
@@ -282,9 +281,7 @@ struct Local {
 impl Local {
     /// Stop every connector here (the group session is lost).
     async fn stop_all(&mut self, herder: &Herder) {
-        for name in std::mem::take(&mut self.owned) {
-            herder.remove_local(&name).await;
-        }
+        self.owned.clear();
         for name in herder.local_names() {
             herder.remove_local(&name).await;
         }

@@ -21,13 +21,7 @@ pub struct StatusRecord {
 
 impl StatusRecord {
     pub fn to_status(&self) -> Status {
-        Status {
-            state: self.state,
-            worker_id: self.worker_id.clone(),
-            trace: self.trace.clone(),
-            restart_count: 0,
-            next_restart_at_ms: None,
-        }
+        Status { state: self.state, trace: self.trace.clone(), ..Status::unassigned(&self.worker_id) }
     }
 }
 

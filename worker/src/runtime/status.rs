@@ -40,15 +40,16 @@ fn is_zero(n: &u32) -> bool {
 #[derive(Debug, Clone)]
 pub struct StatusCell(Arc<Mutex<Status>>);
 
+impl Status {
+    /// UNASSIGNED on `worker_id` (empty: no worker), with nothing else to say.
+    pub fn unassigned(worker_id: &str) -> Self {
+        Status { state: State::Unassigned, worker_id: worker_id.to_string(), trace: None, restart_count: 0, next_restart_at_ms: None }
+    }
+}
+
 impl StatusCell {
     pub fn new(worker_id: &str) -> Self {
-        StatusCell(Arc::new(Mutex::new(Status {
-            state: State::Unassigned,
-            worker_id: worker_id.to_string(),
-            trace: None,
-            restart_count: 0,
-            next_restart_at_ms: None,
-        })))
+        StatusCell(Arc::new(Mutex::new(Status::unassigned(worker_id))))
     }
     fn lock(&self) -> std::sync::MutexGuard<'_, Status> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
