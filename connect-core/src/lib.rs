@@ -17,6 +17,7 @@ pub mod data;
 pub mod error;
 pub mod java_regex;
 pub mod plugin;
+pub mod projector;
 pub mod record;
 pub mod transform;
 

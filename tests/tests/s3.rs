@@ -276,6 +276,77 @@ fn a_new_shape_starts_a_new_avro_file_and_an_unencodable_value_goes_to_the_dlq()
     assert_eq!(worker.stop(), Some(0));
 }
 
+/// A movement of schema version 1 (`TRAIN_ID`, `VAR`) or 2 (adds `DELAY`, default 0), or 2 without a version.
+fn movement_version(i: usize, version: Option<i32>) -> TestRecord {
+    let mut fields = vec![
+        json!({"field": "TRAIN_ID", "type": "string", "optional": false}),
+        json!({"field": "VAR", "type": "int32", "optional": false}),
+    ];
+    let mut payload = json!({"TRAIN_ID": format!("t{i}"), "VAR": i});
+    if version != Some(1) {
+        fields.push(json!({"field": "DELAY", "type": "int32", "optional": false, "default": 0}));
+        payload["DELAY"] = json!(i * 10);
+    }
+    let mut schema = json!({"type": "struct", "fields": fields, "optional": false, "name": "io.rail.Movement"});
+    if let Some(v) = version {
+        schema["version"] = json!(v);
+    }
+    (Some(format!("t{i}").into_bytes()), Some(json!({"schema": schema, "payload": payload}).to_string().into_bytes()), vec![])
+}
+
+#[test]
+fn backward_compatibility_projects_older_records_into_the_newer_schemas_file() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let (topic, bucket, dlq) = (unique("movements_evolving"), bucket(), unique("movements-evolving-dlq"));
+    // 0-3: version 1 (a file by flush.size); 4-7: versions 2, 1, 2, 1 (one file of version 2, the version 1
+    // records projected into it); 8: no version (the DLQ); 9-12: version 2.
+    let versions = [1, 1, 1, 1, 2, 1, 2, 1, 0, 2, 2, 2, 2];
+    let records: Vec<TestRecord> = versions.iter().enumerate().map(|(i, v)| movement_version(i, (*v > 0).then_some(*v))).collect();
+    produce(&topic, &records);
+    let mut worker = start_sink(
+        dir.path(),
+        &with_schemas(),
+        &topic,
+        &bucket,
+        &[
+            ("partitioner.class", "io.confluent.connect.storage.partitioner.DefaultPartitioner"),
+            ("flush.size", "4"),
+            ("schema.compatibility", "BACKWARD"),
+            ("errors.tolerance", "all"),
+            ("errors.deadletterqueue.topic.name", dlq.as_str()),
+            ("errors.deadletterqueue.topic.replication.factor", "1"),
+            ("errors.deadletterqueue.context.headers.enable", "true"),
+        ],
+    );
+    let keys = wait_objects(&bucket, "topics/", 3, &worker);
+    let name = |offset: usize| format!("topics/{topic}/partition=0/{topic}+0+{offset:010}.avro");
+    assert_eq!(keys, [name(0), name(4), name(9)]);
+    let (first_schema, first) = s3::avro(&bucket, &keys[0]);
+    let (second_schema, second) = s3::avro(&bucket, &keys[1]);
+    let (_, third) = s3::avro(&bucket, &keys[2]);
+    assert_eq!(first_schema["connect.version"], 1, "{first_schema}");
+    assert_eq!(first, (0..4).map(|i| json!({"TRAIN_ID": format!("t{i}"), "VAR": i})).collect::<Vec<_>>());
+    assert_eq!(second_schema["connect.version"], 2, "{second_schema}");
+    assert_eq!(
+        second,
+        [
+            json!({"TRAIN_ID": "t4", "VAR": 4, "DELAY": 40}),
+            json!({"TRAIN_ID": "t5", "VAR": 5, "DELAY": 0}),
+            json!({"TRAIN_ID": "t6", "VAR": 6, "DELAY": 60}),
+            json!({"TRAIN_ID": "t7", "VAR": 7, "DELAY": 0}),
+        ],
+        "version 1 records projected to version 2 with its default"
+    );
+    let dead = read_topic_full(&dlq, 1, Duration::from_secs(60));
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].key.as_deref(), Some(&b"t8"[..]));
+    assert_eq!(first.len() + second.len() + third.len() + dead.len(), records.len(), "records in = written + dead-lettered");
+    let message = dead[0].header("__connect.errors.exception.message").unwrap_or_default();
+    assert!(message.contains("Schema version required for BACKWARD compatibility"), "{message}");
+    assert_eq!(worker.stop(), Some(0));
+}
+
 #[test]
 fn sigkill_mid_stream_gives_the_same_object_set_each_record_once() {
     require_broker();

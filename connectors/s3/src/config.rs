@@ -67,6 +67,31 @@ pub enum OnNull {
     Fail,
 }
 
+/// `schema.compatibility`: what a record of another schema version does to the open file (Confluent's
+/// `StorageSchemaCompatibility`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compatibility {
+    /// Any other schema starts a new file.
+    None,
+    /// A newer version starts a new file; an older one is projected to the file's schema.
+    Backward,
+    /// An older version starts a new file; a newer one is projected to the file's schema.
+    Forward,
+    /// As `Backward`.
+    Full,
+}
+
+impl std::fmt::Display for Compatibility {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compatibility::None => "NONE",
+            Compatibility::Backward => "BACKWARD",
+            Compatibility::Forward => "FORWARD",
+            Compatibility::Full => "FULL",
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct S3SinkConfig {
     pub bucket: String,
@@ -81,6 +106,7 @@ pub struct S3SinkConfig {
     pub file_delim: String,
     pub zero_pad: usize,
     pub flush_size: usize,
+    pub compatibility: Compatibility,
     /// Record time (from the extractor) a file may span; `None`: no time rotation.
     pub rotate_interval_ms: Option<i64>,
     /// Wall-clock rotation; `None`: off.
@@ -147,7 +173,7 @@ pub fn def() -> ConfigDef {
         .define(key(AVRO_CODEC, ConfigType::String, Some("null"), "Avro block codec: null, deflate, snappy or bzip2.").validator(Validator::OneOf(vec!["null", "deflate", "snappy", "bzip2"])))
         .define(key(PARQUET_CODEC, ConfigType::String, Some("snappy"), "Accepted; ParquetFormat is not supported yet."))
         .define(key(NULL_VALUES, ConfigType::String, Some("fail"), "Records with a null value: fail (to the errant-record reporter: the DLQ, or a task failure) or ignore.").validator(Validator::OneOf(vec!["fail", "ignore"])))
-        .define(key(SCHEMA_COMPATIBILITY, ConfigType::String, Some("NONE"), "NONE: a record whose schema differs from its file's starts a new file (other modes are taken as NONE).").validator(Validator::OneOf(vec!["none", "backward", "forward", "full"])))
+        .define(key(SCHEMA_COMPATIBILITY, ConfigType::String, Some("NONE"), "NONE: a record whose schema differs from its file's starts a new file. BACKWARD and FULL: a newer schema version starts a new file, an older one is projected to the file's schema (Kafka Connect's SchemaProjector); FORWARD: the other way round. Those three need schema versions.").validator(Validator::OneOf(vec!["none", "backward", "forward", "full"])))
         .define(key(STORAGE_CLASS, ConfigType::Class, Some("io.confluent.connect.s3.storage.S3Storage"), "Accepted: S3Storage is the only storage."))
         .define(key(STORE_KEYS, ConfigType::Boolean, Some("false"), "Write each file's record keys to a file beside it (`<name>.keys<ext>`); a record without a key is then an error."))
         .define(key(STORE_HEADERS, ConfigType::Boolean, Some("false"), "Write each file's record headers to a file beside it (`<name>.headers<ext>`), as an array of {key, value} strings; a record without headers is then an error."))
@@ -299,6 +325,12 @@ impl S3SinkConfig {
             file_delim: text(FILE_DELIM),
             zero_pad: parsed.int(ZERO_PAD).max(1) as usize,
             flush_size: parsed.int(FLUSH_SIZE).max(1) as usize,
+            compatibility: match text(SCHEMA_COMPATIBILITY).to_ascii_lowercase().as_str() {
+                "backward" => Compatibility::Backward,
+                "forward" => Compatibility::Forward,
+                "full" => Compatibility::Full,
+                _ => Compatibility::None,
+            },
             rotate_interval_ms: rotate_interval_ms.filter(|_| matches!(partitioner, Partitioner::Time(_))),
             rotate_schedule_ms: positive(ROTATE_SCHEDULE),
             rotate_on_partition_change: parsed.boolean(ROTATE_ON_PARTITION_CHANGE),

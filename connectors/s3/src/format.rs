@@ -2,7 +2,7 @@
 //! where asked, in memory until it is uploaded.
 
 use crate::avro::{self, AvroError};
-use crate::config::Format;
+use crate::config::{Compatibility, Format};
 use connect_core::{Schema, SchemaRef, SchemaType, SinkRecord, Struct, Value};
 use flate2::write::GzEncoder;
 use std::borrow::Cow;
@@ -95,6 +95,39 @@ fn headers_schema() -> SchemaRef {
         .clone()
 }
 
+/// [`FileBuilder::fit`] against `current`, the schema of the file (or, between files, of the last record
+/// written): `Ok(true)` when the record now has `current`'s schema.
+pub fn fit_schema(current: &SchemaRef, prepared: &mut Prepared<'_>, compatibility: Compatibility) -> Result<bool, EncodeError> {
+    let Some(theirs) = &prepared.schema else { return Ok(false) };
+    if std::sync::Arc::ptr_eq(current, theirs) || **current == **theirs {
+        return Ok(true);
+    }
+    let (file_version, record_version) = match (compatibility, current.version, theirs.version) {
+        (Compatibility::None, ..) => return Ok(false),
+        (_, Some(file), Some(record)) => (file, record),
+        _ => return Err(EncodeError(format!("Schema version required for {compatibility} compatibility"))),
+    };
+    let newer_file = match compatibility {
+        Compatibility::Forward => record_version < file_version,
+        _ => record_version > file_version,
+    };
+    if newer_file {
+        return Ok(false);
+    }
+    let projected = connect_core::projector::project(theirs, &prepared.value, current).map_err(|e| {
+        EncodeError(format!("the record's schema (version {record_version}) does not project to its file's (version {file_version}): {e}"))
+    })?;
+    prepared.value = Cow::Owned(projected);
+    prepared.schema = Some(current.clone());
+    Ok(true)
+}
+
+impl Prepared<'_> {
+    pub fn schema(&self) -> Option<&SchemaRef> {
+        self.schema.as_ref()
+    }
+}
+
 impl FileBuilder {
     /// `key`: the object key, from which the Avro sync marker is derived, so a file written again after a crash
     /// has the same bytes.
@@ -173,6 +206,26 @@ impl FileBuilder {
             None => true,
             Some(None) => prepared.schema.is_none(),
             Some(Some(mine)) => prepared.schema.as_ref().is_some_and(|theirs| std::sync::Arc::ptr_eq(mine, theirs) || **mine == **theirs),
+        }
+    }
+
+    /// The schema of the file's records (`None`: no record yet, or schemaless).
+    pub fn schema(&self) -> Option<&SchemaRef> {
+        self.schema.as_ref().and_then(Option::as_ref)
+    }
+
+    /// Whether a record may go into this file, after rewriting it to the file's schema where
+    /// `schema.compatibility` says so (Confluent's `StorageSchemaCompatibility`): with BACKWARD or FULL a record of
+    /// an older schema version is projected to the file's and a newer one starts a new file (`Ok(false)`); FORWARD
+    /// the other way round; NONE, or a switch between schemas and none, starts a new file on any difference.
+    /// Versions are required to compare; a record without one, or that does not project, is an error.
+    pub fn fit(&self, prepared: &mut Prepared<'_>, compatibility: Compatibility) -> Result<bool, EncodeError> {
+        if self.accepts(prepared) {
+            return Ok(true);
+        }
+        match &self.schema {
+            Some(Some(mine)) => fit_schema(mine, prepared, compatibility),
+            _ => Ok(false),
         }
     }
 

@@ -16,11 +16,12 @@
 //! record: a file may end between them, and the commit then stops before that Kafka record). Records already
 //! taken, counted by (offset, part), are skipped when the runtime redelivers a batch.
 
-use crate::config::{S3SinkConfig, View};
-use crate::format::{EncodeError, Encoded, FileBuilder, Prepared};
+use crate::config::{Compatibility, S3SinkConfig, View};
+use crate::format::{self, EncodeError, Encoded, FileBuilder, Prepared};
 use crate::storage::{Store, UploadError};
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
+use connect_core::SchemaRef;
 
 /// Why a record was not written.
 #[derive(Debug, thiserror::Error)]
@@ -80,14 +81,22 @@ impl OpenFile {
         Ok(())
     }
 
-    /// Whether the record's value, key and headers may go into these files: a different schema in any of them
-    /// starts new files (an Avro file has one schema).
-    fn accepts(&self, views: &Views<'_>) -> bool {
-        let beside = |file: &Option<(String, FileBuilder)>, view: &Option<Prepared<'_>>| match (file, view) {
+    /// Whether the record's value, key and headers may go into these files, the value and key rewritten to the
+    /// files' schemas where `schema.compatibility` allows ([`FileBuilder::fit`]): a different schema in any of
+    /// them starts new files (an Avro file has one schema).
+    fn fit(&self, views: &mut Views<'_>, compatibility: Compatibility) -> Result<bool, EncodeError> {
+        if !self.builder.fit(&mut views.value, compatibility)? {
+            return Ok(false);
+        }
+        if let (Some((_, builder)), Some(prepared)) = (&self.keys, &mut views.key) {
+            if !builder.fit(prepared, compatibility)? {
+                return Ok(false);
+            }
+        }
+        Ok(match (&self.headers, &views.headers) {
             (Some((_, builder)), Some(prepared)) => builder.accepts(prepared),
             _ => true,
-        };
-        self.builder.accepts(&views.value) && beside(&self.keys, &views.key) && beside(&self.headers, &views.headers)
+        })
     }
 }
 
@@ -115,6 +124,9 @@ pub struct PartitionWriter {
     closed: Vec<Closed>,
     offset_to_commit: Option<i64>,
     next_scheduled: Option<i64>,
+    /// The value schema of the last record written: with `schema.compatibility` other than NONE a record is
+    /// checked against it also when no file is open (Confluent keeps its current schema across files).
+    current_schema: Option<SchemaRef>,
 }
 
 impl PartitionWriter {
@@ -131,6 +143,7 @@ impl PartitionWriter {
             closed: Vec::new(),
             offset_to_commit: None,
             next_scheduled: None,
+            current_schema: None,
         }
     }
 
@@ -156,7 +169,7 @@ impl PartitionWriter {
         whole: bool,
         timestamp: Option<i64>,
         directory: String,
-        views: Views<'_>,
+        mut views: Views<'_>,
         now: i64,
     ) -> Result<(), WriteError> {
         if self.record_count > 0 {
@@ -168,10 +181,20 @@ impl PartitionWriter {
                 _ => false,
             };
             let by_schedule = self.next_scheduled.is_some_and(|at| now >= at);
-            let by_schema = self.files.iter().find(|f| f.directory == directory).is_some_and(|f| !f.accepts(&views));
+            let by_schema = match self.files.iter().find(|f| f.directory == directory) {
+                Some(file) => !file.fit(&mut views, config.compatibility)?,
+                None => false,
+            };
             if by_time || by_schedule || by_schema {
                 self.close_files(config, now).map_err(WriteError::File)?;
             }
+        }
+        let file_open = self.files.iter().any(|f| f.directory == directory);
+        if let (false, Some(current), Compatibility::Backward | Compatibility::Forward | Compatibility::Full) =
+            (file_open, &self.current_schema, config.compatibility)
+        {
+            // Projected, or a newer schema (`false`) that becomes the current one with its file.
+            format::fit_schema(current, &mut views.value, config.compatibility)?;
         }
         if self.next_scheduled.is_none() {
             self.next_scheduled = config.rotate_schedule_ms.map(|period| next_rotation(config, now, period));
@@ -204,6 +227,7 @@ impl PartitionWriter {
             }
         };
         self.files[index].push(encoded).map_err(WriteError::File)?;
+        self.current_schema = self.files[index].builder.schema().cloned();
         if self.base_timestamp.is_none() {
             self.base_timestamp = timestamp;
         }
@@ -315,6 +339,74 @@ mod tests {
             headers: c.headers_format.as_ref().map(|f| FileBuilder::prepare_headers(f, r)).transpose().map_err(WriteError::Record)?,
         };
         w.write(c, (r.kafka_offset, 0), true, None, directory.to_string(), views, 0)
+    }
+
+    /// Version 1: `{id: int32}`; version 2: `{id: int32, delay: int32 = 0}`; `None`: version 2 without a version.
+    fn versioned(offset: i64, version: Option<i32>) -> SinkRecord {
+        use connect_core::{Schema, SchemaType, Struct};
+        let mut delay = Schema::new(SchemaType::Int32);
+        delay.default = Some(Value::Int32(0));
+        let mut value = Struct::new();
+        let mut schema = if version == Some(1) {
+            value.put("id", Value::Int32(offset as i32));
+            Schema::structure([("id".to_string(), Schema::new(SchemaType::Int32).into_ref())])
+        } else {
+            value.put("id", Value::Int32(offset as i32)).put("delay", Value::Int32(5));
+            Schema::structure([("id".to_string(), Schema::new(SchemaType::Int32).into_ref()), ("delay".to_string(), delay.into_ref())])
+        }
+        .named("Movement");
+        schema.version = version;
+        SinkRecord::new(
+            RecordData::new("t", Some(schema.into_ref()), Value::Struct(value)),
+            0,
+            offset,
+            connect_core::TimestampType::CreateTime,
+        )
+    }
+
+    fn lines(closed: &Closed) -> Vec<String> {
+        String::from_utf8(closed.bytes.to_vec()).unwrap().lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn backward_compatibility_projects_older_records_and_starts_a_file_for_newer_ones() {
+        let c = config(&[("schema.compatibility", "BACKWARD"), ("flush.size", "3")]);
+        let mut w = PartitionWriter::new("t", 0);
+        write(&mut w, &c, &versioned(0, Some(1)), "d").unwrap();
+        write(&mut w, &c, &versioned(1, Some(2)), "d").unwrap();
+        assert_eq!(w.closed.len(), 1, "a newer version starts a new file");
+        write(&mut w, &c, &versioned(2, Some(1)), "d").unwrap();
+        let err = write(&mut w, &c, &versioned(3, None), "d").unwrap_err();
+        assert_eq!(err.to_string(), "Schema version required for BACKWARD compatibility");
+        write(&mut w, &c, &versioned(4, Some(2)), "d").unwrap();
+        assert_eq!(w.closed.len(), 2, "flush.size 3: offsets 1, 2 and 4 in the second file");
+        assert_eq!(lines(&w.closed[0]), [r#"{"id":0}"#]);
+        assert_eq!(
+            lines(&w.closed[1]),
+            [r#"{"id":1,"delay":5}"#, r#"{"id":2,"delay":0}"#, r#"{"id":4,"delay":5}"#],
+            "the version 1 record projected to version 2, with the default"
+        );
+        // Between files the last record's schema is still the current one, as in Confluent's writer.
+        assert!(write(&mut w, &c, &versioned(5, None), "d").is_err(), "no version, no file open: still an error");
+        write(&mut w, &c, &versioned(6, Some(1)), "d").unwrap();
+        assert_eq!(w.files[0].builder.schema().and_then(|s| s.version), Some(2), "version 1 projected to the current version 2");
+    }
+
+    #[test]
+    fn forward_compatibility_projects_newer_records_and_none_starts_a_file_for_any_other_schema() {
+        let c = config(&[("schema.compatibility", "FORWARD"), ("flush.size", "2")]);
+        let mut w = PartitionWriter::new("t", 0);
+        write(&mut w, &c, &versioned(0, Some(2)), "d").unwrap();
+        write(&mut w, &c, &versioned(1, Some(1)), "d").unwrap();
+        assert_eq!(w.closed.len(), 1, "an older version starts a new file");
+        write(&mut w, &c, &versioned(2, Some(2)), "d").unwrap();
+        assert_eq!(lines(&w.closed[1]), [r#"{"id":1}"#, r#"{"id":2}"#], "version 2 projected to version 1");
+        let c = config(&[("flush.size", "10")]);
+        let mut w = PartitionWriter::new("t", 0);
+        for (offset, version) in [(0, Some(1)), (1, Some(2)), (2, Some(1))] {
+            write(&mut w, &c, &versioned(offset, version), "d").unwrap();
+        }
+        assert_eq!(w.closed.len(), 2, "NONE: every change of schema starts a new file");
     }
 
     #[test]
