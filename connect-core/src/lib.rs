@@ -3,7 +3,7 @@
 //! Everything a connector, transform or converter needs and nothing it does not: the data model
 //! ([`data`]), records ([`record`]), the connector/task traits and their contexts ([`connector`]),
 //! transforms and predicates ([`transform`]), converters ([`converter`]), config definitions and
-//! validation ([`config`]) and the reference docs rendered from them ([`config_doc`]), config providers for `${provider:path:key}` placeholders ([`config_provider`]), plugin descriptions ([`plugin`]), errors ([`error`]) and Java's regex replacement syntax ([`java_regex`]), which configs are written in.
+//! validation ([`config`]) and the reference docs rendered from them ([`config_doc`]), config providers for `${provider:path:key}` placeholders ([`config_provider`]), plugin descriptions ([`plugin`]), errors ([`error`]), Kafka Connect's schema projection ([`projector`]) and Java's regex replacement syntax ([`java_regex`]), which configs are written in.
 //!
 //! It must not depend on a Kafka client, an async runtime or any connector's protocol crate: the worker
 //! is the one crate that talks to Kafka, and connectors depend on this crate only.

@@ -33,12 +33,19 @@ fn plain(es: &Elasticsearch, n: usize, index: &str) -> f64 {
                 .collect()
         })
         .collect();
+    let started = Instant::now();
+    let ok = post_all(es, stream::iter(bodies));
+    assert_eq!(ok, n.div_ceil(BATCH), "every plain request indexed without errors");
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Post `_bulk` bodies with a plain reqwest client, `IN_FLIGHT` at a time; the number indexed without errors.
+fn post_all<B: Into<reqwest::Body>>(es: &Elasticsearch, bodies: impl futures::Stream<Item = B>) -> usize {
     let url = format!("{}/_bulk", es.url());
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
         let client = reqwest::Client::new();
-        let started = Instant::now();
-        let ok = stream::iter(bodies)
+        bodies
             .map(|b| {
                 let (client, url) = (client.clone(), url.clone());
                 async move {
@@ -50,9 +57,7 @@ fn plain(es: &Elasticsearch, n: usize, index: &str) -> f64 {
             .buffer_unordered(IN_FLIGHT)
             .filter(|ok| std::future::ready(*ok))
             .count()
-            .await;
-        assert_eq!(ok, n.div_ceil(BATCH), "every plain request indexed without errors");
-        n as f64 / started.elapsed().as_secs_f64()
+            .await
     })
 }
 
@@ -89,23 +94,7 @@ fn plain_from_kafka(es: &Elasticsearch, n: usize, topic: &str, index: &str) -> f
         }
         started.expect("records read")
     });
-    let url = format!("{}/_bulk", es.url());
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let ok = runtime.block_on(async {
-        let client = reqwest::Client::new();
-        rx.map(|b| {
-            let (client, url) = (client.clone(), url.clone());
-            async move {
-                let answer = client.post(url).header("content-type", "application/x-ndjson").body(b).send().await.expect("post");
-                let body: serde_json::Value = answer.json().await.expect("a bulk answer");
-                body["errors"] == false
-            }
-        })
-        .buffer_unordered(IN_FLIGHT)
-        .filter(|ok| std::future::ready(*ok))
-        .count()
-        .await
-    });
+    let ok = post_all(es, rx);
     let started = reader.join().unwrap();
     assert_eq!(ok, n.div_ceil(BATCH), "every request of the plain consumer + loader indexed without errors");
     n as f64 / started.elapsed().as_secs_f64()
