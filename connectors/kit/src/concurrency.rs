@@ -98,13 +98,6 @@ pub struct InFlight<T> {
     running: FuturesUnordered<Boxed<T>>,
 }
 
-impl<T> Default for InFlight<T> {
-    /// One at a time, until the sink knows its `max.in.flight.requests`.
-    fn default() -> Self {
-        InFlight::new(1)
-    }
-}
-
 impl<T> InFlight<T> {
     /// `limit` is `max.in.flight.requests` (at least 1).
     pub fn new(limit: usize) -> Self {
@@ -142,11 +135,6 @@ impl<T> InFlight<T> {
     /// The next result to finish (`None` when nothing runs). Cancel-safe.
     pub async fn next(&mut self) -> Option<T> {
         self.running.next().await
-    }
-
-    /// A result that is there now, without waiting.
-    pub fn try_next(&mut self) -> Option<T> {
-        futures::FutureExt::now_or_never(self.running.next()).flatten()
     }
 
     /// Every result still to come (for flush and shutdown).

@@ -116,8 +116,7 @@ fn main() {
     let limit = plain_from_kafka(&es, n, &topic, &format!("{index}-plain-kafka"));
     assert_eq!(es.count(&format!("{index}-plain-kafka")), Some(n as u64));
 
-    // The worker's default commit interval (the tests' 500 ms would have each commit wait for the requests in
-    // flight twice a second, which no production setup does).
+    // The worker's default commit interval, as in production (the tests use 500 ms).
     let mut setup = WorkerSetup::new(dir.path(), &[("offset.flush.interval.ms", "60000")]);
     let name = unique("bench-es");
     setup.connector(
@@ -136,8 +135,8 @@ fn main() {
     let first = wait_for("the first documents", Duration::from_secs(120), || (written() > 0).then(Instant::now));
     let first_count = written();
     wait_for("every document put", Duration::from_secs(1800), || (written() >= n).then_some(()));
-    // A put returns once its requests are sent: the last ones are answered after. Until the last document is in
-    // (a GET by id is real time; a count would need a refresh, which costs the server indexing time).
+    // Until the last document can be read (a GET by id is real time; a count would need a refresh, which costs the
+    // server indexing time), as the loaders are timed to their last answer.
     let last = format!("/{index}/_doc/train-{}", n - 1);
     let deadline = Instant::now() + Duration::from_secs(120);
     while es.get(&last).is_none_or(|d| d["found"] != true) {

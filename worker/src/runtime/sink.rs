@@ -188,53 +188,16 @@ fn raw_record(message: &BorrowedMessage<'_>) -> RawRecord {
 /// opting in; with `errors.tolerance=none` reporting fails the task, as in Kafka Connect.
 pub struct DeadLetterReporter {
     errors: Arc<ErrorHandler>,
-    originals: Mutex<LentBatches>,
+    /// The originals of the batch in `put`.
+    originals: Mutex<Originals>,
     /// Records reported so far: a batch's written count is its size less what its `put` reported.
     reported: std::sync::atomic::AtomicU64,
 }
 
 impl DeadLetterReporter {
-    fn new(errors: Arc<ErrorHandler>) -> Self {
-        DeadLetterReporter { errors, originals: Mutex::default(), reported: 0.into() }
-    }
-
-    /// The batch about to be put: see [`LentBatches::lend`].
-    fn lend(&self, originals: &Originals, consumed: &[(TopicPartition, i64)], committed: &OffsetMap) {
-        self.originals.lock().unwrap_or_else(|p| p.into_inner()).lend(originals, consumed, committed);
-    }
-}
-
-/// Records whose originals are kept at most while their batches wait for their commit: twice what the
-/// Elasticsearch sink keeps in flight by default (5 requests of 2,000). Beyond it the oldest batches are dropped,
-/// and a record of theirs reported later reaches the DLQ without its original bytes (a warning says so).
-const LENT_RECORDS_LIMIT: usize = 20_000;
-
-/// The originals of the batches put and not yet committed, oldest first, with each batch's end positions: a
-/// sink with requests open across puts (Elasticsearch) reports records of earlier batches.
-#[derive(Default)]
-struct LentBatches(VecDeque<(Vec<(TopicPartition, i64)>, Originals)>);
-
-impl LentBatches {
-    /// A batch is about to be put: its records may be reported from now until their offsets are committed
-    /// (`committed`: the offsets the task approved last); batches committed since are forgotten.
-    fn lend(&mut self, originals: &Originals, consumed: &[(TopicPartition, i64)], committed: &OffsetMap) {
-        let done = |ends: &Vec<(TopicPartition, i64)>| ends.iter().all(|(tp, next)| committed.get(tp).is_some_and(|c| c >= next));
-        let mut kept: usize = self.0.iter().map(|(_, batch)| batch.len()).sum();
-        while let Some((ends, batch)) = self.0.front() {
-            if !done(ends) && kept + originals.len() <= LENT_RECORDS_LIMIT {
-                break;
-            }
-            kept -= batch.len();
-            self.0.pop_front();
-        }
-        // A redelivered batch is lent again: once is enough.
-        if !originals.is_empty() && !self.0.back().is_some_and(|(_, last)| Arc::ptr_eq(last, originals)) {
-            self.0.push_back((consumed.to_vec(), originals.clone()));
-        }
-    }
-
-    fn find(&self, key: &(String, i32, i64)) -> Option<RawRecord> {
-        self.0.iter().rev().find_map(|(_, batch)| batch.get(key).cloned())
+    /// The batch about to be put: its records are the ones that may be reported.
+    fn lend(&self, originals: &Originals) {
+        *self.originals.lock().unwrap_or_else(|p| p.into_inner()) = originals.clone();
     }
 }
 
@@ -242,11 +205,8 @@ impl LentBatches {
 impl ErrantRecordReporter for DeadLetterReporter {
     async fn report(&self, record: &SinkRecord, error: &ConnectError) -> Result<(), ConnectError> {
         let key = (record.original_topic().to_string(), record.original_partition(), record.original_offset());
-        let raw = self.originals.lock().unwrap_or_else(|p| p.into_inner()).find(&key);
+        let raw = self.originals.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
         let origin = kafka_origin(&key.0, key.1, key.2);
-        if raw.is_none() && self.errors.policy.dlq_topic.is_some() {
-            tracing::warn!(record = %origin, "the original bytes of a reported record are no longer kept: it cannot go to the DLQ");
-        }
         let error = ConnectError::new(error.kind(), error.to_string());
         self.reported.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match self.errors.handle(Stage::TaskPut, "SinkTask", &origin, raw.as_ref(), error)? {
@@ -289,7 +249,7 @@ async fn handle_rebalances(
 
 impl SinkTaskRunner {
     pub async fn run(mut self) -> Result<(), ConnectError> {
-        let reporter = Arc::new(DeadLetterReporter::new(self.errors.clone()));
+        let reporter = Arc::new(DeadLetterReporter { errors: self.errors.clone(), originals: Mutex::default(), reported: 0.into() });
         let context = SinkTaskContext::new(self.connector.clone(), self.task_id, Some(reporter.clone()));
         self.task.start(context.clone(), self.task_config.clone()).await.map_err(|e| e.context("task start failed"))?;
         let subscription: Vec<String> = match &self.topics_regex {
@@ -427,7 +387,7 @@ impl SinkTaskRunner {
             for delivery in std::mem::take(&mut batch.dead_lettered) {
                 self.errors.confirm(delivery).await?;
             }
-            reporter.lend(&batch.originals, &batch.consumed, &self.approved.lock().unwrap_or_else(|p| p.into_inner()));
+            reporter.lend(&batch.originals);
             let reported_before = reporter.reported.load(std::sync::atomic::Ordering::Relaxed);
             let put_at = Instant::now();
             let (put_result, next, fetched) = {
@@ -749,38 +709,6 @@ impl Batch {
 mod tests {
     use super::*;
     use rdkafka::consumer::Consumer;
-
-    fn raw(value: &str) -> RawRecord {
-        RawRecord { key: None, value: Some(value.as_bytes().to_vec()), headers: Vec::new(), timestamp: None }
-    }
-
-    /// A sink that answers for records after their batch has moved on (Elasticsearch, with requests open across
-    /// puts) still gets their original bytes into the DLQ, until their offsets are committed.
-    #[test]
-    fn originals_are_kept_until_their_batch_is_committed() {
-        let tp = TopicPartition::new("t", 0);
-        let batch = |offsets: std::ops::Range<i64>| -> (Originals, Vec<(TopicPartition, i64)>) {
-            let originals = offsets.clone().map(|o| (("t".to_string(), 0, o), raw(&format!("v{o}")))).collect();
-            (Arc::new(originals), vec![(tp.clone(), offsets.end)])
-        };
-        let key = |o: i64| ("t".to_string(), 0, o);
-        let mut lent = LentBatches::default();
-        let (first, first_ends) = batch(0..10);
-        let (second, second_ends) = batch(10..20);
-        lent.lend(&first, &first_ends, &OffsetMap::new());
-        lent.lend(&first, &first_ends, &OffsetMap::new());
-        lent.lend(&second, &second_ends, &OffsetMap::new());
-        assert_eq!(lent.0.len(), 2, "a redelivered batch is kept once");
-        assert_eq!(lent.find(&key(3)).and_then(|r| r.value), Some(b"v3".to_vec()), "a record of the batch before");
-        let (third, third_ends) = batch(20..30);
-        lent.lend(&third, &third_ends, &[(tp.clone(), 10)].into_iter().collect());
-        assert!(lent.find(&key(3)).is_none(), "committed: forgotten");
-        assert!(lent.find(&key(15)).is_some() && lent.find(&key(25)).is_some());
-        let (big, big_ends) = batch(30..(30 + LENT_RECORDS_LIMIT as i64));
-        lent.lend(&big, &big_ends, &OffsetMap::new());
-        assert!(lent.find(&key(15)).is_none() && lent.find(&key(25)).is_none(), "at most {LENT_RECORDS_LIMIT} records kept");
-        assert!(lent.find(&key(30)).is_some());
-    }
 
     /// A partition revoked and later assigned back must not have its old approved offset committed at the next
     /// revocation: meanwhile another member may have committed further, and the stale offset would rewind it.
