@@ -4,7 +4,7 @@
 //!
 //! The rules are Kafka's: types must match or be a numeric promotion (int8 → int16 → int32 → int64 → float32 →
 //! float64), names and parameters must be equal; struct fields are taken by name, a field the source lacks
-//! becomes null if optional or its default, and source fields the target lacks are dropped; an optional source
+//! takes its default, or null if optional, and source fields the target lacks are dropped; an optional source
 //! into a required target needs the target's default.
 
 use crate::data::{Schema, SchemaType, Struct, Value};
@@ -74,19 +74,25 @@ fn project_required(source: &Schema, value: &Value, target: &Schema) -> Result<V
             for field in &target.fields {
                 match source.field(&field.name) {
                     Some(source_field) => {
-                        let field_value = from.get(&field.name).unwrap_or(&Value::Null);
+                        // As Kafka's `Struct.get`: a null field reads as its schema's default.
+                        let field_value = match from.get(&field.name) {
+                            Some(v) if !v.is_null() => v,
+                            _ => source_field.schema.default.as_ref().unwrap_or(&Value::Null),
+                        };
                         let value = project(&source_field.schema, field_value, &field.schema)
                             .map_err(|cause| ProjectError::InField { field: field.name.clone(), cause: Box::new(cause) })?;
                         projected.put(field.name.clone(), value);
                     }
-                    None if field.schema.optional => {
-                        projected.put(field.name.clone(), Value::Null);
-                    }
-                    None => match &field.schema.default {
-                        Some(default) => {
+                    // A field the source lacks: its default first, as in Kafka's SchemaProjector, else null if
+                    // optional.
+                    None => match (&field.schema.default, field.schema.optional) {
+                        (Some(default), _) => {
                             projected.put(field.name.clone(), default.clone());
                         }
-                        None => return Err(ProjectError::MissingField(field.name.clone())),
+                        (None, true) => {
+                            projected.put(field.name.clone(), Value::Null);
+                        }
+                        (None, false) => return Err(ProjectError::MissingField(field.name.clone())),
                     },
                 }
             }
@@ -187,6 +193,18 @@ mod tests {
         assert_eq!(projected.get("note"), Some(&Value::Null), "a new optional field is null");
         assert_eq!(projected.get("delay"), Some(&Value::Int32(0)), "a new required field takes its default");
         assert_eq!(projected.get("old"), None, "a field the target lacks is dropped");
+    }
+
+    #[test]
+    fn a_missing_optional_field_takes_its_default_before_null() {
+        let mut currency = Schema::new(SchemaType::String).optional();
+        currency.default = Some(Value::String("EUR".into()));
+        let v1 = version(vec![("id", s(SchemaType::Int32))]);
+        let v2 = version(vec![("id", s(SchemaType::Int32)), ("currency", currency.into_ref())]);
+        let mut record = Struct::new();
+        record.put("id", Value::Int32(1));
+        let Value::Struct(projected) = project(&v1, &Value::Struct(record), &v2).unwrap() else { panic!("a struct") };
+        assert_eq!(projected.get("currency"), Some(&Value::String("EUR".into())));
     }
 
     #[test]

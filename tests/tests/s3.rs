@@ -276,21 +276,23 @@ fn a_new_shape_starts_a_new_avro_file_and_an_unencodable_value_goes_to_the_dlq()
     assert_eq!(worker.stop(), Some(0));
 }
 
-/// A movement of schema version 1 (`TRAIN_ID`, `VAR`) or 2 (adds `DELAY`, default 0), or 2 without a version.
-fn movement_version(i: usize, version: Option<i32>) -> TestRecord {
+/// A movement of schema version 1 (`TRAIN_ID`, `VAR`), 2 (adds `DELAY`, default 0) or 3 (adds `PLATFORM`, required,
+/// no default).
+fn movement_version(i: usize, version: i32) -> TestRecord {
     let mut fields = vec![
         json!({"field": "TRAIN_ID", "type": "string", "optional": false}),
         json!({"field": "VAR", "type": "int32", "optional": false}),
     ];
     let mut payload = json!({"TRAIN_ID": format!("t{i}"), "VAR": i});
-    if version != Some(1) {
+    if version >= 2 {
         fields.push(json!({"field": "DELAY", "type": "int32", "optional": false, "default": 0}));
         payload["DELAY"] = json!(i * 10);
     }
-    let mut schema = json!({"type": "struct", "fields": fields, "optional": false, "name": "io.rail.Movement"});
-    if let Some(v) = version {
-        schema["version"] = json!(v);
+    if version >= 3 {
+        fields.push(json!({"field": "PLATFORM", "type": "string", "optional": false}));
+        payload["PLATFORM"] = json!("1a");
     }
+    let schema = json!({"type": "struct", "fields": fields, "optional": false, "name": "io.rail.Movement", "version": version});
     (Some(format!("t{i}").into_bytes()), Some(json!({"schema": schema, "payload": payload}).to_string().into_bytes()), vec![])
 }
 
@@ -300,9 +302,10 @@ fn backward_compatibility_projects_older_records_into_the_newer_schemas_file() {
     let dir = tempfile::tempdir().unwrap();
     let (topic, bucket, dlq) = (unique("movements_evolving"), bucket(), unique("movements-evolving-dlq"));
     // 0-3: version 1 (a file by flush.size); 4-7: versions 2, 1, 2, 1 (one file of version 2, the version 1
-    // records projected into it); 8: no version (the DLQ); 9-12: version 2.
-    let versions = [1, 1, 1, 1, 2, 1, 2, 1, 0, 2, 2, 2, 2];
-    let records: Vec<TestRecord> = versions.iter().enumerate().map(|(i, v)| movement_version(i, (*v > 0).then_some(*v))).collect();
+    // records projected into it); 8: version 3; 9: version 2, which lacks version 3's required PLATFORM (the DLQ);
+    // 10-12: version 3.
+    let versions = [1, 1, 1, 1, 2, 1, 2, 1, 3, 2, 3, 3, 3];
+    let records: Vec<TestRecord> = versions.iter().enumerate().map(|(i, v)| movement_version(i, *v)).collect();
     produce(&topic, &records);
     let mut worker = start_sink(
         dir.path(),
@@ -321,10 +324,10 @@ fn backward_compatibility_projects_older_records_into_the_newer_schemas_file() {
     );
     let keys = wait_objects(&bucket, "topics/", 3, &worker);
     let name = |offset: usize| format!("topics/{topic}/partition=0/{topic}+0+{offset:010}.avro");
-    assert_eq!(keys, [name(0), name(4), name(9)]);
+    assert_eq!(keys, [name(0), name(4), name(8)]);
     let (first_schema, first) = s3::avro(&bucket, &keys[0]);
     let (second_schema, second) = s3::avro(&bucket, &keys[1]);
-    let (_, third) = s3::avro(&bucket, &keys[2]);
+    let (third_schema, third) = s3::avro(&bucket, &keys[2]);
     assert_eq!(first_schema["connect.version"], 1, "{first_schema}");
     assert_eq!(first, (0..4).map(|i| json!({"TRAIN_ID": format!("t{i}"), "VAR": i})).collect::<Vec<_>>());
     assert_eq!(second_schema["connect.version"], 2, "{second_schema}");
@@ -338,12 +341,14 @@ fn backward_compatibility_projects_older_records_into_the_newer_schemas_file() {
         ],
         "version 1 records projected to version 2 with its default"
     );
+    assert_eq!(third_schema["connect.version"], 3, "{third_schema}");
+    assert_eq!(third.iter().map(|r| r["VAR"].as_i64().unwrap()).collect::<Vec<_>>(), [8, 10, 11, 12]);
     let dead = read_topic_full(&dlq, 1, Duration::from_secs(60));
     assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0].key.as_deref(), Some(&b"t8"[..]));
-    assert_eq!(first.len() + second.len() + third.len() + dead.len(), records.len(), "records in = written + dead-lettered");
+    assert_eq!(dead[0].key.as_deref(), Some(&b"t9"[..]));
     let message = dead[0].header("__connect.errors.exception.message").unwrap_or_default();
-    assert!(message.contains("Schema version required for BACKWARD compatibility"), "{message}");
+    assert!(message.contains("Required field `PLATFORM` is missing from source schema"), "{message}");
+    assert_eq!(first.len() + second.len() + third.len() + dead.len(), records.len(), "records in = written + dead-lettered");
     assert_eq!(worker.stop(), Some(0));
 }
 

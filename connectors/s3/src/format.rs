@@ -95,17 +95,18 @@ fn headers_schema() -> SchemaRef {
         .clone()
 }
 
-/// [`FileBuilder::fit`] against `current`, the schema of the file (or, between files, of the last record
-/// written): `Ok(true)` when the record now has `current`'s schema.
-pub fn fit_schema(current: &SchemaRef, prepared: &mut Prepared<'_>, compatibility: Compatibility) -> Result<bool, EncodeError> {
+/// [`FileBuilder::fit`] against `current`, the file's schema: `Ok(true)` when the record now has it.
+fn fit_schema(current: &SchemaRef, prepared: &mut Prepared<'_>, compatibility: Compatibility) -> Result<bool, EncodeError> {
     let Some(theirs) = &prepared.schema else { return Ok(false) };
     if std::sync::Arc::ptr_eq(current, theirs) || **current == **theirs {
         return Ok(true);
     }
+    // Without versions to compare (schemas inferred from schemaless values have none) a change of schema starts
+    // a new file, as with NONE; Confluent's sink fails the task there.
     let (file_version, record_version) = match (compatibility, current.version, theirs.version) {
         (Compatibility::None, ..) => return Ok(false),
         (_, Some(file), Some(record)) => (file, record),
-        _ => return Err(EncodeError(format!("Schema version required for {compatibility} compatibility"))),
+        _ => return Ok(false),
     };
     let newer_file = match compatibility {
         Compatibility::Forward => record_version < file_version,
@@ -120,12 +121,6 @@ pub fn fit_schema(current: &SchemaRef, prepared: &mut Prepared<'_>, compatibilit
     prepared.value = Cow::Owned(projected);
     prepared.schema = Some(current.clone());
     Ok(true)
-}
-
-impl Prepared<'_> {
-    pub fn schema(&self) -> Option<&SchemaRef> {
-        self.schema.as_ref()
-    }
 }
 
 impl FileBuilder {
@@ -217,8 +212,8 @@ impl FileBuilder {
     /// Whether a record may go into this file, after rewriting it to the file's schema where
     /// `schema.compatibility` says so (Confluent's `StorageSchemaCompatibility`): with BACKWARD or FULL a record of
     /// an older schema version is projected to the file's and a newer one starts a new file (`Ok(false)`); FORWARD
-    /// the other way round; NONE, or a switch between schemas and none, starts a new file on any difference.
-    /// Versions are required to compare; a record without one, or that does not project, is an error.
+    /// the other way round; NONE, a switch between schemas and none, or schemas without versions, start a new file
+    /// on any difference. A record that does not project is an error (the DLQ).
     pub fn fit(&self, prepared: &mut Prepared<'_>, compatibility: Compatibility) -> Result<bool, EncodeError> {
         if self.accepts(prepared) {
             return Ok(true);

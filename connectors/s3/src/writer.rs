@@ -17,11 +17,10 @@
 //! taken, counted by (offset, part), are skipped when the runtime redelivers a batch.
 
 use crate::config::{Compatibility, S3SinkConfig, View};
-use crate::format::{self, EncodeError, Encoded, FileBuilder, Prepared};
+use crate::format::{EncodeError, Encoded, FileBuilder, Prepared};
 use crate::storage::{Store, UploadError};
 use bytes::Bytes;
 use chrono::{TimeZone, Utc};
-use connect_core::SchemaRef;
 
 /// Why a record was not written.
 #[derive(Debug, thiserror::Error)]
@@ -81,22 +80,19 @@ impl OpenFile {
         Ok(())
     }
 
-    /// Whether the record's value, key and headers may go into these files, the value and key rewritten to the
-    /// files' schemas where `schema.compatibility` allows ([`FileBuilder::fit`]): a different schema in any of
-    /// them starts new files (an Avro file has one schema).
+    /// Whether the record's value, key and headers may go into these files, the value rewritten to the file's
+    /// schema where `schema.compatibility` allows ([`FileBuilder::fit`]; keys and headers are compared only, as
+    /// Confluent's sink considers value schemas alone): a different schema in any of them starts new files (an
+    /// Avro file has one schema). The value is rewritten only once the others are accepted.
     fn fit(&self, views: &mut Views<'_>, compatibility: Compatibility) -> Result<bool, EncodeError> {
-        if !self.builder.fit(&mut views.value, compatibility)? {
-            return Ok(false);
-        }
-        if let (Some((_, builder)), Some(prepared)) = (&self.keys, &mut views.key) {
-            if !builder.fit(prepared, compatibility)? {
-                return Ok(false);
-            }
-        }
-        Ok(match (&self.headers, &views.headers) {
+        let beside = |file: &Option<(String, FileBuilder)>, view: &Option<Prepared<'_>>| match (file, view) {
             (Some((_, builder)), Some(prepared)) => builder.accepts(prepared),
             _ => true,
-        })
+        };
+        if !beside(&self.keys, &views.key) || !beside(&self.headers, &views.headers) {
+            return Ok(false);
+        }
+        self.builder.fit(&mut views.value, compatibility)
     }
 }
 
@@ -124,9 +120,6 @@ pub struct PartitionWriter {
     closed: Vec<Closed>,
     offset_to_commit: Option<i64>,
     next_scheduled: Option<i64>,
-    /// The value schema of the last record written: with `schema.compatibility` other than NONE a record is
-    /// checked against it also when no file is open (Confluent keeps its current schema across files).
-    current_schema: Option<SchemaRef>,
 }
 
 impl PartitionWriter {
@@ -143,7 +136,6 @@ impl PartitionWriter {
             closed: Vec::new(),
             offset_to_commit: None,
             next_scheduled: None,
-            current_schema: None,
         }
     }
 
@@ -181,20 +173,15 @@ impl PartitionWriter {
                 _ => false,
             };
             let by_schedule = self.next_scheduled.is_some_and(|at| now >= at);
-            let by_schema = match self.files.iter().find(|f| f.directory == directory) {
-                Some(file) => !file.fit(&mut views, config.compatibility)?,
-                None => false,
-            };
+            // Only when the files stay open: a record that starts new files keeps its own schema.
+            let by_schema = !(by_time || by_schedule)
+                && match self.files.iter().find(|f| f.directory == directory) {
+                    Some(file) => !file.fit(&mut views, config.compatibility)?,
+                    None => false,
+                };
             if by_time || by_schedule || by_schema {
                 self.close_files(config, now).map_err(WriteError::File)?;
             }
-        }
-        let file_open = self.files.iter().any(|f| f.directory == directory);
-        if let (false, Some(current), Compatibility::Backward | Compatibility::Forward | Compatibility::Full) =
-            (file_open, &self.current_schema, config.compatibility)
-        {
-            // Projected, or a newer schema (`false`) that becomes the current one with its file.
-            format::fit_schema(current, &mut views.value, config.compatibility)?;
         }
         if self.next_scheduled.is_none() {
             self.next_scheduled = config.rotate_schedule_ms.map(|period| next_rotation(config, now, period));
@@ -227,7 +214,6 @@ impl PartitionWriter {
             }
         };
         self.files[index].push(encoded).map_err(WriteError::File)?;
-        self.current_schema = self.files[index].builder.schema().cloned();
         if self.base_timestamp.is_none() {
             self.base_timestamp = timestamp;
         }
@@ -376,20 +362,21 @@ mod tests {
         write(&mut w, &c, &versioned(1, Some(2)), "d").unwrap();
         assert_eq!(w.closed.len(), 1, "a newer version starts a new file");
         write(&mut w, &c, &versioned(2, Some(1)), "d").unwrap();
-        let err = write(&mut w, &c, &versioned(3, None), "d").unwrap_err();
-        assert_eq!(err.to_string(), "Schema version required for BACKWARD compatibility");
-        write(&mut w, &c, &versioned(4, Some(2)), "d").unwrap();
-        assert_eq!(w.closed.len(), 2, "flush.size 3: offsets 1, 2 and 4 in the second file");
+        write(&mut w, &c, &versioned(3, Some(2)), "d").unwrap();
+        assert_eq!(w.closed.len(), 2, "flush.size 3: offsets 1, 2 and 3 in the second file");
         assert_eq!(lines(&w.closed[0]), [r#"{"id":0}"#]);
         assert_eq!(
             lines(&w.closed[1]),
-            [r#"{"id":1,"delay":5}"#, r#"{"id":2,"delay":0}"#, r#"{"id":4,"delay":5}"#],
+            [r#"{"id":1,"delay":5}"#, r#"{"id":2,"delay":0}"#, r#"{"id":3,"delay":5}"#],
             "the version 1 record projected to version 2, with the default"
         );
-        // Between files the last record's schema is still the current one, as in Confluent's writer.
-        assert!(write(&mut w, &c, &versioned(5, None), "d").is_err(), "no version, no file open: still an error");
-        write(&mut w, &c, &versioned(6, Some(1)), "d").unwrap();
-        assert_eq!(w.files[0].builder.schema().and_then(|s| s.version), Some(2), "version 1 projected to the current version 2");
+        // A new file starts from its first record's schema (Confluent's writer forgets its schemas at each commit);
+        // without versions to compare, a change of schema starts a new file, as with NONE.
+        write(&mut w, &c, &versioned(4, None), "d").unwrap();
+        write(&mut w, &c, &versioned(5, Some(1)), "d").unwrap();
+        assert_eq!(w.closed.len(), 3);
+        assert_eq!(lines(&w.closed[2]), [r#"{"id":4,"delay":5}"#]);
+        assert_eq!(w.files[0].builder.schema().and_then(|s| s.version), Some(1));
     }
 
     #[test]
