@@ -95,34 +95,6 @@ fn headers_schema() -> SchemaRef {
         .clone()
 }
 
-/// [`FileBuilder::fit`] against `current`, the file's schema: `Ok(true)` when the record now has it.
-fn fit_schema(current: &SchemaRef, prepared: &mut Prepared<'_>, compatibility: Compatibility) -> Result<bool, EncodeError> {
-    let Some(theirs) = &prepared.schema else { return Ok(false) };
-    if std::sync::Arc::ptr_eq(current, theirs) || **current == **theirs {
-        return Ok(true);
-    }
-    // Without versions to compare (schemas inferred from schemaless values have none) a change of schema starts
-    // a new file, as with NONE; Confluent's sink fails the task there.
-    let (file_version, record_version) = match (compatibility, current.version, theirs.version) {
-        (Compatibility::None, ..) => return Ok(false),
-        (_, Some(file), Some(record)) => (file, record),
-        _ => return Ok(false),
-    };
-    let newer_file = match compatibility {
-        Compatibility::Forward => record_version < file_version,
-        _ => record_version > file_version,
-    };
-    if newer_file {
-        return Ok(false);
-    }
-    let projected = connect_core::projector::project(theirs, &prepared.value, current).map_err(|e| {
-        EncodeError(format!("the record's schema (version {record_version}) does not project to its file's (version {file_version}): {e}"))
-    })?;
-    prepared.value = Cow::Owned(projected);
-    prepared.schema = Some(current.clone());
-    Ok(true)
-}
-
 impl FileBuilder {
     /// `key`: the object key, from which the Avro sync marker is derived, so a file written again after a crash
     /// has the same bytes.
@@ -205,6 +177,7 @@ impl FileBuilder {
     }
 
     /// The schema of the file's records (`None`: no record yet, or schemaless).
+    #[cfg(test)]
     pub fn schema(&self) -> Option<&SchemaRef> {
         self.schema.as_ref().and_then(Option::as_ref)
     }
@@ -218,10 +191,26 @@ impl FileBuilder {
         if self.accepts(prepared) {
             return Ok(true);
         }
-        match &self.schema {
-            Some(Some(mine)) => fit_schema(mine, prepared, compatibility),
-            _ => Ok(false),
+        let (Some(Some(mine)), Some(theirs)) = (&self.schema, &prepared.schema) else { return Ok(false) };
+        // Without versions to compare (schemas inferred from schemaless values have none) a change of schema starts
+        // a new file, as with NONE; Confluent's sink fails the task there.
+        let (Some(file_version), Some(record_version)) = (mine.version, theirs.version) else { return Ok(false) };
+        let newer_file = match compatibility {
+            Compatibility::None => return Ok(false),
+            Compatibility::Forward => record_version < file_version,
+            Compatibility::Backward | Compatibility::Full => record_version > file_version,
+        };
+        if newer_file {
+            return Ok(false);
         }
+        let projected = connect_core::projector::project(theirs, &prepared.value, mine).map_err(|e| {
+            EncodeError(format!(
+                "the record's schema (version {record_version}) does not project to its file's (version {file_version}): {e}"
+            ))
+        })?;
+        prepared.value = Cow::Owned(projected);
+        prepared.schema = Some(mine.clone());
+        Ok(true)
     }
 
     /// Encode a record for this file without adding it (see [`Encoded`]).

@@ -21,15 +21,19 @@ fn document(i: usize) -> String {
         .to_string()
 }
 
+/// A `_bulk` index action for a document with this id and external version, as the sink writes it.
+fn action(index: &str, id: &str, version: i64) -> String {
+    let id = serde_json::to_string(id).unwrap();
+    format!("{{\"index\":{{\"_index\":\"{index}\",\"_id\":{id},\"version\":{version},\"version_type\":\"external\"}}}}\n")
+}
+
 /// The limit: the same documents in `_bulk` requests of `BATCH`, `IN_FLIGHT` at a time. Documents per second.
 fn plain(es: &Elasticsearch, n: usize, index: &str) -> f64 {
     let bodies: Vec<String> = (0..n)
         .step_by(BATCH)
         .map(|start| {
             (start..(start + BATCH).min(n))
-                .map(|i| {
-                    format!("{{\"index\":{{\"_index\":\"{index}\",\"_id\":\"train-{i}\",\"version\":{i},\"version_type\":\"external\"}}}}\n{}\n", document(i))
-                })
+                .map(|i| format!("{}{}\n", action(index, &format!("train-{i}"), i as i64), document(i)))
                 .collect()
         })
         .collect();
@@ -77,14 +81,8 @@ fn plain_from_kafka(es: &Elasticsearch, n: usize, topic: &str, index: &str) -> f
             let Some(message) = consumer.poll(Duration::from_secs(10)) else { continue };
             let message = message.expect("read the topic");
             started.get_or_insert_with(Instant::now);
-            let id = serde_json::to_string(std::str::from_utf8(message.key().unwrap_or_default()).expect("a text key")).unwrap();
-            body.extend_from_slice(
-                format!(
-                    "{{\"index\":{{\"_index\":\"{reader_index}\",\"_id\":{id},\"version\":{},\"version_type\":\"external\"}}}}\n",
-                    message.offset()
-                )
-                .as_bytes(),
-            );
+            let id = std::str::from_utf8(message.key().unwrap_or_default()).expect("a text key");
+            body.extend_from_slice(action(&reader_index, id, message.offset()).as_bytes());
             body.extend_from_slice(message.payload().unwrap_or_default());
             body.push(b'\n');
             read += 1;
