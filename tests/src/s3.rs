@@ -1,5 +1,5 @@
 //! The S3 side of the S3 sink's tests: SeaweedFS on 127.0.0.1:8333 (`scripts/services up s3`; credentials
-//! testkey/testsecret), spoken to with curl's SigV4 signing, and Avro files read with fastavro (PyPI; its Python
+//! testkey/testsecret), spoken to with curl's SigV4 signing, and Avro and Parquet files read with fastavro and pyarrow (PyPI; their Python
 //! from `scripts/services avro-python-bin`), so the tests do not check the sink against its own code.
 
 use std::io::Write;
@@ -66,14 +66,7 @@ pub fn json_lines(bucket: &str, key: &str) -> Vec<serde_json::Value> {
 
 /// An Avro object read with fastavro: its writer schema and its records.
 pub fn avro(bucket: &str, key: &str) -> (serde_json::Value, Vec<serde_json::Value>) {
-    let python = std::env::var("CONNECT_TEST_AVRO_PYTHON").unwrap_or_else(|_| {
-        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/services"))
-            .arg("avro-python-bin")
-            .output()
-            .expect("scripts/services");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    });
-    let mut child = Command::new(python)
+    let mut child = Command::new(python())
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/read_avro.py"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -87,6 +80,37 @@ pub fn avro(bucket: &str, key: &str) -> (serde_json::Value, Vec<serde_json::Valu
     let mut lines = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap());
     let schema = lines.next().expect("the writer schema");
     (schema, lines.collect())
+}
+
+/// A Parquet object read with pyarrow: its schema as Parquet prints it, its footer's key-value metadata, and
+/// its rows.
+pub fn parquet(bucket: &str, key: &str) -> (String, serde_json::Value, Vec<serde_json::Value>) {
+    let mut child = Command::new(python())
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/py/read_parquet.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python with pyarrow (scripts/services avro-python-bin)");
+    child.stdin.take().unwrap().write_all(&get(bucket, key)).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "pyarrow could not read {key}: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap());
+    let schema = lines.next().expect("the schema").as_str().unwrap().to_string();
+    let metadata = lines.next().expect("the footer's metadata");
+    (schema, metadata, lines.collect())
+}
+
+/// The Python that reads Avro and Parquet files (fastavro, pyarrow).
+fn python() -> String {
+    std::env::var("CONNECT_TEST_AVRO_PYTHON").unwrap_or_else(|_| {
+        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/services"))
+            .arg("avro-python-bin")
+            .output()
+            .expect("scripts/services");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    })
 }
 
 fn tags(xml: &str, tag: &str) -> Vec<String> {

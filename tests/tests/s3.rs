@@ -550,3 +550,117 @@ fn keys_and_headers_files_sit_beside_each_file_and_a_record_without_a_key_goes_t
     assert_eq!(written + dead.len(), records.len(), "records in = written + dead-lettered");
     assert_eq!(worker.stop(), Some(0));
 }
+
+/// A schedule entry as JsonConverter writes it with schemas: a timestamp, a nested struct, a list, a map. The
+/// list's items are required in the first ten (a two-level list in Parquet) and optional after (three-level).
+fn schedule(i: usize) -> Vec<u8> {
+    let optional_calls = i >= 10;
+    json!({
+        "schema": {"type": "struct", "name": "io.rail.Schedule", "optional": false, "fields": [
+            {"field": "TRAIN_ID", "type": "string", "optional": false},
+            {"field": "DEPARTS", "type": "int64", "name": "org.apache.kafka.connect.data.Timestamp", "optional": false},
+            {"field": "ORIGIN", "type": "struct", "optional": true, "fields": [
+                {"field": "STANOX", "type": "string", "optional": false},
+                {"field": "LAT", "type": "double", "optional": true},
+            ]},
+            {"field": "CALLS", "type": "array", "items": {"type": "string", "optional": optional_calls}, "optional": false},
+            {"field": "CARS", "type": "map", "keys": {"type": "string"}, "values": {"type": "int32"}, "optional": true},
+        ]},
+        "payload": {
+            "TRAIN_ID": format!("t{i}"),
+            "DEPARTS": 1_796_000_000_000_i64 + i as i64 * 60_000,
+            "ORIGIN": if i % 4 == 3 { json!(null) } else { json!({"STANOX": format!("{i:05}"), "LAT": if i.is_multiple_of(2) { json!(51.5) } else { json!(null) }}) },
+            "CALLS": calls(i),
+            "CARS": if i % 5 == 4 { json!(null) } else { json!({"first": 1, "standard": i}) },
+        },
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The list in schedule `i`.
+fn calls(i: usize) -> serde_json::Value {
+    match (i % 3, i >= 10) {
+        (0, _) => json!([]),
+        (_, false) => json!(["a", format!("s{i}")]),
+        (_, true) => json!(["a", null, format!("s{i}")]),
+    }
+}
+
+#[test]
+fn parquet_files_that_pyarrow_reads_and_a_value_that_is_no_struct_goes_to_the_dlq() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let (topic, bucket, dlq) = (unique("TRAIN_SCHEDULE_PARQUET"), bucket(), unique("schedule-parquet-dlq"));
+    let mut records: Vec<TestRecord> = (0..20).map(|i| (Some(format!("t{i}").into_bytes()), Some(schedule(i)), vec![])).collect();
+    // Record 20 is a plain string: Parquet files hold structs.
+    records.push((None, Some(json!({"schema": {"type": "string"}, "payload": "not a schedule"}).to_string().into_bytes()), vec![]));
+    produce(&topic, &records);
+    let mut worker = start_sink(
+        dir.path(),
+        &with_schemas(),
+        &topic,
+        &bucket,
+        &[
+            ("format.class", "io.confluent.connect.s3.format.parquet.ParquetFormat"),
+            ("partitioner.class", "io.confluent.connect.storage.partitioner.DefaultPartitioner"),
+            ("flush.size", "10"),
+            ("errors.tolerance", "all"),
+            ("errors.deadletterqueue.topic.name", dlq.as_str()),
+            ("errors.deadletterqueue.topic.replication.factor", "1"),
+        ],
+    );
+    let keys = wait_objects(&bucket, "topics/", 2, &worker);
+    let dir_of = format!("topics/{topic}/partition=0/{topic}+0+");
+    assert_eq!(keys, [format!("{dir_of}0000000000.snappy.parquet"), format!("{dir_of}0000000010.snappy.parquet")], "named as Confluent's");
+
+    let mut written = 0;
+    for (file, key) in keys.iter().enumerate() {
+        let (schema, footer, rows) = s3::parquet(&bucket, key);
+        let squashed = schema.split_whitespace().collect::<Vec<_>>().join(" ");
+        let list = if file == 0 {
+            "required group CALLS (List) { repeated binary array (String); }"
+        } else {
+            // A list with optional items: the three-level form, as Confluent switches to.
+            "required group CALLS (List) { repeated group list { optional binary element (String); } }"
+        };
+        assert!(squashed.contains(list), "{list}\nnot in\n{schema}");
+        for expected in [
+            "required binary TRAIN_ID (String);",
+            "required int64 DEPARTS (Timestamp(isAdjustedToUTC=true, timeUnit=milliseconds, is_from_converted_type=false, force_set_converted_type=false));",
+            "optional group ORIGIN { required binary STANOX (String); optional double LAT; }",
+            "optional group CARS (Map) { repeated group key_value { required binary key (String); required int32 value; } }",
+        ] {
+            assert!(squashed.contains(expected), "{expected}\nnot in\n{schema}");
+        }
+        assert!(footer["parquet.avro.schema"].as_str().unwrap().contains("io.rail.Schedule"), "{footer}");
+        assert_eq!(rows.len(), 10);
+        for (j, row) in rows.iter().enumerate() {
+            let i = file * 10 + j;
+            assert_eq!(row["TRAIN_ID"], json!(format!("t{i}")));
+            let departs = chrono_like(1_796_000_000_000 + i as i64 * 60_000);
+            assert_eq!(row["DEPARTS"], json!(departs), "row {i}");
+            let origin = if i % 4 == 3 {
+                json!(null)
+            } else {
+                json!({"STANOX": format!("{i:05}"), "LAT": if i % 2 == 0 { json!(51.5) } else { json!(null) }})
+            };
+            assert_eq!(row["ORIGIN"], origin, "row {i}");
+            assert_eq!(row["CALLS"], calls(i), "row {i}");
+            assert_eq!(row["CARS"], if i % 5 == 4 { json!(null) } else { json!([["first", 1], ["standard", i]]) }, "row {i}");
+        }
+        written += rows.len();
+    }
+    let dead = read_topic_full(&dlq, 1, Duration::from_secs(60));
+    assert_eq!(dead.len(), 1);
+    assert!(String::from_utf8_lossy(dead[0].value.as_deref().unwrap()).contains("not a schedule"));
+    assert_eq!(written + dead.len(), records.len(), "records in = written + dead-lettered");
+    assert_eq!(worker.stop(), Some(0));
+}
+
+/// A time in ms as pyarrow prints a UTC timestamp (Python's `str(datetime)`).
+fn chrono_like(ms: i64) -> String {
+    let out =
+        std::process::Command::new("date").args(["-u", "-d", &format!("@{}", ms / 1000), "+%Y-%m-%d %H:%M:%S+00:00"]).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}

@@ -23,7 +23,24 @@ pub fn avro_schema(schema: &Schema) -> serde_json::Value {
 #[derive(Default)]
 struct Names {
     unnamed: usize,
+    map_entries: usize,
     defined: std::collections::HashSet<String>,
+}
+
+/// Whether a map schema is an Avro map (string keys); AvroData writes other maps as arrays of
+/// `{key, value}` records.
+fn string_keyed(map: &Schema) -> bool {
+    map.key_schema.as_deref().is_some_and(|k| k.kind == SchemaType::String && !k.optional)
+}
+
+/// An Avro record field of `schema`: an optional one as `["null", T]` with a null default.
+fn avro_field(name: &str, schema: &Schema, names: &mut Names) -> serde_json::Value {
+    let t = to_avro(schema, names, false);
+    if schema.optional {
+        json!({"name": name, "type": ["null", t], "default": null})
+    } else {
+        json!({"name": name, "type": t})
+    }
 }
 
 fn props(schema: &Schema, base: serde_json::Value) -> serde_json::Value {
@@ -93,9 +110,20 @@ fn to_avro(schema: &Schema, names: &mut Names, union_if_optional: bool) -> serde
             let items = schema.key_schema.as_deref().map(|s| to_avro(s, names, true)).unwrap_or(json!("null"));
             props(schema, json!({"type": "array", "items": items}))
         }
-        SchemaType::Map => {
+        SchemaType::Map if string_keyed(schema) => {
             let values = schema.value_schema.as_deref().map(|s| to_avro(s, names, true)).unwrap_or(json!("null"));
             props(schema, json!({"type": "map", "values": values}))
+        }
+        SchemaType::Map => {
+            // AvroData: an array of `io.confluent.connect.avro.MapEntry` records (numbered here when there are
+            // several, since Avro refuses a name defined twice).
+            names.map_entries += 1;
+            let name = if names.map_entries == 1 { "MapEntry".to_string() } else { format!("MapEntry{}", names.map_entries) };
+            let none = Schema::new(SchemaType::String);
+            let key = avro_field("key", schema.key_schema.as_deref().unwrap_or(&none), names);
+            let value = avro_field("value", schema.value_schema.as_deref().unwrap_or(&none), names);
+            let entry = json!({"type": "record", "name": name, "namespace": "io.confluent.connect.avro", "fields": [key, value]});
+            props(schema, json!({"type": "array", "items": entry}))
         }
         SchemaType::Struct => {
             if let Some(full) = schema.name.as_deref() {
@@ -114,18 +142,7 @@ fn to_avro(schema: &Schema, names: &mut Names, union_if_optional: bool) -> serde
                     (Some("io.confluent.connect.avro".to_string()), n)
                 }
             };
-            let fields: Vec<serde_json::Value> = schema
-                .fields
-                .iter()
-                .map(|f| {
-                    let t = to_avro(&f.schema, names, false);
-                    if f.schema.optional {
-                        json!({"name": f.name, "type": ["null", t], "default": null})
-                    } else {
-                        json!({"name": f.name, "type": t})
-                    }
-                })
-                .collect();
+            let fields: Vec<serde_json::Value> = schema.fields.iter().map(|f| avro_field(&f.name, &f.schema, names)).collect();
             let mut record = json!({"type": "record", "name": name, "fields": fields});
             if let Some(ns) = namespace {
                 record["namespace"] = json!(ns);
@@ -177,6 +194,17 @@ fn convert(schema: &Schema, value: &Value, union_if_optional: bool) -> Result<ap
         (SchemaType::Array, Value::Array(items)) => {
             let item = schema.key_schema.as_deref().ok_or_else(mismatch)?;
             A::Array(items.iter().map(|v| convert(item, v, true)).collect::<Result<_, _>>()?)
+        }
+        (SchemaType::Map, Value::Map(entries)) if !string_keyed(schema) => {
+            let keys = schema.key_schema.as_deref().ok_or_else(mismatch)?;
+            let values = schema.value_schema.as_deref().ok_or_else(mismatch)?;
+            let mut out = Vec::with_capacity(entries.len());
+            for (k, v) in entries {
+                let key = convert(keys, k, true).map_err(|e| AvroError(format!("map key: {e}")))?;
+                let value = convert(values, v, true).map_err(|e| AvroError(format!("map value: {e}")))?;
+                out.push(A::Record(vec![("key".to_string(), key), ("value".to_string(), value)]));
+            }
+            A::Array(out)
         }
         (SchemaType::Map, Value::Map(entries)) => {
             let values = schema.value_schema.as_deref().ok_or_else(mismatch)?;
@@ -312,6 +340,40 @@ mod tests {
         value.put("before", Value::Struct(before.clone()));
         value.put("after", Value::Struct(before));
         assert!(avro_value(&envelope, &Value::Struct(value)).unwrap().validate(&parsed));
+    }
+
+    #[test]
+    fn a_map_whose_keys_are_not_strings_is_an_array_of_entries_as_avro_data_writes_it() {
+        let mut by_code = Schema::new(SchemaType::Map);
+        by_code.key_schema = Some(Arc::new(Schema::new(SchemaType::Int32)));
+        let mut text = Schema::new(SchemaType::String);
+        text.optional = true;
+        by_code.value_schema = Some(Arc::new(text));
+        let mut by_flag = by_code.clone();
+        by_flag.key_schema = Some(Arc::new(Schema::new(SchemaType::Boolean)));
+        let schema = Schema::structure([("by_code".to_string(), Arc::new(by_code)), ("by_flag".to_string(), Arc::new(by_flag))]);
+        let avro = avro_schema(&schema);
+        assert_eq!(avro["fields"][0]["type"]["type"], "array", "{avro}");
+        assert_eq!(avro["fields"][0]["type"]["items"]["name"], "MapEntry");
+        assert_eq!(avro["fields"][0]["type"]["items"]["namespace"], "io.confluent.connect.avro");
+        assert_eq!(avro["fields"][0]["type"]["items"]["fields"][1], json!({"name": "value", "type": ["null", "string"], "default": null}));
+        assert_eq!(avro["fields"][1]["type"]["items"]["name"], "MapEntry2", "a second entry record gets its own name");
+        let parsed = apache_avro::Schema::parse(&avro).expect("a valid Avro schema");
+
+        let mut value = Struct::new();
+        value.put("by_code", Value::Map(vec![(Value::Int32(7), Value::String("seven".into())), (Value::Int32(8), Value::Null)]));
+        value.put("by_flag", Value::Map(vec![]));
+        let datum = avro_value(&schema, &Value::Struct(value)).unwrap();
+        assert!(datum.validate(&parsed), "{datum:?}");
+        let mut written = Vec::new();
+        let mut writer = apache_avro::Writer::new(&parsed, &mut written);
+        writer.append(datum).unwrap();
+        writer.flush().unwrap();
+        drop(writer);
+        let read = apache_avro::Reader::new(&written[..]).unwrap().next().unwrap().unwrap();
+        let apache_avro::types::Value::Record(fields) = read else { panic!("a record") };
+        let apache_avro::types::Value::Array(entries) = &fields[0].1 else { panic!("an array: {fields:?}") };
+        assert_eq!(entries.len(), 2);
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub enum Format {
     Avro { codec: String },
     /// The raw value bytes, each followed by the separator.
     ByteArray { extension: String, separator: Vec<u8> },
+    /// Parquet files of struct records, `.<codec>.parquet` (`parquet.codec`: none, snappy, gzip, lz4, zstd).
+    Parquet { codec: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +147,7 @@ impl Format {
         match self {
             Format::Json => format!(".json{gz}"),
             Format::Avro { .. } => ".avro".to_string(),
+            Format::Parquet { codec } => format!("{}.parquet", crate::parquet::codec(codec).map_or("", |(_, part)| part)),
             Format::ByteArray { extension, .. } => format!("{extension}{gz}"),
         }
     }
@@ -171,15 +174,15 @@ pub fn def() -> ConfigDef {
         .define(key(COMPRESSION, ConfigType::String, Some("none"), "none or gzip (JSON and ByteArray files).").validator(Validator::OneOf(vec!["none", "gzip"])))
         .define(key(COMPRESSION_LEVEL, ConfigType::Int, Some("-1"), "gzip level 0-9; -1: the default (6).").validator(Validator::between(-1.0, 9.0)))
         .define(key(AVRO_CODEC, ConfigType::String, Some("null"), "Avro block codec: null, deflate, snappy or bzip2.").validator(Validator::OneOf(vec!["null", "deflate", "snappy", "bzip2"])))
-        .define(key(PARQUET_CODEC, ConfigType::String, Some("snappy"), "Accepted; ParquetFormat is not supported yet."))
+        .define(key(PARQUET_CODEC, ConfigType::String, Some("snappy"), "ParquetFormat's compression: none, snappy, gzip, lz4 or zstd (brotli and lzo are not built in).").validator(Validator::OneOf(vec!["none", "uncompressed", "snappy", "gzip", "lz4", "zstd", "brotli", "lzo"])))
         .define(key(NULL_VALUES, ConfigType::String, Some("fail"), "Records with a null value: fail (to the errant-record reporter: the DLQ, or a task failure) or ignore.").validator(Validator::OneOf(vec!["fail", "ignore"])))
         .define(key(SCHEMA_COMPATIBILITY, ConfigType::String, Some("NONE"), "NONE: a record whose schema differs from its file's starts a new file. BACKWARD and FULL: a newer schema version starts a new file, an older one is projected to the file's schema (Kafka Connect's SchemaProjector); FORWARD: the other way round. Between schemas without versions a change starts a new file, as with NONE.").validator(Validator::OneOf(vec!["none", "backward", "forward", "full"])))
         .define(key(STORAGE_CLASS, ConfigType::Class, Some("io.confluent.connect.s3.storage.S3Storage"), "Accepted: S3Storage is the only storage."))
         .define(key(STORE_KEYS, ConfigType::Boolean, Some("false"), "Write each file's record keys to a file beside it (`<name>.keys<ext>`); a record without a key is then an error."))
         .define(key(STORE_HEADERS, ConfigType::Boolean, Some("false"), "Write each file's record headers to a file beside it (`<name>.headers<ext>`), as an array of {key, value} strings; a record without headers is then an error."))
-        .define(key(KEYS_FORMAT, ConfigType::Class, Some(AVRO_FORMAT_CLASS), "Format of the keys files: AvroFormat, JsonFormat or ByteArrayFormat."))
+        .define(key(KEYS_FORMAT, ConfigType::Class, Some(AVRO_FORMAT_CLASS), "Format of the keys files: AvroFormat, JsonFormat, ParquetFormat (struct keys) or ByteArrayFormat."))
         .define(key(HEADERS_FORMAT, ConfigType::Class, Some(AVRO_FORMAT_CLASS), "Format of the headers files: AvroFormat or JsonFormat."))
-        .define(ConfigKey::required(FORMAT_CLASS, ConfigType::Class, Importance::High, "io.confluent.connect.s3.format.json.JsonFormat, ...avro.AvroFormat or ...bytearray.ByteArrayFormat."))
+        .define(ConfigKey::required(FORMAT_CLASS, ConfigType::Class, Importance::High, "io.confluent.connect.s3.format.json.JsonFormat, ...avro.AvroFormat, ...parquet.ParquetFormat or ...bytearray.ByteArrayFormat."))
         .define(key(BYTEARRAY_EXTENSION, ConfigType::String, Some(".bin"), "Extension of ByteArrayFormat files."))
         .define(key(BYTEARRAY_SEPARATOR, ConfigType::String, Some("\n"), "Bytes after each record in ByteArrayFormat files (taken as written, no escapes)."))
         .define(key(SCHEMA_GENERATOR, ConfigType::Class, Some(""), "Accepted and ignored (Hive schemas are not generated)."))
@@ -232,8 +235,16 @@ impl S3SinkConfig {
                     extension: text(BYTEARRAY_EXTENSION),
                     separator: config.get(BYTEARRAY_SEPARATOR).cloned().unwrap_or_else(|| "\n".to_string()).into_bytes(),
                 }),
-                "ParquetFormat" => Err(config_error(key, "ParquetFormat is not supported yet: use AvroFormat or JsonFormat")),
-                other => Err(config_error(key, format!("unknown format {other:?}: JsonFormat, AvroFormat or ByteArrayFormat"))),
+                "ParquetFormat" => {
+                    let codec = trimmed(PARQUET_CODEC).to_ascii_lowercase();
+                    if crate::parquet::codec(&codec).is_none() {
+                        return Err(config_error(PARQUET_CODEC, format!("{codec} is not built in: none, snappy, gzip, lz4 or zstd")));
+                    }
+                    Ok(Format::Parquet { codec })
+                }
+                other => {
+                    Err(config_error(key, format!("unknown format {other:?}: JsonFormat, AvroFormat, ParquetFormat or ByteArrayFormat")))
+                }
             }
         };
         let format = format_of(FORMAT_CLASS)?;
@@ -244,11 +255,21 @@ impl S3SinkConfig {
                 return Ok(None);
             }
             let view = format_of(key)?;
-            if gzip && matches!(view, Format::Avro { .. }) {
-                return Err(config_error(key, format!("Compression Type gzip not valid for {} format class: ( AvroFormat ).", key)));
+            if gzip && matches!(view, Format::Avro { .. } | Format::Parquet { .. }) {
+                return Err(config_error(
+                    key,
+                    format!("Compression Type gzip not valid for {} format class: ( AvroFormat, ParquetFormat ).", key),
+                ));
             }
             if key == HEADERS_FORMAT && matches!(view, Format::ByteArray { .. }) {
                 return Err(config_error(key, "ByteArrayFormat cannot write headers (as in Confluent's sink): AvroFormat or JsonFormat"));
+            }
+            // Headers files hold an array per record; Parquet files hold structs.
+            if key == HEADERS_FORMAT && matches!(view, Format::Parquet { .. }) {
+                return Err(config_error(
+                    key,
+                    "ParquetFormat cannot write headers (each is an array, Parquet files hold structs): AvroFormat or JsonFormat",
+                ));
             }
             Ok(Some(view))
         };
@@ -256,6 +277,9 @@ impl S3SinkConfig {
         let headers_format = view_format(STORE_HEADERS, HEADERS_FORMAT)?;
         if gzip && matches!(format, Format::Avro { .. }) {
             tracing::warn!("{COMPRESSION}=gzip does not apply to AvroFormat (use avro.codec), as in Confluent's sink");
+        }
+        if gzip && matches!(format, Format::Parquet { .. }) {
+            tracing::warn!("{COMPRESSION}=gzip does not apply to ParquetFormat (use parquet.codec), as in Confluent's sink");
         }
         let storage = trimmed(STORAGE_CLASS);
         if simple(&storage) != "S3Storage" {
@@ -431,7 +455,15 @@ mod tests {
         let mut pairs = rail();
         pairs.retain(|(k, _)| *k != "format.class");
         pairs.push(("format.class", "io.confluent.connect.s3.format.parquet.ParquetFormat"));
-        assert!(S3SinkConfig::parse(&config(&pairs)).unwrap_err().to_string().contains("ParquetFormat"));
+        assert_eq!(S3SinkConfig::parse(&config(&pairs)).unwrap().extension(), ".snappy.parquet", "snappy by default, as Confluent");
+        pairs.push(("parquet.codec", "none"));
+        assert_eq!(S3SinkConfig::parse(&config(&pairs)).unwrap().extension(), ".parquet");
+        pairs.retain(|(k, _)| *k != "parquet.codec");
+        pairs.push(("parquet.codec", "brotli"));
+        assert!(S3SinkConfig::parse(&config(&pairs)).unwrap_err().to_string().contains("brotli is not built in"));
+        pairs.retain(|(k, _)| *k != "parquet.codec");
+        pairs.extend([("store.kafka.headers", "true"), ("headers.format.class", "ParquetFormat")]);
+        assert!(S3SinkConfig::parse(&config(&pairs)).unwrap_err().to_string().contains("cannot write headers"));
     }
 
     #[test]

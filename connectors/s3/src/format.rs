@@ -1,8 +1,9 @@
-//! A file being written: its records encoded as the format says (JSON lines, Avro container, raw bytes), gzip
-//! where asked, in memory until it is uploaded.
+//! A file being written: its records encoded as the format says (JSON lines, Avro container, Parquet, raw
+//! bytes), gzip where asked, in memory until it is uploaded.
 
 use crate::avro::{self, AvroError};
 use crate::config::{Compatibility, Format};
+use crate::parquet::{ParquetError, ParquetFile, Shredded};
 use connect_core::{Schema, SchemaRef, SchemaType, SinkRecord, Struct, Value};
 use flate2::write::GzEncoder;
 use std::borrow::Cow;
@@ -19,6 +20,12 @@ pub struct EncodeError(pub String);
 
 impl From<AvroError> for EncodeError {
     fn from(e: AvroError) -> Self {
+        EncodeError(e.0)
+    }
+}
+
+impl From<ParquetError> for EncodeError {
+    fn from(e: ParquetError) -> Self {
         EncodeError(e.0)
     }
 }
@@ -56,6 +63,8 @@ pub struct FileBuilder {
     format: Format,
     body: Body,
     avro: Option<AvroFile>,
+    /// The Parquet side of a file, made with its first record's schema.
+    parquet: Option<ParquetFile>,
     /// The Avro sync marker, from the object key.
     marker: [u8; 16],
     /// The schema of the file's first record (`None`: schemaless); a record with another starts a new file.
@@ -82,6 +91,7 @@ pub struct Encoded {
 enum EncodedData {
     Bytes(Vec<u8>),
     Avro(apache_avro::types::Value),
+    Parquet(Shredded),
 }
 
 /// The schema of a headers file's records: an array of `{key, value}` strings, as Confluent's `HeaderRecordView`.
@@ -99,7 +109,8 @@ impl FileBuilder {
     /// `key`: the object key, from which the Avro sync marker is derived, so a file written again after a crash
     /// has the same bytes.
     pub fn new(format: &Format, gzip: bool, gzip_level: Option<u32>, key: &str) -> Self {
-        let body = if gzip && !matches!(format, Format::Avro { .. }) {
+        // Avro and Parquet compress inside the file (avro.codec, parquet.codec).
+        let body = if gzip && matches!(format, Format::Json | Format::ByteArray { .. }) {
             let level = gzip_level.map(flate2::Compression::new).unwrap_or_default();
             Body::Gzip(GzEncoder::new(Vec::new(), level))
         } else {
@@ -109,17 +120,18 @@ impl FileBuilder {
         let digest = fnv(key.as_bytes());
         marker[..8].copy_from_slice(&digest.to_le_bytes());
         marker[8..].copy_from_slice(&fnv(&digest.to_le_bytes()).to_le_bytes());
-        FileBuilder { format: format.clone(), body, avro: None, marker, schema: None, records: 0 }
+        FileBuilder { format: format.clone(), body, avro: None, parquet: None, marker, schema: None, records: 0 }
     }
 
-    /// The record's value as this format will write it: with Avro, a schemaless value gets an inferred schema.
+    /// The record's value as this format will write it: with Avro and Parquet, a schemaless value gets an
+    /// inferred schema.
     pub fn prepare<'a>(format: &Format, record: &'a SinkRecord) -> Result<Prepared<'a>, EncodeError> {
         Self::prepare_value(format, &record.data.value_schema, &record.data.value)
     }
 
     fn prepare_value<'a>(format: &Format, schema: &Option<SchemaRef>, value: &'a Value) -> Result<Prepared<'a>, EncodeError> {
         match (format, schema) {
-            (Format::Avro { .. }, None) => {
+            (Format::Avro { .. } | Format::Parquet { .. }, None) => {
                 let (schema, value) = avro::infer(value)?;
                 Ok(Prepared { schema: Some(schema), value: Cow::Owned(value), envelope: None })
             }
@@ -263,6 +275,13 @@ impl FileBuilder {
                 }
                 EncodedData::Avro(datum)
             }
+            Format::Parquet { codec } => {
+                let schema = prepared.schema.as_deref().ok_or_else(|| EncodeError("no schema".into()))?;
+                if self.parquet.is_none() {
+                    self.parquet = Some(ParquetFile::new(schema, codec)?);
+                }
+                EncodedData::Parquet(self.parquet.as_ref().expect("made above").shred(&prepared.value)?)
+            }
         };
         Ok(Encoded { schema: prepared.schema, data })
     }
@@ -277,6 +296,10 @@ impl FileBuilder {
                 if file.pending.len() >= AVRO_BLOCK_RECORDS {
                     self.flush_avro()?;
                 }
+            }
+            EncodedData::Parquet(record) => {
+                let file = self.parquet.as_mut().ok_or_else(|| EncodeError("a Parquet record for a file without its schema".into()))?;
+                file.push(record)?;
             }
         }
         if self.schema.is_none() {
@@ -322,6 +345,9 @@ impl FileBuilder {
     /// The file's bytes.
     pub fn finish(mut self) -> Result<Vec<u8>, EncodeError> {
         self.flush_avro()?;
+        if let Some(file) = self.parquet.take() {
+            return Ok(file.finish()?);
+        }
         Ok(self.body.finish())
     }
 }

@@ -1,6 +1,6 @@
 //! s3-bench: how fast the S3 sink archives records from Kafka, against a plain loop in the same run that
 //! consumes the same records (rdkafka) and uploads the same number of objects of the same sizes (aws-sdk-s3, one
-//! PUT each, one after another), to the same store. Once as JSON lines, once as Avro (schemaless JSON values
+//! PUT each, one after another), to the same store. As JSON lines, as Avro and as Parquet (schemaless JSON values
 //! with an inferred schema). Also the worker's peak RSS.
 //!
 //! Usage: s3-bench [N] (default 200,000 records). Needs tansu on 127.0.0.1:9092 and SeaweedFS on 127.0.0.1:8333
@@ -97,9 +97,11 @@ fn main() {
     println!("s3-bench: producing {n} JSON records to Kafka");
     produce(&topic, &(0..n).map(|i| (None, Some(event(i)), vec![])).collect::<Vec<_>>());
     println!("{:<58} {:>12} {:>12} {:>7} {:>10}", "measure", "records/s", "limit", "ratio", "peak RSS");
-    for (label, format) in
-        [("JSON lines", "io.confluent.connect.s3.format.json.JsonFormat"), ("Avro", "io.confluent.connect.s3.format.avro.AvroFormat")]
-    {
+    for (label, format) in [
+        ("JSON lines", "io.confluent.connect.s3.format.json.JsonFormat"),
+        ("Avro", "io.confluent.connect.s3.format.avro.AvroFormat"),
+        ("Parquet", "io.confluent.connect.s3.format.parquet.ParquetFormat"),
+    ] {
         let (rate, peak) = sink(dir.path(), &topic, n, &bucket, format);
         let prefix = format!("sink-{}/", format.rsplit('.').next().unwrap());
         let sizes: Vec<u64> = s3::list_sizes(&bucket, &prefix).into_iter().map(|(_, s)| s).collect();
