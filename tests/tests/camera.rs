@@ -306,3 +306,44 @@ fn cat_frames_alert_through_the_http_sink_and_other_frames_do_not() {
         "one alert per cat frame, none for the others"
     );
 }
+
+/// ONNX Runtime's library for the `ort` engine: `CONNECT_TEST_ORT_LIB`, else `scripts/services onnxruntime-lib`.
+fn ort_library() -> String {
+    std::env::var("CONNECT_TEST_ORT_LIB").unwrap_or_else(|_| {
+        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/services")).arg("onnxruntime-lib").output().unwrap();
+        assert!(out.status.success(), "scripts/services onnxruntime-lib: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    })
+}
+
+#[test]
+fn the_ort_engine_counts_the_same_objects_and_a_missing_library_fails_the_task_saying_so() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("uploads");
+    std::fs::create_dir(&images).unwrap();
+    copy_photo(&images, "chelsea.png", "0001.png");
+    copy_photo(&images, "coffee.png", "0002.png");
+    copy_photo(&images, "astronaut.png", "0003.png");
+    let topic = unique("e2e-camera-ort");
+    let url = format!("file://{}/", images.display());
+    let mut setup = WorkerSetup::new(dir.path(), &[("auto.restart.enabled", "false")]);
+    let ort = json!({"detector.engine": "ort", "detector.ort.library": ort_library()});
+    setup.connector("ort-cam", merge_json(camera_config(&url, &topic), ort));
+    let broken = json!({"detector.engine": "ort", "detector.ort.library": "/nonexistent/libonnxruntime.so"});
+    setup.connector("ort-cam-without-library", merge_json(camera_config(&url, &unique("e2e-camera-ort-none")), broken));
+    let worker = setup.start();
+    wait_for_or_explain("3 records", Duration::from_secs(60), || (topic_count(&topic) >= 3).then_some(()), || tail(&worker.log_text(), 30));
+    let seen: Vec<Json> = values(&read_topic(&topic, 3, Duration::from_secs(10))).iter().map(objects).collect();
+    assert_eq!(seen, vec![json!({"Cat": 1}), json!({"Coffee cup": 1}), json!({"Person": 1})]);
+    let trace = wait_for_or_explain(
+        "the task without a library FAILED",
+        Duration::from_secs(30),
+        || {
+            let task = worker.get("/connectors/ort-cam-without-library/status").1["tasks"][0].clone();
+            (task["state"] == "FAILED").then(|| task["trace"].as_str().unwrap_or_default().to_string())
+        },
+        || tail(&worker.log_text(), 20),
+    );
+    assert!(trace.contains("/nonexistent/libonnxruntime.so") && trace.contains("ONNX Runtime"), "{trace}");
+}

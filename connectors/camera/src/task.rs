@@ -366,6 +366,7 @@ fn redact(url: &CameraUrl) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detector::EngineKind;
 
     #[test]
     fn cameras_are_dealt_over_tasks_with_their_names() {
@@ -390,5 +391,25 @@ mod tests {
         // Never more tasks than cameras.
         assert_eq!(connector.task_configs(8).unwrap().len(), 3);
         assert_eq!(connector.task_configs(1).unwrap()[0].get(keys::CAMERA_NAME).unwrap(), "front,back,garden-3");
+    }
+
+    #[test]
+    fn detector_engine_ort_takes_its_library_or_says_the_build_lacks_it() {
+        let settings = |pairs: &[(&str, &str)]| {
+            let mut config: Config = [(keys::CAMERA_URL, "file:///frames/"), (keys::KAFKA_TOPIC, "t")]
+                .iter()
+                .chain(pairs)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            config.insert("name".into(), "garden".into());
+            Settings::from_config("garden", &keys::def().parse(&config).unwrap())
+        };
+        assert_eq!(settings(&[]).unwrap().detector.engine, EngineKind::Tract);
+        let ort = settings(&[(keys::ENGINE, "ort"), (keys::ORT_LIBRARY, "/opt/ort/libonnxruntime.so")]);
+        if EngineKind::ORT_BUILT {
+            assert_eq!(ort.unwrap().detector.engine, EngineKind::Ort { library: "/opt/ort/libonnxruntime.so".into() });
+        } else {
+            assert!(ort.unwrap_err().contains("--features ort"));
+        }
     }
 }

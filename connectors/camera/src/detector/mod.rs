@@ -1,5 +1,6 @@
-//! The object detector: one ONNX model run by tract on a frame, its raw outputs decoded into labelled
-//! boxes (anchors or distance bins, score threshold, per-class NMS).
+//! The object detector: one ONNX model run on a frame (by tract, or by ONNX Runtime with the `ort` feature:
+//! [`engine`]), its raw outputs decoded into labelled boxes (anchors or distance bins, score threshold,
+//! per-class NMS).
 //!
 //! Two model families, both without NMS in the graph (see `docs/camera.md`):
 //! - [`ssd`]: SSD-MobileNetV2 on Open Images v4 (24 labels), 300 px NHWC RGB; bundled in the binary and
@@ -10,14 +11,17 @@
 //! inference of this one: [`Detector::prepare`] (decode, crop to the region of interest, resize,
 //! normalise) and [`Detector::detect`] (infer and decode boxes).
 
+mod engine;
 mod nanodet;
 mod prepare;
 mod ssd;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use tract_onnx::prelude::*;
 
+use engine::Engine;
+pub use engine::EngineKind;
 pub use prepare::Prepared;
 
 /// The bundled default model and its labels (Apache-2.0, see `models/NOTICE.md`).
@@ -97,8 +101,9 @@ pub struct DetectorSpec {
     pub model: Option<PathBuf>,
     /// `None`: the bundled SSD labels (kind `ssd` only).
     pub labels: Option<PathBuf>,
-    /// Threads of one inference (tract's matrix products); 1 leaves the other cores to decoding.
+    /// Threads of one inference; 1 leaves the other cores to decoding.
     pub threads: usize,
+    pub engine: EngineKind,
     pub score_threshold: f32,
     pub nms_iou: f32,
     /// Labels to report (empty: all), and labels never to report.
@@ -115,6 +120,7 @@ impl Default for DetectorSpec {
             model: None,
             labels: None,
             threads: 1,
+            engine: EngineKind::Tract,
             score_threshold: 0.5,
             nms_iou: 0.5,
             include: vec![],
@@ -149,16 +155,15 @@ enum Decoder {
     NanoDet,
 }
 
-/// A loaded model, shareable across threads (tract plans run from `&self`).
+/// A loaded model, shareable across threads.
 pub struct Detector {
     spec: DetectorSpec,
-    plan: Arc<TypedRunnableModel>,
+    engine: Engine,
     labels: Vec<Arc<str>>,
     /// Per class: report it (include/exclude applied once here).
     wanted: Vec<bool>,
     side: u32,
     decoder: Decoder,
-    executor: Option<tract_linalg::multithread::Executor>,
 }
 
 impl std::fmt::Debug for Detector {
@@ -178,25 +183,16 @@ fn read_labels(spec: &DetectorSpec) -> Result<Vec<Arc<str>>, DetectorError> {
     Ok(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(Arc::from).collect())
 }
 
-fn load_plan(spec: &DetectorSpec) -> Result<TypedModel, DetectorError> {
-    let model_error =
-        |e: TractError, what: &Path| DetectorError::Model(format!("{} is not an ONNX model tract can run: {e:#}", what.display()));
-    let model = match &spec.model {
+/// The model's ONNX bytes, and what to call it in errors.
+fn read_model(spec: &DetectorSpec) -> Result<(std::borrow::Cow<'static, [u8]>, String), DetectorError> {
+    match &spec.model {
         Some(path) => {
             let bytes = std::fs::read(path).map_err(|source| DetectorError::Read { what: "the model", path: path.clone(), source })?;
-            tract_onnx::onnx().model_for_read(&mut bytes.as_slice()).map_err(|e| model_error(e, path))?
+            Ok((bytes.into(), path.display().to_string()))
         }
-        None if spec.kind == ModelKind::Ssd => {
-            tract_onnx::onnx().model_for_read(&mut { BUNDLED_SSD }).map_err(|e| model_error(e, Path::new("the bundled model")))?
-        }
-        None => return Err(DetectorError::Model("detector.model is required with detector.model.kind=nanodet".into())),
-    };
-    let what = spec.model.as_deref().unwrap_or(Path::new("the bundled model"));
-    model.into_optimized().map_err(|e| model_error(e, what))
-}
-
-fn concrete_shape(fact: &TypedFact) -> Vec<usize> {
-    fact.shape.as_concrete().map(<[usize]>::to_vec).unwrap_or_default()
+        None if spec.kind == ModelKind::Ssd => Ok((BUNDLED_SSD.into(), "the bundled model".to_string())),
+        None => Err(DetectorError::Model("detector.model is required with detector.model.kind=nanodet".into())),
+    }
 }
 
 impl Detector {
@@ -204,11 +200,9 @@ impl Detector {
     /// the label list.
     pub fn load(spec: DetectorSpec) -> Result<Detector, DetectorError> {
         let labels = read_labels(&spec)?;
-        let model = load_plan(&spec)?;
+        let (model, what) = read_model(&spec)?;
+        let engine::Loaded { engine, input, outputs } = Engine::load(&spec.engine, &model, &what, spec.threads)?;
         let kind = spec.kind.name();
-        let input = model.input_fact(0).map(concrete_shape).unwrap_or_default();
-        let outputs: Vec<Vec<usize>> =
-            (0..model.outputs.len()).map(|i| model.output_fact(i).map(concrete_shape).unwrap_or_default()).collect();
         let side = match (spec.kind, input.as_slice()) {
             (ModelKind::Ssd, [1, h, w, 3]) if h == w => *h as u32,
             (ModelKind::NanoDet, [1, 3, h, w]) if h == w => *h as u32,
@@ -240,9 +234,7 @@ impl Detector {
                 (spec.include.is_empty() || named(&spec.include)) && !named(&spec.exclude)
             })
             .collect();
-        let plan = model.into_runnable().map_err(|e| DetectorError::Model(format!("{e:#}")))?;
-        let executor = (spec.threads > 1).then(|| tract_linalg::multithread::Executor::multithread(spec.threads));
-        Ok(Detector { spec, plan, labels, wanted, side, decoder, executor })
+        Ok(Detector { spec, engine, labels, wanted, side, decoder })
     }
 
     pub fn labels(&self) -> &[Arc<str>] {
@@ -257,21 +249,11 @@ impl Detector {
     /// Run the model on a prepared frame: the objects above the score threshold, after NMS, in fractions of
     /// the whole frame, best first.
     pub fn detect(&self, input: Prepared) -> Result<Vec<Detection>, DetectorError> {
-        let outputs = self.infer(input.tensor)?;
-        let views: Vec<(Vec<usize>, &[f32])> = outputs
-            .iter()
-            .map(|t| {
-                let view = t.to_plain_array_view::<f32>().map_err(|e| format!("{e:#}"))?;
-                let data = view.to_slice().ok_or("an output that is not contiguous")?;
-                Ok((t.shape().to_vec(), data))
-            })
-            .collect::<Result<_, String>>()
-            .map_err(DetectorError::Inference)?;
         let threshold = self.spec.score_threshold;
-        let candidates = match &self.decoder {
-            Decoder::Ssd(anchors) => ssd::decode(anchors, &views, threshold, &self.wanted),
-            Decoder::NanoDet => nanodet::decode(&views, self.side, threshold, &self.wanted),
-        };
+        let candidates = self.engine.run(input.tensor, |views| match &self.decoder {
+            Decoder::Ssd(anchors) => ssd::decode(anchors, views, threshold, &self.wanted),
+            Decoder::NanoDet => nanodet::decode(views, self.side, threshold, &self.wanted),
+        })?;
         let kept = nms(candidates, self.spec.nms_iou);
         Ok(kept
             .into_iter()
@@ -284,13 +266,8 @@ impl Detector {
     }
 
     /// The bare model run (what the benchmark compares the connector with).
-    pub fn infer(&self, tensor: Tensor) -> Result<TVec<TValue>, DetectorError> {
-        let run = || self.plan.run(tvec!(tensor.into()));
-        let result = match &self.executor {
-            Some(executor) => tract_linalg::multithread::multithread_tract_scope(executor.clone(), run),
-            None => run(),
-        };
-        result.map_err(|e| DetectorError::Inference(format!("{e:#}")))
+    pub fn infer(&self, tensor: Tensor) -> Result<(), DetectorError> {
+        self.engine.run(tensor, |_| ())
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::*;
 use std::collections::BTreeMap;
+use std::path::Path;
 
 fn photo(name: &str) -> Vec<u8> {
     std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/images").join(name)).unwrap()
@@ -135,11 +136,44 @@ fn nms_keeps_the_best_of_overlapping_boxes_of_a_class_only() {
 /// the preprocessing agree with the reference run to about 0.01, not only on which labels pass.
 #[test]
 fn scores_match_the_onnxruntime_reference_run() {
+    scores_match_the_reference(EngineKind::Tract);
+}
+
+/// The library of the `ort` engine's tests: `CONNECT_TEST_ORT_LIB`, else `scripts/services onnxruntime-lib`.
+#[cfg(feature = "ort")]
+fn ort_engine() -> EngineKind {
+    let library = std::env::var("CONNECT_TEST_ORT_LIB").unwrap_or_else(|_| {
+        let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/services"))
+            .arg("onnxruntime-lib")
+            .output()
+            .expect("scripts/services onnxruntime-lib");
+        assert!(out.status.success(), "scripts/services onnxruntime-lib: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    });
+    EngineKind::Ort { library: library.into() }
+}
+
+/// ONNX Runtime runs the same models on the same prepared frames: the same objects, the reference's scores.
+#[cfg(feature = "ort")]
+#[test]
+fn the_ort_engine_sees_what_tract_sees_with_the_reference_scores() {
+    scores_match_the_reference(ort_engine());
+    let detector = Detector::load(DetectorSpec { engine: ort_engine(), threads: 2, ..ssd_spec() }).unwrap();
+    assert_eq!(counts(&detector, "chelsea.png"), map(&[("Cat", 1)]));
+    assert_eq!(counts(&detector, "coffee.png"), map(&[("Coffee cup", 1)]));
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.onnx");
+    std::fs::write(&broken, b"not a model").unwrap();
+    let err = Detector::load(DetectorSpec { engine: ort_engine(), model: Some(broken), ..ssd_spec() }).unwrap_err().to_string();
+    assert!(err.contains("broken.onnx") && err.contains("ONNX Runtime"), "{err}");
+}
+
+fn scores_match_the_reference(engine: EngineKind) {
     let score = |d: &Detector, photo_name: &str, label: &str| -> f32 {
         let found = d.detect(d.prepare(&photo(photo_name)).unwrap()).unwrap();
         found.iter().find(|x| &*x.label == label).map(|x| x.score).unwrap_or_else(|| panic!("no {label} in {photo_name}: {found:?}"))
     };
-    let ssd = Detector::load(ssd_spec()).unwrap();
+    let ssd = Detector::load(DetectorSpec { engine: engine.clone(), ..ssd_spec() }).unwrap();
     for (photo_name, label, expected) in [
         ("chelsea.png", "Cat", 0.847),
         ("astronaut.png", "Person", 0.593),
@@ -150,7 +184,7 @@ fn scores_match_the_onnxruntime_reference_run() {
         let got = score(&ssd, photo_name, label);
         assert!((got - expected).abs() < 0.01, "SSD {photo_name} {label}: {got}, reference {expected}");
     }
-    let nanodet = Detector::load(nanodet_spec()).unwrap();
+    let nanodet = Detector::load(DetectorSpec { engine, ..nanodet_spec() }).unwrap();
     for (photo_name, label, expected) in [("eagle.jpg", "bird", 0.738), ("giraffe.jpg", "giraffe", 0.824), ("giraffe.jpg", "zebra", 0.681)]
     {
         let got = score(&nanodet, photo_name, label);
