@@ -1,11 +1,12 @@
 //! A local camera for the camera-source tests: `/stream` is an MJPEG stream (`multipart/x-mixed-replace`)
 //! of a given list of frames at a given pace, sent once (later connections get 503, as a camera that went
-//! away); `/snapshot` answers each GET with one image. Plain threads and std's TCP: a camera is that simple.
+//! away); `/snapshot` answers each GET with one image. [`CameraServer::set_down`] makes it drop every
+//! connection unanswered, as a camera that lost power. Plain threads and std's TCP: a camera is that simple.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ struct Shared {
     snapshot: Mutex<(String, Vec<u8>)>,
     streams: AtomicUsize,
     snapshots: AtomicUsize,
+    down: AtomicBool,
 }
 
 pub struct CameraServer {
@@ -32,6 +34,10 @@ pub struct CameraServer {
 }
 
 fn serve(mut stream: TcpStream, shared: &Shared) -> std::io::Result<()> {
+    if shared.down.load(Ordering::SeqCst) {
+        // Dropped unanswered.
+        return Ok(());
+    }
     let mut request = String::new();
     let mut reader = BufReader::new(stream.try_clone()?);
     reader.read_line(&mut request)?;
@@ -92,6 +98,7 @@ impl CameraServer {
             snapshot: Mutex::new((content_type_of(&snapshot).to_string(), snapshot)),
             streams: AtomicUsize::new(0),
             snapshots: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
         });
         let for_thread = shared.clone();
         std::thread::spawn(move || {
@@ -111,5 +118,10 @@ impl CameraServer {
 
     pub fn snapshots_served(&self) -> usize {
         self.shared.snapshots.load(Ordering::SeqCst)
+    }
+
+    /// Down: every connection is dropped unanswered until it is up again.
+    pub fn set_down(&self, down: bool) {
+        self.shared.down.store(down, Ordering::SeqCst);
     }
 }

@@ -330,12 +330,18 @@ fn the_ort_engine_counts_the_same_objects_and_a_missing_library_fails_the_task_s
     let mut setup = WorkerSetup::new(dir.path(), &[("auto.restart.enabled", "false")]);
     let ort = json!({"detector.engine": "ort", "detector.ort.library": ort_library()});
     setup.connector("ort-cam", merge_json(camera_config(&url, &topic), ort));
-    let broken = json!({"detector.engine": "ort", "detector.ort.library": "/nonexistent/libonnxruntime.so"});
-    setup.connector("ort-cam-without-library", merge_json(camera_config(&url, &unique("e2e-camera-ort-none")), broken));
-    let worker = setup.start();
+    let mut worker = setup.start();
     wait_for_or_explain("3 records", Duration::from_secs(60), || (topic_count(&topic) >= 3).then_some(()), || tail(&worker.log_text(), 30));
     let seen: Vec<Json> = values(&read_topic(&topic, 3, Duration::from_secs(10))).iter().map(objects).collect();
     assert_eq!(seen, vec![json!({"Cat": 1}), json!({"Coffee cup": 1}), json!({"Person": 1})]);
+    assert_eq!(worker.stop(), Some(0));
+
+    // A worker of its own: a process loads one ONNX Runtime, so in the same worker this would fail for that reason.
+    let other = tempfile::tempdir().unwrap();
+    let mut setup = WorkerSetup::new(other.path(), &[("auto.restart.enabled", "false")]);
+    let broken = json!({"detector.engine": "ort", "detector.ort.library": "/nonexistent/libonnxruntime.so"});
+    setup.connector("ort-cam-without-library", merge_json(camera_config(&url, &unique("e2e-camera-ort-none")), broken));
+    let worker = setup.start();
     let trace = wait_for_or_explain(
         "the task without a library FAILED",
         Duration::from_secs(30),
@@ -345,5 +351,77 @@ fn the_ort_engine_counts_the_same_objects_and_a_missing_library_fails_the_task_s
         },
         || tail(&worker.log_text(), 20),
     );
-    assert!(trace.contains("/nonexistent/libonnxruntime.so") && trace.contains("ONNX Runtime"), "{trace}");
+    assert!(trace.contains("cannot load ONNX Runtime (/nonexistent/libonnxruntime.so)"), "{trace}");
+}
+
+#[test]
+fn a_camera_that_drops_is_reconnected_and_the_task_stays_running() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let camera = CameraServer::start(vec![], Duration::ZERO, photo("chelsea.png"));
+    let topic = unique("e2e-camera-outage");
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    let config = merge_json(
+        camera_config(&camera.url("/snapshot"), &topic),
+        json!({"frame.interval.ms": 300, "camera.reconnect.backoff.ms": 200, "camera.reconnect.backoff.max.ms": 1000}),
+    );
+    setup.connector("porch", config);
+    let worker = setup.start();
+    let written = || worker.records_written("porch");
+    let state = || worker.get("/connectors/porch/status").1["tasks"][0]["state"].clone();
+    wait_for_or_explain(
+        "2 snapshots analysed",
+        Duration::from_secs(60),
+        || (written() >= 2).then_some(()),
+        || tail(&worker.log_text(), 30),
+    );
+
+    camera.set_down(true);
+    // Whatever was in flight when it went down is written; then nothing while it stays down.
+    std::thread::sleep(Duration::from_secs(1));
+    let during = written();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(written(), during, "no records while the camera is down");
+    assert_eq!(state(), "RUNNING", "an unreachable camera does not fail the task");
+    assert!(worker.log_text().contains("camera unavailable"), "the outage is logged:\n{}", tail(&worker.log_text(), 20));
+
+    camera.set_down(false);
+    wait_for_or_explain(
+        "snapshots again after the outage",
+        Duration::from_secs(30),
+        || (written() >= during + 2).then_some(()),
+        || tail(&worker.log_text(), 30),
+    );
+    assert_eq!(state(), "RUNNING");
+    for value in values(&read_topic(&topic, during + 2, Duration::from_secs(10))) {
+        assert_eq!(objects(&value), json!({"Cat": 1}), "{value}");
+    }
+}
+
+#[test]
+fn with_schemas_enabled_the_records_carry_the_detections_schema() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("uploads");
+    std::fs::create_dir(&images).unwrap();
+    copy_photo(&images, "chelsea.png", "0001.png");
+    let topic = unique("e2e-camera-schemas");
+    let url = format!("file://{}/", images.display());
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    setup.connector("schemas-cam", merge_json(camera_config(&url, &topic), json!({"value.converter.schemas.enable": "true"})));
+    let worker = setup.start();
+    wait_for_or_explain(
+        "the record",
+        Duration::from_secs(60),
+        || (topic_count(&topic) >= 1).then_some(()),
+        || tail(&worker.log_text(), 30),
+    );
+    let value = &values(&read_topic(&topic, 1, Duration::from_secs(10)))[0];
+    assert_eq!(value["schema"]["name"], "io.connectrs.camera.Detections", "{value}");
+    let fields: Vec<&str> = value["schema"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    for field in ["camera", "ts", "frame", "objects", "detections"] {
+        assert!(fields.contains(&field), "{field} in {fields:?}");
+    }
+    assert_eq!(value["payload"]["objects"], json!({"Cat": 1}), "{value}");
+    assert_eq!(value["payload"]["camera"], "schemas-cam");
 }

@@ -605,14 +605,22 @@ fn parquet_files_that_pyarrow_reads_and_a_value_that_is_no_struct_goes_to_the_dl
             ("format.class", "io.confluent.connect.s3.format.parquet.ParquetFormat"),
             ("partitioner.class", "io.confluent.connect.storage.partitioner.DefaultPartitioner"),
             ("flush.size", "10"),
+            ("store.kafka.keys", "true"),
+            ("keys.format.class", "io.confluent.connect.s3.format.parquet.ParquetFormat"),
             ("errors.tolerance", "all"),
             ("errors.deadletterqueue.topic.name", dlq.as_str()),
             ("errors.deadletterqueue.topic.replication.factor", "1"),
         ],
     );
-    let keys = wait_objects(&bucket, "topics/", 2, &worker);
+    let objects = wait_objects(&bucket, "topics/", 4, &worker);
     let dir_of = format!("topics/{topic}/partition=0/{topic}+0+");
-    assert_eq!(keys, [format!("{dir_of}0000000000.snappy.parquet"), format!("{dir_of}0000000010.snappy.parquet")], "named as Confluent's");
+    let named = |start: &str, view: &str| format!("{dir_of}{start}{view}.snappy.parquet");
+    assert_eq!(
+        objects,
+        [named("0000000000", ".keys"), named("0000000000", ""), named("0000000010", ".keys"), named("0000000010", "")],
+        "named as Confluent's, each keys file beside its data file"
+    );
+    let keys = [named("0000000000", ""), named("0000000010", "")];
 
     let mut written = 0;
     for (file, key) in keys.iter().enumerate() {
@@ -635,6 +643,11 @@ fn parquet_files_that_pyarrow_reads_and_a_value_that_is_no_struct_goes_to_the_dl
         }
         assert!(footer["parquet.avro.schema"].as_str().unwrap().contains("io.rail.Schedule"), "{footer}");
         assert_eq!(rows.len(), 10);
+        // The keys file: Confluent's `RecordKey {key}` struct, one row per record, in the same order.
+        let (key_schema, _, key_rows) = s3::parquet(&bucket, &key.replace(".snappy.parquet", ".keys.snappy.parquet"));
+        assert!(key_schema.contains("optional binary key (String);"), "{key_schema}");
+        let expected_keys: Vec<serde_json::Value> = (0..10).map(|j| json!({"key": format!("t{}", file * 10 + j)})).collect();
+        assert_eq!(key_rows, expected_keys);
         for (j, row) in rows.iter().enumerate() {
             let i = file * 10 + j;
             assert_eq!(row["TRAIN_ID"], json!(format!("t{i}")));

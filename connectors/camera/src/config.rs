@@ -226,7 +226,7 @@ impl Settings {
             }
             "ort" => {
                 let library = path_or_none(parsed.string(ORT_LIBRARY))
-                    .or_else(|| std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from))
+                    .or_else(|| std::env::var_os("ORT_DYLIB_PATH").filter(|v| !v.is_empty()).map(PathBuf::from))
                     .unwrap_or_else(|| PathBuf::from("libonnxruntime.so"));
                 EngineKind::Ort { library }
             }

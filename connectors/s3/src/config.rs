@@ -174,14 +174,14 @@ pub fn def() -> ConfigDef {
         .define(key(COMPRESSION, ConfigType::String, Some("none"), "none or gzip (JSON and ByteArray files).").validator(Validator::OneOf(vec!["none", "gzip"])))
         .define(key(COMPRESSION_LEVEL, ConfigType::Int, Some("-1"), "gzip level 0-9; -1: the default (6).").validator(Validator::between(-1.0, 9.0)))
         .define(key(AVRO_CODEC, ConfigType::String, Some("null"), "Avro block codec: null, deflate, snappy or bzip2.").validator(Validator::OneOf(vec!["null", "deflate", "snappy", "bzip2"])))
-        .define(key(PARQUET_CODEC, ConfigType::String, Some("snappy"), "ParquetFormat's compression: none, snappy, gzip, lz4 or zstd (brotli and lzo are not built in).").validator(Validator::OneOf(vec!["none", "uncompressed", "snappy", "gzip", "lz4", "zstd", "brotli", "lzo"])))
+        .define(key(PARQUET_CODEC, ConfigType::String, Some("snappy"), "ParquetFormat's compression: none, snappy, gzip, lz4 (Hadoop's framing), lz4_raw or zstd (brotli and lzo are not built in).").validator(Validator::OneOf(vec!["none", "snappy", "gzip", "lz4", "lz4_raw", "zstd", "brotli", "lzo"])))
         .define(key(NULL_VALUES, ConfigType::String, Some("fail"), "Records with a null value: fail (to the errant-record reporter: the DLQ, or a task failure) or ignore.").validator(Validator::OneOf(vec!["fail", "ignore"])))
         .define(key(SCHEMA_COMPATIBILITY, ConfigType::String, Some("NONE"), "NONE: a record whose schema differs from its file's starts a new file. BACKWARD and FULL: a newer schema version starts a new file, an older one is projected to the file's schema (Kafka Connect's SchemaProjector); FORWARD: the other way round. Between schemas without versions a change starts a new file, as with NONE.").validator(Validator::OneOf(vec!["none", "backward", "forward", "full"])))
         .define(key(STORAGE_CLASS, ConfigType::Class, Some("io.confluent.connect.s3.storage.S3Storage"), "Accepted: S3Storage is the only storage."))
         .define(key(STORE_KEYS, ConfigType::Boolean, Some("false"), "Write each file's record keys to a file beside it (`<name>.keys<ext>`); a record without a key is then an error."))
         .define(key(STORE_HEADERS, ConfigType::Boolean, Some("false"), "Write each file's record headers to a file beside it (`<name>.headers<ext>`), as an array of {key, value} strings; a record without headers is then an error."))
-        .define(key(KEYS_FORMAT, ConfigType::Class, Some(AVRO_FORMAT_CLASS), "Format of the keys files: AvroFormat, JsonFormat, ParquetFormat (struct keys) or ByteArrayFormat."))
-        .define(key(HEADERS_FORMAT, ConfigType::Class, Some(AVRO_FORMAT_CLASS), "Format of the headers files: AvroFormat or JsonFormat."))
+        .define(key(KEYS_FORMAT, ConfigType::Class, Some(AVRO_FORMAT_CLASS), "Format of the keys files: AvroFormat, JsonFormat, ParquetFormat or ByteArrayFormat."))
+        .define(key(HEADERS_FORMAT, ConfigType::Class, Some(AVRO_FORMAT_CLASS), "Format of the headers files: AvroFormat, JsonFormat or ParquetFormat."))
         .define(ConfigKey::required(FORMAT_CLASS, ConfigType::Class, Importance::High, "io.confluent.connect.s3.format.json.JsonFormat, ...avro.AvroFormat, ...parquet.ParquetFormat or ...bytearray.ByteArrayFormat."))
         .define(key(BYTEARRAY_EXTENSION, ConfigType::String, Some(".bin"), "Extension of ByteArrayFormat files."))
         .define(key(BYTEARRAY_SEPARATOR, ConfigType::String, Some("\n"), "Bytes after each record in ByteArrayFormat files (taken as written, no escapes)."))
@@ -238,7 +238,10 @@ impl S3SinkConfig {
                 "ParquetFormat" => {
                     let codec = trimmed(PARQUET_CODEC).to_ascii_lowercase();
                     if crate::parquet::codec(&codec).is_none() {
-                        return Err(config_error(PARQUET_CODEC, format!("{codec} is not built in: none, snappy, gzip, lz4 or zstd")));
+                        return Err(config_error(
+                            PARQUET_CODEC,
+                            format!("{codec} is not built in: none, snappy, gzip, lz4, lz4_raw or zstd"),
+                        ));
                     }
                     Ok(Format::Parquet { codec })
                 }
@@ -263,13 +266,6 @@ impl S3SinkConfig {
             }
             if key == HEADERS_FORMAT && matches!(view, Format::ByteArray { .. }) {
                 return Err(config_error(key, "ByteArrayFormat cannot write headers (as in Confluent's sink): AvroFormat or JsonFormat"));
-            }
-            // Headers files hold an array per record; Parquet files hold structs.
-            if key == HEADERS_FORMAT && matches!(view, Format::Parquet { .. }) {
-                return Err(config_error(
-                    key,
-                    "ParquetFormat cannot write headers (each is an array, Parquet files hold structs): AvroFormat or JsonFormat",
-                ));
             }
             Ok(Some(view))
         };
@@ -462,8 +458,8 @@ mod tests {
         pairs.push(("parquet.codec", "brotli"));
         assert!(S3SinkConfig::parse(&config(&pairs)).unwrap_err().to_string().contains("brotli is not built in"));
         pairs.retain(|(k, _)| *k != "parquet.codec");
-        pairs.extend([("store.kafka.headers", "true"), ("headers.format.class", "ParquetFormat")]);
-        assert!(S3SinkConfig::parse(&config(&pairs)).unwrap_err().to_string().contains("cannot write headers"));
+        pairs.push(("parquet.codec", "lz4"));
+        assert_eq!(S3SinkConfig::parse(&config(&pairs)).unwrap().extension(), ".lz4hadoop.parquet", "parquet-mr's name for Hadoop's LZ4");
     }
 
     #[test]

@@ -81,6 +81,14 @@ pub struct Prepared<'a> {
     envelope: Option<&'static str>,
 }
 
+impl Prepared<'_> {
+    /// The schema the file will record.
+    #[cfg(test)]
+    pub fn schema(&self) -> Option<&SchemaRef> {
+        self.schema.as_ref()
+    }
+}
+
 /// A record encoded for a file, not yet in it: encoding can fail, adding cannot, so a record goes into its
 /// data, keys and headers files all or not at all.
 pub struct Encoded {
@@ -140,12 +148,17 @@ impl FileBuilder {
     }
 
     /// The record's key for a keys file (`store.kafka.keys`); a record without one is an error, as in Confluent's
-    /// sink, which keeps a file's keys aligned with its records.
+    /// sink, which keeps a file's keys aligned with its records. Parquet files hold structs: there the key goes
+    /// into a `RecordKey {key}` struct, as Confluent's `KeyRecordView` envelopes it.
     pub fn prepare_key<'a>(format: &Format, record: &'a SinkRecord) -> Result<Prepared<'a>, EncodeError> {
         if record.data.key.is_null() {
             return Err(EncodeError("Key cannot be null for SinkRecord (store.kafka.keys=true writes every record's key)".into()));
         }
-        Self::prepare_value(format, &record.data.key_schema, &record.data.key)
+        let prepared = Self::prepare_value(format, &record.data.key_schema, &record.data.key)?;
+        Ok(match format {
+            Format::Parquet { .. } => envelope("RecordKey", "key", prepared),
+            _ => prepared,
+        })
     }
 
     /// The record's headers for a headers file (`store.kafka.headers`): an array of `{key, value}` with the
@@ -174,8 +187,13 @@ impl FileBuilder {
             item.put("value", Value::String(text));
             items.push(Value::Struct(item));
         }
-        let envelope = matches!(format, Format::Json).then_some("headers");
-        Ok(Prepared { schema: Some(headers_schema()), value: Cow::Owned(Value::Array(items)), envelope })
+        let json_envelope = matches!(format, Format::Json).then_some("headers");
+        let prepared = Prepared { schema: Some(headers_schema()), value: Cow::Owned(Value::Array(items)), envelope: json_envelope };
+        // Parquet files hold structs: `RecordHeaders {headers}`, as Confluent's `HeaderRecordView` envelopes them.
+        Ok(match format {
+            Format::Parquet { .. } => envelope("RecordHeaders", "headers", prepared),
+            _ => prepared,
+        })
     }
 
     /// Whether a record with this schema may go into this file (Confluent's `schema.compatibility=NONE`, for
@@ -350,6 +368,15 @@ impl FileBuilder {
         }
         Ok(self.body.finish())
     }
+}
+
+/// A prepared view inside a struct named `name` with the one field `field` (Confluent's enveloped record views).
+fn envelope<'a>(name: &str, field: &str, inner: Prepared<'a>) -> Prepared<'a> {
+    let inner_schema = inner.schema.unwrap_or_else(|| Arc::new(Schema::new(SchemaType::Bytes)));
+    let schema = Arc::new(Schema::structure([(field.to_string(), inner_schema)]).named(name));
+    let mut value = Struct::new();
+    value.put(field, inner.value.into_owned());
+    Prepared { schema: Some(schema), value: Cow::Owned(Value::Struct(value)), envelope: None }
 }
 
 /// FNV-1a, for a sync marker that depends only on the object key.

@@ -36,14 +36,16 @@ impl From<::parquet::errors::ParquetError> for ParquetError {
     }
 }
 
-/// `parquet.codec` values this build writes, with the file name part Confluent gives each (Hadoop's
-/// `CompressionCodecName` extensions): `none` (no part), `snappy`, `gzip`, `lz4`, `zstd`.
+/// `parquet.codec` values this build writes, with the file name part Confluent gives each (parquet-mr's
+/// `CompressionCodecName` extensions): `none` (no part), `snappy`, `gzip`, `lz4` (Hadoop's framing), `lz4_raw`,
+/// `zstd`.
 pub fn codec(name: &str) -> Option<(Compression, &'static str)> {
     Some(match name {
-        "none" | "uncompressed" => (Compression::UNCOMPRESSED, ""),
+        "none" => (Compression::UNCOMPRESSED, ""),
         "snappy" => (Compression::SNAPPY, ".snappy"),
         "gzip" => (Compression::GZIP(Default::default()), ".gz"),
-        "lz4" => (Compression::LZ4, ".lz4"),
+        "lz4" => (Compression::LZ4, ".lz4hadoop"),
+        "lz4_raw" => (Compression::LZ4_RAW, ".lz4raw"),
         "zstd" => (Compression::ZSTD(Default::default()), ".zstd"),
         _ => return None,
     })
@@ -67,7 +69,8 @@ enum Node {
     Leaf {
         column: usize,
         optional: bool,
-        leaf: Leaf,
+        /// The Connect type its values must have (the column's physical type may take several).
+        kind: SchemaType,
     },
     Struct {
         optional: bool,
@@ -288,7 +291,7 @@ impl Builder {
                     builder = builder.with_precision(d.precision).with_scale(d.scale);
                 }
                 self.columns.push(Column::new(leaf, def, rep));
-                (Node::Leaf { column: self.columns.len() - 1, optional, leaf }, Arc::new(builder.build()?))
+                (Node::Leaf { column: self.columns.len() - 1, optional, kind: schema.kind }, Arc::new(builder.build()?))
             }
         })
     }
@@ -330,19 +333,20 @@ fn primitive(schema: &Schema) -> (Physical, Option<LogicalType>, Leaf) {
     }
 }
 
-/// A record's value as a leaf datum.
-fn datum(leaf: Leaf, value: &Value) -> Option<Datum> {
-    Some(match (leaf, value) {
-        (Leaf::Boolean, Value::Boolean(b)) => Datum::Boolean(*b),
-        (Leaf::Int32, Value::Int8(v)) => Datum::Int32(i32::from(*v)),
-        (Leaf::Int32, Value::Int16(v)) => Datum::Int32(i32::from(*v)),
-        (Leaf::Int32, Value::Int32(v)) => Datum::Int32(*v),
-        (Leaf::Int64, Value::Int64(v)) => Datum::Int64(*v),
-        (Leaf::Float, Value::Float32(v)) => Datum::Float(*v),
-        (Leaf::Double, Value::Float64(v)) => Datum::Double(*v),
-        (Leaf::Binary, Value::String(s)) => Datum::Binary(ByteArray::from(s.as_bytes().to_vec())),
+/// A record's value as a leaf datum: only a value of the schema's own Connect type (as AvroData checks it), so
+/// a string in a decimal or bytes in a string field is the record's error, not a wrong value in the file.
+fn datum(kind: SchemaType, value: &Value) -> Option<Datum> {
+    Some(match (kind, value) {
+        (SchemaType::Boolean, Value::Boolean(b)) => Datum::Boolean(*b),
+        (SchemaType::Int8, Value::Int8(v)) => Datum::Int32(i32::from(*v)),
+        (SchemaType::Int16, Value::Int16(v)) => Datum::Int32(i32::from(*v)),
+        (SchemaType::Int32, Value::Int32(v)) => Datum::Int32(*v),
+        (SchemaType::Int64, Value::Int64(v)) => Datum::Int64(*v),
+        (SchemaType::Float32, Value::Float32(v)) => Datum::Float(*v),
+        (SchemaType::Float64, Value::Float64(v)) => Datum::Double(*v),
+        (SchemaType::String, Value::String(s)) => Datum::Binary(ByteArray::from(s.as_bytes().to_vec())),
         // Decimals too: Connect's unscaled big-endian two's complement is Parquet's.
-        (Leaf::Binary, Value::Bytes(b)) => Datum::Binary(ByteArray::from(b.clone())),
+        (SchemaType::Bytes, Value::Bytes(b)) => Datum::Binary(ByteArray::from(b.clone())),
         _ => return None,
     })
 }
@@ -360,8 +364,8 @@ fn shred(node: &Node, value: &Value, def: i16, rep: i16, depth: i16, out: &mut V
     let def = def + i16::from(node.optional());
     let mismatch = |expected: &str| ParquetError(format!("a {} value where the schema says {expected}", value.type_name()));
     match node {
-        Node::Leaf { column, leaf, .. } => {
-            let datum = datum(*leaf, value).ok_or_else(|| mismatch(&format!("{leaf:?}").to_lowercase()))?;
+        Node::Leaf { column, kind, .. } => {
+            let datum = datum(*kind, value).ok_or_else(|| mismatch(kind.json_name()))?;
             out.push(Cell { column: *column, def, rep, datum: Some(datum) });
         }
         Node::Struct { fields, .. } => {
@@ -693,6 +697,22 @@ mod tests {
         let err = file.shred(&Value::Struct(wrong)).unwrap_err().to_string();
         assert!(err.contains("field n") && err.contains("string"), "{err}");
         assert!(file.shred(&Value::Int32(1)).is_err(), "a record that is not a struct");
+        let typed = Schema::structure([
+            ("text".to_string(), optional(Schema::new(SchemaType::String))),
+            ("small".to_string(), optional(Schema::new(SchemaType::Int8))),
+            ("price".to_string(), optional(logical::decimal(2))),
+        ]);
+        let file = ParquetFile::new(&typed, "snappy").unwrap();
+        for (field, value) in [
+            ("text", Value::Bytes(bytes::Bytes::from_static(b"\xff"))),
+            ("small", Value::Int32(1000)),
+            ("price", Value::String("12.34".into())),
+        ] {
+            let mut record = Struct::new();
+            record.put(field, value);
+            let err = file.shred(&Value::Struct(record)).unwrap_err().to_string();
+            assert!(err.contains(&format!("field {field}")), "a value of another type than the schema's is refused: {err}");
+        }
         let err = ParquetFile::new(&Schema::new(SchemaType::String), "snappy").err().unwrap().to_string();
         assert!(err.contains("struct"), "{err}");
     }

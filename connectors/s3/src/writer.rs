@@ -461,4 +461,27 @@ mod tests {
         let err = FileBuilder::prepare_headers(&crate::config::Format::Json, &r).err().unwrap();
         assert!(err.0.contains("Headers cannot be null or empty"), "{err}");
     }
+
+    #[test]
+    fn parquet_keys_and_headers_files_hold_confluents_record_key_and_record_headers_structs() {
+        let parquet = crate::config::Format::Parquet { codec: "snappy".into() };
+        let r = record(0);
+        let key = FileBuilder::prepare_key(&parquet, &r).unwrap();
+        let schema = key.schema().cloned().unwrap();
+        assert_eq!(schema.name.as_deref(), Some("RecordKey"));
+        assert_eq!(schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["key"]);
+        assert_eq!(schema.fields[0].schema.kind, connect_core::SchemaType::String, "a schemaless string key, inferred");
+        let mut file = FileBuilder::new(&parquet, false, None, "k");
+        file.append(key).unwrap();
+        assert!(file.finish().unwrap().starts_with(b"PAR1"));
+
+        let headers = FileBuilder::prepare_headers(&parquet, &r).unwrap();
+        let schema = headers.schema().cloned().unwrap();
+        assert_eq!(schema.name.as_deref(), Some("RecordHeaders"));
+        assert_eq!(schema.fields[0].name, "headers");
+        assert_eq!(schema.fields[0].schema.kind, connect_core::SchemaType::Array);
+        let mut file = FileBuilder::new(&parquet, false, None, "h");
+        file.append(headers).unwrap();
+        assert!(file.finish().unwrap().starts_with(b"PAR1"));
+    }
 }

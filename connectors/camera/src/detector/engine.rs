@@ -35,7 +35,7 @@ pub(super) enum Engine {
         executor: Option<tract_linalg::multithread::Executor>,
     },
     #[cfg(feature = "ort")]
-    Ort(std::sync::Mutex<ort::session::Session>),
+    Ort(onnxruntime::Sessions),
 }
 
 fn concrete_shape(fact: &TypedFact) -> Vec<usize> {
@@ -97,33 +97,40 @@ mod onnxruntime {
     use ort::environment::Environment;
     use ort::session::Session;
     use std::path::{Path, PathBuf};
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
     use tract_onnx::prelude::Tensor;
 
-    /// ONNX Runtime allows one environment a process, and loads its library once: the first detector that
-    /// loads it successfully decides which library every other one uses.
-    static ENVIRONMENT: Mutex<Option<(PathBuf, Environment)>> = Mutex::new(None);
+    /// ONNX Runtime's library as this process loaded it: a process loads one, and builds one environment.
+    struct Runtime {
+        library: PathBuf,
+        environment: Option<Environment>,
+    }
+
+    static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
 
     fn environment(library: &Path) -> Result<Environment, DetectorError> {
-        let mut loaded = ENVIRONMENT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match &*loaded {
-            Some((path, environment)) if path == library => return Ok(environment.clone()),
-            Some((path, _)) => {
+        // The same file by another path (a symlink, a relative name) is the same library.
+        let canonical = std::fs::canonicalize(library).unwrap_or_else(|_| library.to_path_buf());
+        let mut runtime = RUNTIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &*runtime {
+            Some(loaded) if loaded.library != canonical => {
                 return Err(DetectorError::Model(format!(
                     "detector.ort.library {}: this worker has loaded ONNX Runtime from {} already, and a process can load \
                      only one; give every camera connector of a worker the same library",
                     library.display(),
-                    path.display()
+                    loaded.library.display()
                 )))
             }
-            None => {}
+            Some(Runtime { environment: Some(environment), .. }) => return Ok(environment.clone()),
+            _ => {}
         }
-        let environment = ort::init_from(library)
-            .map_err(|e| DetectorError::Model(format!("cannot load ONNX Runtime ({}): {e}", library.display())))?
-            .with_name("connect-rs")
-            .build()
-            .map_err(|e| DetectorError::Model(format!("ONNX Runtime: {e}")))?;
-        *loaded = Some((library.to_path_buf(), environment.clone()));
+        // Loads the library the first time (a library that fails to load leaves nothing behind, so another path
+        // may be tried); after that it only makes the environment's builder.
+        let builder =
+            ort::init_from(library).map_err(|e| DetectorError::Model(format!("cannot load ONNX Runtime ({}): {e}", library.display())))?;
+        let loaded = runtime.get_or_insert(Runtime { library: canonical, environment: None });
+        let environment = builder.with_name("connect-rs").build().map_err(|e| DetectorError::Model(format!("ONNX Runtime: {e}")))?;
+        loaded.environment = Some(environment.clone());
         Ok(environment)
     }
 
@@ -131,35 +138,57 @@ mod onnxruntime {
         dtype.tensor_shape().map(|s| s.iter().map(|&d| d.max(0) as usize).collect()).unwrap_or_default()
     }
 
-    pub(super) fn load(library: &Path, model: &[u8], what: &str, threads: usize) -> Result<Loaded, DetectorError> {
-        let environment = environment(library)?;
-        let model_error = |e: String| DetectorError::Model(format!("{what} is not an ONNX model ONNX Runtime can run: {e}"));
-        let session = Session::builder(&environment)
-            .map_err(|e| model_error(e.to_string()))?
-            .with_intra_threads(threads)
-            .map_err(|e| model_error(e.to_string()))?
-            .commit_from_memory(model)
-            .map_err(|e| model_error(e.to_string()))?;
-        let input = session.inputs().first().map(|i| shape(i.dtype())).unwrap_or_default();
-        let outputs = session.outputs().iter().map(|o| shape(o.dtype())).collect();
-        Ok(Loaded { engine: Engine::Ort(Mutex::new(session)), input, outputs })
+    /// Sessions of one model: a run takes an idle one (or makes one), so cameras sharing a detector infer side
+    /// by side, as tract's plans do from `&self`.
+    pub(in crate::detector) struct Sessions {
+        environment: Environment,
+        model: Arc<[u8]>,
+        threads: usize,
+        idle: Mutex<Vec<Session>>,
     }
 
-    pub(super) fn run<R>(
-        session: &Mutex<Session>,
-        input: Tensor,
-        f: impl FnOnce(&[(Vec<usize>, &[f32])]) -> R,
-    ) -> Result<R, DetectorError> {
+    impl Sessions {
+        fn open(&self) -> Result<Session, String> {
+            Session::builder(&self.environment)
+                .map_err(|e| e.to_string())?
+                .with_intra_threads(self.threads)
+                .map_err(|e| e.to_string())?
+                .commit_from_memory(&self.model)
+                .map_err(|e| e.to_string())
+        }
+    }
+
+    pub(super) fn load(library: &Path, model: &[u8], what: &str, threads: usize) -> Result<Loaded, DetectorError> {
+        let environment = environment(library)?;
+        let sessions = Sessions { environment, model: Arc::from(model), threads, idle: Mutex::new(Vec::new()) };
+        let session =
+            sessions.open().map_err(|e| DetectorError::Model(format!("{what} is not an ONNX model ONNX Runtime can run: {e}")))?;
+        let input = session.inputs().first().map(|i| shape(i.dtype())).unwrap_or_default();
+        let outputs = session.outputs().iter().map(|o| shape(o.dtype())).collect();
+        sessions.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(session);
+        Ok(Loaded { engine: Engine::Ort(sessions), input, outputs })
+    }
+
+    pub(super) fn run<R>(sessions: &Sessions, input: Tensor, f: impl FnOnce(&[(Vec<usize>, &[f32])]) -> R) -> Result<R, DetectorError> {
         let failed = |e: String| DetectorError::Inference(format!("ONNX Runtime: {e}"));
+        let idle = sessions.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+        let mut session = match idle {
+            Some(session) => session,
+            None => sessions.open().map_err(failed)?,
+        };
+        let result = run_on(&mut session, input, f).map_err(failed);
+        sessions.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(session);
+        result
+    }
+
+    fn run_on<R>(session: &mut Session, input: Tensor, f: impl FnOnce(&[(Vec<usize>, &[f32])]) -> R) -> Result<R, String> {
         let shape: Vec<i64> = input.shape().iter().map(|&d| d as i64).collect();
-        let values: Vec<f32> = input.to_plain_array_view::<f32>().map_err(|e| failed(format!("{e:#}")))?.iter().copied().collect();
-        let tensor = ort::value::Tensor::from_array((shape, values)).map_err(|e| failed(e.to_string()))?;
-        // Runs take the session mutably; one inference at a time per detector, as with tract.
-        let mut session = session.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let outputs = session.run(ort::inputs![tensor]).map_err(|e| failed(e.to_string()))?;
+        let values: Vec<f32> = input.to_plain_array_view::<f32>().map_err(|e| format!("{e:#}"))?.iter().copied().collect();
+        let tensor = ort::value::Tensor::from_array((shape, values)).map_err(|e| e.to_string())?;
+        let outputs = session.run(ort::inputs![tensor]).map_err(|e| e.to_string())?;
         let mut views = Vec::with_capacity(outputs.len());
         for i in 0..outputs.len() {
-            let (shape, values) = outputs[i].try_extract_tensor::<f32>().map_err(|e| failed(e.to_string()))?;
+            let (shape, values) = outputs[i].try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
             views.push((shape.iter().map(|&d| d.max(0) as usize).collect(), values));
         }
         Ok(f(&views))
