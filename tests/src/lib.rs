@@ -694,19 +694,27 @@ impl FullRecord {
 pub fn read_topic_full(topic: &str, expected: usize, timeout: Duration) -> Vec<FullRecord> {
     use rdkafka::message::Headers;
     let c = consumer_at(&bootstrap());
-    let Ok(md) = c.fetch_metadata(Some(topic), Duration::from_secs(10)) else { return Vec::new() };
+    let deadline = Instant::now() + timeout;
+    // The topic may not exist yet (a worker that has not written its first record): wait for its partitions
+    // within the timeout, rather than reading nothing.
     let mut tpl = TopicPartitionList::new();
-    for t in md.topics().iter().filter(|t| t.name() == topic) {
-        for p in t.partitions() {
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+    while tpl.count() == 0 {
+        if let Ok(md) = c.fetch_metadata(Some(topic), Duration::from_secs(10)) {
+            for t in md.topics().iter().filter(|t| t.name() == topic && t.error().is_none()) {
+                for p in t.partitions() {
+                    tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+                }
+            }
         }
-    }
-    if tpl.count() == 0 {
-        return Vec::new();
+        if tpl.count() == 0 {
+            if Instant::now() >= deadline {
+                return Vec::new();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
     c.assign(&tpl).expect("assign");
     let mut out = Vec::new();
-    let deadline = Instant::now() + timeout;
     let mut complete_at: Option<Instant> = None;
     while Instant::now() < deadline && complete_at.is_none_or(|t| t.elapsed() < Duration::from_secs(1)) {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
@@ -952,4 +960,28 @@ pub fn car_park_chain(dlq: &str) -> serde_json::Value {
         "errors.deadletterqueue.topic.replication.factor": 1,
         "errors.deadletterqueue.context.headers.enable": true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A topic that a worker creates only with its first record: the read waits for it within its timeout
+    /// (it used to return nothing at once, which failed a WASM test in CI when the source started slowly).
+    #[test]
+    fn read_topic_full_waits_for_a_topic_that_does_not_exist_yet() {
+        require_broker();
+        let topic = unique("created-later");
+        let writer = {
+            let topic = topic.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(2));
+                produce(&topic, &[(None, Some(b"late".to_vec()), vec![])]);
+            })
+        };
+        let records = read_topic_full(&topic, 1, Duration::from_secs(30));
+        writer.join().unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].value.as_deref(), Some(&b"late"[..]));
+    }
 }

@@ -104,13 +104,7 @@ pub fn parquet(bucket: &str, key: &str) -> (String, serde_json::Value, Vec<serde
 
 /// The Python that reads Avro and Parquet files (fastavro, pyarrow).
 fn python() -> String {
-    std::env::var("CONNECT_TEST_AVRO_PYTHON").unwrap_or_else(|_| {
-        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/services"))
-            .arg("avro-python-bin")
-            .output()
-            .expect("scripts/services");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    })
+    crate::service_tool("CONNECT_TEST_AVRO_PYTHON", "avro-python-bin")
 }
 
 fn tags(xml: &str, tag: &str) -> Vec<String> {

@@ -307,13 +307,9 @@ fn cat_frames_alert_through_the_http_sink_and_other_frames_do_not() {
     );
 }
 
-/// ONNX Runtime's library for the `ort` engine: `CONNECT_TEST_ORT_LIB`, else `scripts/services onnxruntime-lib`.
+/// ONNX Runtime's library for the `ort` engine (the onnxruntime wheel's).
 fn ort_library() -> String {
-    std::env::var("CONNECT_TEST_ORT_LIB").unwrap_or_else(|_| {
-        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/services")).arg("onnxruntime-lib").output().unwrap();
-        assert!(out.status.success(), "scripts/services onnxruntime-lib: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    })
+    service_tool("CONNECT_TEST_ORT_LIB", "onnxruntime-lib")
 }
 
 #[test]
@@ -424,4 +420,49 @@ fn with_schemas_enabled_the_records_carry_the_detections_schema() {
     }
     assert_eq!(value["payload"]["objects"], json!({"Cat": 1}), "{value}");
     assert_eq!(value["payload"]["camera"], "schemas-cam");
+}
+
+#[test]
+fn a_live_rtmp_stream_through_ffmpeg_gives_its_frames_and_the_task_outlives_the_stream() {
+    require_broker();
+    let ffmpeg = ffmpeg();
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("garden.mp4");
+    make_video(&ffmpeg, &video, &["chelsea.png", "eagle.jpg"], 1);
+    // ffmpeg as the camera: an RTMP server that plays the clip at its own pace to the first client.
+    let url = format!("rtmp://127.0.0.1:{}/live/garden", free_port());
+    let mut camera = Command::new(&ffmpeg)
+        .args(["-loglevel", "error", "-re", "-i"])
+        .arg(&video)
+        .args(["-c", "copy", "-f", "flv", "-listen", "1", &url])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let topic = unique("e2e-camera-rtmp");
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    let config = merge_json(camera_config(&url, &topic), json!({"camera.ffmpeg.path": ffmpeg, "camera.reconnect.backoff.max.ms": 1000}));
+    setup.connector("live", config);
+    let worker = setup.start();
+    // The stream is 2 s at 5 fps: every frame is analysed or counted as skipped.
+    let vs = wait_for_or_explain(
+        "the stream's 10 frames accounted for",
+        Duration::from_secs(60),
+        || {
+            let n = topic_count(&topic) as usize;
+            let vs = values(&read_topic(&topic, n, Duration::from_secs(10)));
+            let accounted: i64 = vs.iter().map(|v| 1 + v["skipped"].as_i64().unwrap()).sum();
+            (accounted >= 10).then_some(vs)
+        },
+        || tail(&worker.log_text(), 30),
+    );
+    let _ = camera.wait();
+    let accounted: i64 = vs.iter().map(|v| 1 + v["skipped"].as_i64().unwrap()).sum();
+    assert_eq!(accounted, 10, "{vs:?}");
+    let seen: Vec<Json> = vs.iter().map(objects).collect();
+    assert_eq!(seen.first(), Some(&json!({"Cat": 1})), "the clip starts with the cat: {seen:?}");
+    assert_eq!(seen.last(), Some(&json!({})), "and ends with the eagle (no Open Images label): {seen:?}");
+    // The stream ended and the camera is gone: the task keeps trying, RUNNING.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(worker.get("/connectors/live/status").1["tasks"][0]["state"], "RUNNING");
+    assert_eq!(topic_count(&topic) as usize, vs.len(), "nothing more without a camera");
 }

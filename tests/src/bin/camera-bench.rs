@@ -50,14 +50,6 @@ fn bare_model(frames: &[Vec<u8>], engine: &EngineKind) -> f64 {
     frames.len() as f64 / started.elapsed().as_secs_f64()
 }
 
-/// ONNX Runtime's library: `CONNECT_TEST_ORT_LIB`, else `scripts/services onnxruntime-lib`.
-fn ort_library() -> String {
-    std::env::var("CONNECT_TEST_ORT_LIB").unwrap_or_else(|_| {
-        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/services")).arg("onnxruntime-lib").output().unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    })
-}
-
 /// One engine's run: the bare model before and after, and the connector between, on the frames in `images`.
 fn measure(dir: &Path, images: &Path, frames: &[Vec<u8>], engine: &EngineKind) {
     let n = frames.len();
@@ -130,5 +122,5 @@ fn main() {
     }
     measure(dir.path(), &images, &frames, &EngineKind::Tract);
     // The `ort` feature: ONNX Runtime, loaded from the onnxruntime wheel's library.
-    measure(dir.path(), &images, &frames, &EngineKind::Ort { library: ort_library().into() });
+    measure(dir.path(), &images, &frames, &EngineKind::Ort { library: service_tool("CONNECT_TEST_ORT_LIB", "onnxruntime-lib").into() });
 }
