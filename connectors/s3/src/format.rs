@@ -113,6 +113,12 @@ fn headers_schema() -> SchemaRef {
         .clone()
 }
 
+/// The schema of a Parquet headers file's records: `RecordHeaders {headers}`, the same for every record.
+fn record_headers_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA.get_or_init(|| Arc::new(Schema::structure([("headers".to_string(), headers_schema())]).named("RecordHeaders"))).clone()
+}
+
 impl FileBuilder {
     /// `key`: the object key, from which the Avro sync marker is derived, so a file written again after a crash
     /// has the same bytes.
@@ -155,10 +161,11 @@ impl FileBuilder {
             return Err(EncodeError("Key cannot be null for SinkRecord (store.kafka.keys=true writes every record's key)".into()));
         }
         let prepared = Self::prepare_value(format, &record.data.key_schema, &record.data.key)?;
-        Ok(match format {
-            Format::Parquet { .. } => envelope("RecordKey", "key", prepared),
-            _ => prepared,
-        })
+        let Format::Parquet { .. } = format else { return Ok(prepared) };
+        // Parquet's key always has a schema: a schemaless key gets an inferred one.
+        let key_schema = prepared.schema.ok_or_else(|| EncodeError("no schema".into()))?;
+        let schema = Arc::new(Schema::structure([("key".to_string(), key_schema)]).named("RecordKey"));
+        Ok(envelope(schema, "key", prepared.value))
     }
 
     /// The record's headers for a headers file (`store.kafka.headers`): an array of `{key, value}` with the
@@ -187,12 +194,11 @@ impl FileBuilder {
             item.put("value", Value::String(text));
             items.push(Value::Struct(item));
         }
-        let json_envelope = matches!(format, Format::Json).then_some("headers");
-        let prepared = Prepared { schema: Some(headers_schema()), value: Cow::Owned(Value::Array(items)), envelope: json_envelope };
-        // Parquet files hold structs: `RecordHeaders {headers}`, as Confluent's `HeaderRecordView` envelopes them.
+        let value = Cow::Owned(Value::Array(items));
         Ok(match format {
-            Format::Parquet { .. } => envelope("RecordHeaders", "headers", prepared),
-            _ => prepared,
+            // Parquet files hold structs: `RecordHeaders {headers}`, as Confluent's `HeaderRecordView` envelopes them.
+            Format::Parquet { .. } => envelope(record_headers_schema(), "headers", value),
+            _ => Prepared { schema: Some(headers_schema()), value, envelope: matches!(format, Format::Json).then_some("headers") },
         })
     }
 
@@ -370,12 +376,10 @@ impl FileBuilder {
     }
 }
 
-/// A prepared view inside a struct named `name` with the one field `field` (Confluent's enveloped record views).
-fn envelope<'a>(name: &str, field: &str, inner: Prepared<'a>) -> Prepared<'a> {
-    let inner_schema = inner.schema.unwrap_or_else(|| Arc::new(Schema::new(SchemaType::Bytes)));
-    let schema = Arc::new(Schema::structure([(field.to_string(), inner_schema)]).named(name));
+/// A view's value as the one field `field` of a struct of `schema` (Confluent's enveloped record views).
+fn envelope<'a>(schema: SchemaRef, field: &str, inner: Cow<'_, Value>) -> Prepared<'a> {
     let mut value = Struct::new();
-    value.put(field, inner.value.into_owned());
+    value.put(field, inner.into_owned());
     Prepared { schema: Some(schema), value: Cow::Owned(Value::Struct(value)), envelope: None }
 }
 

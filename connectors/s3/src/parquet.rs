@@ -214,14 +214,15 @@ fn has_list_of_optional_items(schema: &Schema) -> bool {
     }
 }
 
-/// Builds the Parquet type and the shredding node of `schema`, adding its leaf columns to `columns`.
-/// `def`/`rep`: the levels above it; `repeated`: it is the repeated item of a two-level list.
+/// Builds a file's Parquet types and shredding nodes, collecting its leaf columns.
 struct Builder {
     three_level: bool,
     columns: Vec<Column>,
 }
 
 impl Builder {
+    /// The Parquet type and the shredding node of `schema`, its leaf columns added to `columns`.
+    /// `def`/`rep`: the levels above it; `repeated`: it is the repeated item of a two-level list.
     fn build(&mut self, schema: &Schema, name: &str, repeated: bool, def: i16, rep: i16) -> Result<(Node, TypePtr), ParquetError> {
         let optional = schema.optional && !repeated;
         let repetition = if repeated {
