@@ -56,6 +56,9 @@ impl TestCluster {
                 ("status.storage.partitions", "2"),
                 ("session.timeout.ms", "6000"),
                 ("heartbeat.interval.ms", "1000"),
+                // A killed worker's sink consumers hold their partitions for the consumer session (45 s by default).
+                ("consumer.session.timeout.ms", "6000"),
+                ("consumer.heartbeat.interval.ms", "1000"),
             ],
         )
     }
@@ -83,8 +86,11 @@ pub fn create(port: u16, name: &str, config: Value) {
     );
 }
 
-/// Every connector's (connector state, worker id, task states) as `port` reports them.
-pub fn statuses(port: u16) -> BTreeMap<String, (String, String, Vec<String>)> {
+/// A task's state and the worker running it.
+pub type TaskPlace = (String, String);
+
+/// Every connector's (connector state, worker id, each task's state and worker) as `port` reports them.
+pub fn statuses(port: u16) -> BTreeMap<String, (String, String, Vec<TaskPlace>)> {
     let (code, body) = http("GET", port, "/connectors?expand=status", None);
     assert_eq!(code, 200, "{body}");
     body.as_object()
@@ -94,7 +100,11 @@ pub fn statuses(port: u16) -> BTreeMap<String, (String, String, Vec<String>)> {
             let s = &v["status"];
             let tasks = s["tasks"]
                 .as_array()
-                .map(|t| t.iter().map(|t| t["state"].as_str().unwrap_or("?").to_string()).collect())
+                .map(|t| {
+                    t.iter()
+                        .map(|t| (t["state"].as_str().unwrap_or("?").to_string(), t["worker_id"].as_str().unwrap_or("").to_string()))
+                        .collect()
+                })
                 .unwrap_or_default();
             (
                 name.clone(),
@@ -108,13 +118,15 @@ pub fn statuses(port: u16) -> BTreeMap<String, (String, String, Vec<String>)> {
         .collect()
 }
 
-/// All of `names` RUNNING with every task RUNNING, on workers among `workers`, as `port` sees it.
+/// All of `names` RUNNING with every task RUNNING, instances and tasks on workers among `workers`, as
+/// `port` sees it; where each connector instance runs.
 pub fn all_running_on(port: u16, names: &BTreeSet<String>, workers: &BTreeSet<String>) -> Option<BTreeMap<String, String>> {
     let s = statuses(port);
     let mut placement = BTreeMap::new();
     for name in names {
         let (state, worker, tasks) = s.get(name)?;
-        if state != "RUNNING" || tasks.is_empty() || tasks.iter().any(|t| t != "RUNNING") || !workers.contains(worker) {
+        let task_elsewhere = tasks.iter().any(|(state, worker)| state != "RUNNING" || !workers.contains(worker));
+        if state != "RUNNING" || tasks.is_empty() || task_elsewhere || !workers.contains(worker) {
             return None;
         }
         placement.insert(name.clone(), worker.clone());

@@ -611,6 +611,20 @@ impl Drop for DurableBroker {
     }
 }
 
+/// Run one SQL statement on the PostgreSQL at 127.0.0.1:5432 as `postgres`; its unaligned output.
+pub fn psql(sql: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-d", "postgres", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("psql (scripts/services up postgres installs it)");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub fn require_postgres() {
+    assert!(std::net::TcpStream::connect("127.0.0.1:5432").is_ok(), "no PostgreSQL on 127.0.0.1:5432: run `scripts/services up postgres`");
+}
+
 /// A record to produce in a test: key, value, headers.
 pub type TestRecord = (Option<Vec<u8>>, Option<Vec<u8>>, Vec<(String, Vec<u8>)>);
 

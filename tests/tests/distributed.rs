@@ -196,6 +196,141 @@ fn a_killed_workers_connectors_move_and_nothing_is_lost() {
     }
 }
 
+/// One connector's tasks spread over the workers, as in Kafka Connect: a JDBC sink with `tasks.max=3` on a
+/// three-partition topic runs one task on each of three workers; a task restart asked of a worker that
+/// does not run the task is carried out by the one that does; stop and resume bring all three down and
+/// back; SIGKILL the worker running task 0 and the task runs on a survivor within seconds, the others
+/// untouched, and every record is a row in PostgreSQL.
+#[test]
+fn one_connectors_tasks_spread_over_the_workers_and_move_when_one_dies() {
+    require_postgres();
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = TestCluster::new("dist-tasks", dir.path());
+    let setups: Vec<WorkerSetup> = (0..3).map(|i| cluster.setup(dir.path(), i)).collect();
+    let mut workers: Vec<Option<Worker>> = setups.iter().map(|s| Some(s.start_distributed())).collect();
+    let ids: BTreeSet<String> = setups.iter().map(worker_id).collect();
+    let port = |workers: &Vec<Option<Worker>>| workers.iter().flatten().next().unwrap().port;
+
+    let topic = cluster.topic("readings");
+    let table = topic.replace('-', "_");
+    create_topic_at(&cluster.bootstrap(), &topic, 3);
+    let records = |range: std::ops::Range<usize>| -> Vec<TestRecord> {
+        range.map(|i| (Some(format!("k{i}").into_bytes()), Some(json!({"id": i, "v": i * 2}).to_string().into_bytes()), vec![])).collect()
+    };
+    produce_at(&cluster.bootstrap(), &topic, &records(0..3000));
+    // Made here so three tasks starting at once do not race to create it.
+    psql(&format!(
+        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (__connect_topic TEXT, __connect_partition INT, __connect_offset BIGINT, \
+         id BIGINT, v BIGINT, PRIMARY KEY (__connect_topic, __connect_partition, __connect_offset))"
+    ));
+    let rows = || psql(&format!("SELECT count(DISTINCT id) || ' ' || count(*) FROM {table}"));
+    create(
+        port(&workers),
+        "pg",
+        json!({
+            "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector", "tasks.max": "3",
+            "connection.url": "jdbc:postgresql://127.0.0.1:5432/", "connection.user": "postgres",
+            "topics": topic, "table.name.format": table, "insert.mode": "upsert", "pk.mode": "kafka",
+            "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter", "value.converter.schemas.enable": "false",
+        }),
+    );
+    let names: BTreeSet<String> = ["pg".to_string()].into();
+    let task_workers = |port: u16| -> Vec<String> { statuses(port)["pg"].2.iter().map(|(_, worker)| worker.clone()).collect() };
+    let spread = wait_for_or_explain(
+        "3 tasks RUNNING, one on each worker",
+        Duration::from_secs(90),
+        || {
+            all_running_on(port(&workers), &names, &ids)?;
+            let placed = task_workers(port(&workers));
+            (placed.len() == 3 && placed.iter().collect::<BTreeSet<_>>().len() == 3).then_some(placed)
+        },
+        || format!("{:?}", statuses(port(&workers))),
+    );
+    wait_for_or_explain("3000 rows", Duration::from_secs(60), || (rows() == "3000 3000").then_some(()), || format!("rows: {}", rows()));
+    // Every worker answers for every task; a task restart goes to the worker running it.
+    let by_id: BTreeMap<String, usize> = setups.iter().enumerate().map(|(i, s)| (worker_id(s), i)).collect();
+    let (runs_task_1, other) = (by_id[&spread[1]], by_id[&spread[2]]);
+    let other_port = workers[other].as_ref().unwrap().port;
+    for w in workers.iter().flatten() {
+        let (code, body) = w.get("/connectors/pg/tasks/1/status");
+        assert_eq!((code, body["worker_id"].as_str()), (200, Some(spread[1].as_str())), "{body}");
+        let (code, tasks) = w.get("/connectors/pg/tasks");
+        assert_eq!((code, tasks.as_array().map(Vec::len)), (200, Some(3)), "{tasks}");
+    }
+    let starts = |i: usize, workers: &Vec<Option<Worker>>| task_starts(workers[i].as_ref().unwrap().port);
+    let before = (starts(runs_task_1, &workers), starts(other, &workers));
+    assert_eq!(http("POST", other_port, "/connectors/pg/tasks/1/restart", None).0, 204);
+    wait_for("task 1 restarted on its worker", Duration::from_secs(30), || (starts(runs_task_1, &workers) == before.0 + 1).then_some(()));
+    assert_eq!(starts(other, &workers), before.1, "the worker asked did not start a task of its own");
+
+    // Stop: no task runs anywhere; the consumer group's offsets are read through any worker; resume: three
+    // tasks RUNNING again.
+    let any = port(&workers);
+    wait_for("stop accepted", Duration::from_secs(30), || match http("PUT", other_port, "/connectors/pg/stop", None).0 {
+        204 => Some(()),
+        409 => None,
+        other => panic!("stop: {other}"),
+    });
+    wait_for_or_explain(
+        "pg STOPPED with no tasks",
+        Duration::from_secs(30),
+        || statuses(any).get("pg").filter(|(state, _, tasks)| state == "STOPPED" && tasks.is_empty()).map(|_| ()),
+        || format!("{:?}", statuses(any)),
+    );
+    let offsets = wait_for("the sink's offsets", Duration::from_secs(30), || {
+        let (code, body) = http("GET", other_port, "/connectors/pg/offsets", None);
+        (code == 200 && body["offsets"].as_array().is_some_and(|o| o.len() == 3)).then_some(body)
+    });
+    let committed: u64 = offsets["offsets"].as_array().unwrap().iter().filter_map(|o| o["offset"]["kafka_offset"].as_u64()).sum();
+    assert_eq!(committed, 3000, "every record committed: {offsets}");
+    // 409 while the group rebalances (the stop changed the task count), as in Kafka Connect.
+    wait_for("resume accepted", Duration::from_secs(30), || match http("PUT", any, "/connectors/pg/resume", None).0 {
+        202 => Some(()),
+        409 => None,
+        other => panic!("resume: {other}"),
+    });
+    let spread = wait_for_or_explain(
+        "3 tasks RUNNING again, one on each worker",
+        Duration::from_secs(60),
+        || {
+            all_running_on(any, &names, &ids)?;
+            let placed = task_workers(any);
+            (placed.len() == 3 && placed.iter().collect::<BTreeSet<_>>().len() == 3).then_some(placed)
+        },
+        || format!("{:?}", statuses(any)),
+    );
+
+    // SIGKILL the worker running task 0: the task runs on a survivor; the survivors restart none of theirs.
+    let victim = by_id[&spread[0]];
+    let survivors: BTreeSet<String> = ids.iter().filter(|id| **id != spread[0]).cloned().collect();
+    let kept: BTreeMap<usize, u64> = (0..3).filter(|&i| i != victim).map(|i| (i, starts(i, &workers))).collect();
+    workers[victim].take().unwrap().kill_hard();
+    let killed_at = Instant::now();
+    let moved = wait_for_or_explain(
+        "every task RUNNING on the survivors",
+        Duration::from_secs(60),
+        || all_running_on(port(&workers), &names, &survivors).map(|_| task_workers(port(&workers))),
+        || format!("{:?}", statuses(port(&workers))),
+    );
+    eprintln!("task 0 RUNNING on {} {:.1} s after SIGKILL (session.timeout.ms=6000)", moved[0], killed_at.elapsed().as_secs_f64());
+    assert_eq!(moved[1..], spread[1..], "the survivors' tasks stayed where they were");
+    let started: u64 = kept.iter().map(|(&i, &n)| starts(i, &workers) - n).sum();
+    assert_eq!(started, 1, "only the moved task started");
+    produce_at(&cluster.bootstrap(), &topic, &records(3000..6000));
+    wait_for_or_explain(
+        "6000 rows, one per record",
+        Duration::from_secs(120),
+        || (rows() == "6000 6000").then_some(()),
+        || {
+            let logs: Vec<String> = workers.iter().flatten().map(|w| tail(&w.log_text(), 60)).collect();
+            format!("rows: {}\n{:?}\n{}", rows(), statuses(port(&workers)), logs.join("\n-----\n"))
+        },
+    );
+    eprintln!("every record a row {:.1} s after the SIGKILL", killed_at.elapsed().as_secs_f64());
+    psql(&format!("DROP TABLE {table}"));
+}
+
 /// A rolling restart of all three workers, one at a time (SIGTERM, start again, wait until it runs work
 /// again), while three sources read files that keep growing: every line arrives.
 #[test]

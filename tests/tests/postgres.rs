@@ -4,21 +4,7 @@
 
 use connect_e2e::*;
 use serde_json::json;
-use std::process::Command;
 use std::time::Duration;
-
-fn psql(sql: &str) -> String {
-    let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-d", "postgres", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .expect("psql (scripts/services up postgres installs it)");
-    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn require_postgres() {
-    assert!(std::net::TcpStream::connect("127.0.0.1:5432").is_ok(), "no PostgreSQL on 127.0.0.1:5432: run `scripts/services up postgres`");
-}
 
 fn count(table: &str) -> i64 {
     psql(&format!("SELECT count(*) FROM \"{table}\"")).parse().unwrap_or(-1)

@@ -6,17 +6,7 @@
 
 use connect_e2e::*;
 use serde_json::json;
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn psql(sql: &str) -> String {
-    let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .expect("psql");
-    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 const COLUMNS: &str = "id BIGINT, name TEXT, qty BIGINT, price DOUBLE PRECISION, ok BOOLEAN";
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch, Mutex};
 
-use super::view::{ConnectorInfo, ConnectorView, TaskView, View};
+use super::view::{ConnectorInfo, ConnectorView, LocalShare, TaskView, View};
 use super::{HerderError, Job};
 use crate::config::connector::{CONNECTOR_CLASS, TASKS_MAX};
 use crate::kafka::TrackedTopics;
@@ -36,7 +36,13 @@ struct ConnectorEntry {
     /// Whether `instance` was started (and not stopped since): only then are there tasks to reconcile.
     started: bool,
     status: StatusCell,
-    tasks: Vec<TaskHandle>,
+    tasks: BTreeMap<u32, TaskHandle>,
+    /// The task configs the started instance generated (resolved), and the same with placeholders put back.
+    generated: Vec<Config>,
+    generated_shown: Vec<Config>,
+    /// Distributed mode: what of this connector runs here. `None` standalone: the instance and every task
+    /// it generates.
+    share: Option<LocalShare>,
     /// Bumped on every (re)start and stop, so a scheduled automatic restart of an older incarnation does nothing.
     generation: u64,
     target: TargetState,
@@ -55,10 +61,21 @@ impl ConnectorEntry {
             tasks: self
                 .tasks
                 .iter()
-                .map(|t| TaskView { status: t.status.clone(), metrics: t.metrics.clone(), shown_config: t.shown_config.clone() })
+                .map(|(id, t)| TaskView {
+                    id: *id,
+                    status: t.status.clone(),
+                    metrics: t.metrics.clone(),
+                    shown_config: t.shown_config.clone(),
+                })
                 .collect(),
             topics: self.topics.clone(),
+            generated: self.generated_shown.clone(),
+            share: self.share.clone(),
         }
+    }
+
+    fn runs_instance(&self) -> bool {
+        self.share.as_ref().is_none_or(|s| s.instance)
     }
 
     fn topic_list(&self) -> Vec<String> {
@@ -160,15 +177,15 @@ impl Actor {
         }
     }
 
-    /// Distributed mode: run `name` here with this config and target state, starting, replacing or
-    /// re-targeting it as needed (the config was checked by the caller).
-    pub async fn apply_local(&mut self, name: String, config: Config, target: TargetState) -> Result<(), HerderError> {
+    /// Distributed mode: run this worker's `share` of `name` with this config and target state, starting,
+    /// replacing or re-targeting it as needed (the config was checked by the caller).
+    pub async fn apply_local(&mut self, name: String, config: Config, target: TargetState, share: LocalShare) -> Result<(), HerderError> {
         match self.connectors.get(&name) {
             None => {
                 if self.shut_down {
                     return Err(HerderError::Conflict("The worker is shutting down".into()));
                 }
-                self.insert_and_start(&name, config, target, Vec::new()).await;
+                self.insert_and_start(&name, config, target, Vec::new(), Some(share)).await;
                 return Ok(());
             }
             Some(existing) if existing.config != config => {
@@ -177,17 +194,39 @@ impl Actor {
                 if let Some(mut old) = self.connectors.remove(&name) {
                     stop_connector_entry(&name, &mut old, self.grace()).await;
                 }
-                self.insert_and_start(&name, config, target, topics).await;
+                self.insert_and_start(&name, config, target, topics, Some(share)).await;
                 return Ok(());
             }
             Some(_) => {}
         }
-        if self.connectors[&name].target != target {
+        let entry = self.connectors.get_mut(&name).expect("matched above");
+        let was = entry.target;
+        let instance_moved = entry.runs_instance() != share.instance;
+        // The instance comes here: it starts in its target state, except that a STOPPED connector stays
+        // stopped and a pause of a STOPPED one leaves it PAUSED with no tasks until it resumes.
+        let start_here = instance_moved
+            && share.instance
+            && !entry.started
+            && !matches!((was, target), (_, TargetState::Stopped) | (TargetState::Stopped, TargetState::Paused));
+        if instance_moved && !share.instance {
+            stop_instance(&name, entry).await;
+        }
+        entry.share = Some(share);
+        if start_here {
+            // So that a resume below starts it, whatever an earlier run here left in the cell.
+            entry.status.set(State::Restarting);
+        }
+        if was != target {
             match target {
-                TargetState::Running => self.resume(&name).await?,
+                TargetState::Running => self.resume(&name).await?, // starts the instance if it came here
                 TargetState::Paused => self.pause(&name)?,
                 TargetState::Stopped => self.stop(&name).await?,
             }
+        }
+        if start_here && (was == target || target == TargetState::Paused) {
+            self.start_connector(&name, 0).await; // reconciles the tasks too
+        } else {
+            self.reconcile_tasks(&name).await;
         }
         Ok(())
     }
@@ -203,7 +242,7 @@ impl Actor {
         if self.connectors.contains_key(&name) {
             return Ok(());
         }
-        self.insert_and_start(&name, stored.config, stored.state, stored.topics).await;
+        self.insert_and_start(&name, stored.config, stored.state, stored.topics, None).await;
         Ok(())
     }
 
@@ -214,12 +253,12 @@ impl Actor {
         if self.connectors.contains_key(&name) {
             return Err(HerderError::AlreadyExists(name));
         }
-        self.insert_and_start(&name, config, target, Vec::new()).await;
+        self.insert_and_start(&name, config, target, Vec::new(), None).await;
         self.persist()?;
         Ok(self.connectors[&name].view().info(&name))
     }
 
-    async fn insert_and_start(&mut self, name: &str, config: Config, target: TargetState, topics: Vec<String>) {
+    async fn insert_and_start(&mut self, name: &str, config: Config, target: TargetState, topics: Vec<String>, share: Option<LocalShare>) {
         let plugin = self.ctx.registry.connector(&config[CONNECTOR_CLASS]).expect("validated before");
         let (paused, _) = watch::channel(target == TargetState::Paused);
         let entry = ConnectorEntry {
@@ -227,7 +266,10 @@ impl Actor {
             instance: Arc::new(Mutex::new((plugin.create)())),
             started: false,
             status: StatusCell::new(&self.ctx.worker_id),
-            tasks: Vec::new(),
+            tasks: BTreeMap::new(),
+            generated: Vec::new(),
+            generated_shown: Vec::new(),
+            share,
             generation: 0,
             target,
             paused,
@@ -236,10 +278,16 @@ impl Actor {
             config,
         };
         self.connectors.insert(name.to_string(), entry);
+        let entry = &self.connectors[name];
         if target == TargetState::Stopped {
-            self.connectors[name].status.set(State::Stopped);
-        } else {
+            entry.status.set(State::Stopped);
+        } else if entry.runs_instance() {
             self.start_connector(name, 0).await;
+        } else {
+            // Only tasks run here: they need the connector config resolved, as the instance would have it.
+            self.resolve_connector_config(name);
+            self.connectors[name].settle_status();
+            self.reconcile_tasks(name).await;
         }
     }
 
@@ -256,7 +304,7 @@ impl Actor {
         if let Some(mut old) = self.connectors.remove(&name) {
             stop_connector_entry(&name, &mut old, self.grace()).await;
         }
-        self.insert_and_start(&name, config, target, topics).await;
+        self.insert_and_start(&name, config, target, topics, None).await;
         self.persist()?;
         Ok((created, self.connectors[&name].view().info(&name)))
     }
@@ -281,7 +329,11 @@ impl Actor {
         entry.target = TargetState::Running;
         entry.paused.send_replace(false);
         if was != TargetState::Running {
-            if entry.started {
+            if !entry.runs_instance() {
+                // Only tasks run here: those a stop ended start again.
+                entry.settle_status();
+                self.reconcile_tasks(name).await;
+            } else if entry.started {
                 if entry.status.get().state == State::Paused {
                     entry.status.set(State::Running);
                 }
@@ -320,14 +372,13 @@ impl Actor {
     pub async fn restart_task(&mut self, name: &str, id: u32) -> Result<(), HerderError> {
         let grace = self.grace();
         let entry = self.entry(name)?;
-        let index = id as usize;
-        if index >= entry.tasks.len() {
+        let Some(task) = entry.tasks.get_mut(&id) else {
             return Err(HerderError::NotFound(format!("Task {name}-{id} not found")));
-        }
-        entry.tasks[index].stop(name, grace).await;
-        let config = entry.tasks[index].config.clone();
-        let handle = self.spawn_task(name, id, config);
-        self.connectors.get_mut(name).expect("checked above").tasks[index] = handle;
+        };
+        task.stop(name, grace).await;
+        let (config, shown) = (task.config.clone(), task.shown_config.clone());
+        let handle = self.spawn_task(name, id, config, shown);
+        self.connectors.get_mut(name).expect("checked above").tasks.insert(id, handle);
         Ok(())
     }
 
@@ -341,9 +392,10 @@ impl Actor {
     ) -> Result<ConnectorStateInfo, HerderError> {
         let grace = self.grace();
         let entry = self.entry(name)?;
-        let restart_connector = !only_failed || entry.status.get().state == State::Failed;
-        let chosen: Vec<usize> = if include_tasks {
-            entry.tasks.iter().enumerate().filter(|(_, t)| !only_failed || t.status.get().state == State::Failed).map(|(i, _)| i).collect()
+        // Distributed mode: only what runs here restarts; the workers running the rest do their part.
+        let restart_connector = entry.runs_instance() && (!only_failed || entry.status.get().state == State::Failed);
+        let chosen: Vec<u32> = if include_tasks {
+            entry.tasks.iter().filter(|(_, t)| !only_failed || t.status.get().state == State::Failed).map(|(id, _)| *id).collect()
         } else {
             Vec::new()
         };
@@ -351,15 +403,17 @@ impl Actor {
         if restart_connector {
             answer.connector.status.state = State::Restarting;
         }
-        for &i in &chosen {
-            answer.tasks[i].status.state = State::Restarting;
-            answer.tasks[i].status.trace = None;
+        for task in answer.tasks.iter_mut().filter(|t| chosen.contains(&t.id)) {
+            task.status.state = State::Restarting;
+            task.status.trace = None;
         }
         if entry.target == TargetState::Stopped {
             return Ok(answer); // nothing runs, so nothing restarts
         }
-        for &i in &chosen {
-            entry.tasks[i].stop(name, grace).await;
+        for id in &chosen {
+            if let Some(task) = entry.tasks.get_mut(id) {
+                task.stop(name, grace).await;
+            }
         }
         if restart_connector {
             // Kafka Connect restarts the connector instance; its tasks keep running unless chosen.
@@ -374,11 +428,17 @@ impl Actor {
             // The chosen tasks are stopped, so the reconciliation in start_connector replaces them and keeps
             // the others running.
             self.start_connector(name, 0).await;
+            if self.connectors[name].share.is_some() {
+                // Distributed tasks run from the config topic's configs: they start again even if the
+                // instance failed to.
+                self.reconcile_tasks(name).await;
+            }
         } else {
-            for i in chosen {
-                let config = self.connectors[name].tasks[i].config.clone();
-                let handle = self.spawn_task(name, i as u32, config);
-                self.connectors.get_mut(name).expect("checked above").tasks[i] = handle;
+            for id in chosen {
+                let task = &self.connectors[name].tasks[&id];
+                let (config, shown) = (task.config.clone(), task.shown_config.clone());
+                let handle = self.spawn_task(name, id, config, shown);
+                self.connectors.get_mut(name).expect("checked above").tasks.insert(id, handle);
             }
         }
         Ok(answer)
@@ -395,7 +455,6 @@ impl Actor {
     /// Start the connector and reconcile its tasks. On failure the connector is FAILED and, by the restart
     /// policy, a new start is scheduled (`attempt` counts the automatic ones so far).
     async fn start_connector(&mut self, name: &str, attempt: u32) {
-        let grace = self.grace();
         let worker_providers = &self.ctx.worker.providers;
         let entry = self.connectors.get_mut(name).expect("caller checked");
         entry.generation += 1;
@@ -443,25 +502,79 @@ impl Actor {
             entry.status.reset_restarts();
         }
         tracing::info!(connector = name, tasks = task_configs.len(), "connector started");
-        // Reconcile: a task still running (or FAILED on its own) with the same config is kept; every other
-        // slot gets a fresh task (on a first start there are none to keep).
-        let mut previous = std::mem::take(&mut entry.tasks).into_iter();
-        let mut tasks = Vec::with_capacity(task_configs.len());
-        for (id, task_config) in task_configs.into_iter().enumerate() {
-            match previous.next() {
-                Some(old) if !old.was_stopped() && old.config == task_config => tasks.push(old),
+        entry.generated_shown =
+            task_configs.iter().map(|c| connect_core::config_provider::unresolve(c, &entry.config, &entry.resolved)).collect();
+        entry.generated = task_configs;
+        self.reconcile_tasks(name).await;
+    }
+
+    /// Resolve the connector config's placeholders into `resolved` for a worker that runs only some of
+    /// its tasks (the instance resolves them at its start).
+    fn resolve_connector_config(&mut self, name: &str) {
+        let entry = self.connectors.get_mut(name).expect("caller checked");
+        match self.ctx.worker.providers.transform(&entry.config) {
+            Ok(resolved) => {
+                crate::logging::hide_secrets(&resolved.secrets);
+                entry.resolved = resolved.config;
+            }
+            Err(errors) => {
+                let message = errors.into_values().collect::<Vec<_>>().join("\n");
+                tracing::error!(connector = name, error = %message, "connector config placeholders cannot be resolved; its tasks run unresolved");
+            }
+        }
+    }
+
+    /// Make the running tasks match what should run: standalone, what the instance generated; distributed,
+    /// the tasks assigned here with the config topic's configs. A task still running (or FAILED on its own)
+    /// with the same config is kept; every other one is replaced, and tasks no longer wanted stop.
+    async fn reconcile_tasks(&mut self, name: &str) {
+        let grace = self.grace();
+        let entry = &self.connectors[name];
+        if entry.target == TargetState::Stopped {
+            return;
+        }
+        let wanted: Vec<(u32, Config, Config)> = match &entry.share {
+            None => entry
+                .generated
+                .iter()
+                .zip(&entry.generated_shown)
+                .enumerate()
+                .map(|(id, (config, shown))| (id as u32, config.clone(), shown.clone()))
+                .collect(),
+            Some(share) => share.tasks.iter().map(|(id, shown)| (*id, self.resolve_task_config(name, shown), shown.clone())).collect(),
+        };
+        let mut previous = std::mem::take(&mut self.connectors.get_mut(name).expect("caller checked").tasks);
+        let mut tasks = BTreeMap::new();
+        for (id, config, shown) in wanted {
+            match previous.remove(&id) {
+                Some(old) if !old.was_stopped() && old.config == config => {
+                    tasks.insert(id, old);
+                }
                 other => {
                     if let Some(mut old) = other {
                         old.stop(name, grace).await;
                     }
-                    tasks.push(self.spawn_task(name, id as u32, task_config));
+                    tasks.insert(id, self.spawn_task(name, id, config, shown));
                 }
             }
         }
-        for mut extra in previous {
-            extra.stop(name, grace).await;
-        }
+        futures::future::join_all(previous.values_mut().map(|t| t.stop(name, grace))).await;
         self.connectors.get_mut(name).expect("caller checked").tasks = tasks;
+    }
+
+    /// A task config from the config topic with this worker's providers' values in place of placeholders.
+    fn resolve_task_config(&self, name: &str, shown: &Config) -> Config {
+        match self.ctx.worker.providers.transform(shown) {
+            Ok(resolved) => {
+                crate::logging::hide_secrets(&resolved.secrets);
+                resolved.config
+            }
+            Err(errors) => {
+                let message = errors.into_values().collect::<Vec<_>>().join("\n");
+                tracing::error!(connector = name, error = %message, "task config placeholders cannot be resolved; the task runs unresolved");
+                shown.clone()
+            }
+        }
     }
 
     /// Retry a failed connector start after the policy's backoff, as a change of its own, unless the
@@ -481,7 +594,8 @@ impl Actor {
             let Some(jobs) = jobs.upgrade() else { return };
             let job: Job = Box::new(move |actor: &mut Actor| {
                 Box::pin(async move {
-                    let current = actor.connectors.get(&name).filter(|e| !actor.shut_down && e.generation == generation);
+                    let current =
+                        actor.connectors.get(&name).filter(|e| !actor.shut_down && e.generation == generation && e.runs_instance());
                     if current.is_some_and(|e| e.status.get().state == State::Failed) {
                         actor.connectors[&name].status.set(State::Restarting);
                         actor.start_connector(&name, attempt).await;
@@ -492,7 +606,7 @@ impl Actor {
         });
     }
 
-    fn spawn_task(&self, name: &str, id: u32, task_config: Config) -> TaskHandle {
+    fn spawn_task(&self, name: &str, id: u32, task_config: Config, shown_config: Config) -> TaskHandle {
         let entry = &self.connectors[name];
         let spec = TaskSpec {
             ctx: self.ctx.clone(),
@@ -500,22 +614,29 @@ impl Actor {
             connector_config: entry.resolved.clone(),
             instance: entry.instance.clone(),
             id,
-            task_config: task_config.clone(),
+            task_config,
             policy: self.policy(&entry.config),
             metrics: Arc::new(TaskMetrics::new()),
             paused: entry.paused.subscribe(),
             topics: entry.topics.clone(),
         };
-        let shown_config = connect_core::config_provider::unresolve(&task_config, &entry.config, &entry.resolved);
         TaskHandle::spawn(spec, shown_config)
     }
 }
 
 /// Stop a connector's tasks (in parallel, each bounded by `grace`) and the connector instance.
 async fn stop_connector_entry(name: &str, entry: &mut ConnectorEntry, grace: Duration) {
+    let mut tasks = std::mem::take(&mut entry.tasks);
+    futures::future::join_all(tasks.values_mut().map(|t| t.stop(name, grace))).await;
+    stop_instance(name, entry).await;
+}
+
+/// Stop the connector instance (its tasks are left as they are); a scheduled automatic restart of it
+/// is called off.
+async fn stop_instance(name: &str, entry: &mut ConnectorEntry) {
     entry.generation += 1;
-    let mut tasks: Vec<TaskHandle> = entry.tasks.drain(..).collect();
-    futures::future::join_all(tasks.iter_mut().map(|t| t.stop(name, grace))).await;
+    entry.generated.clear();
+    entry.generated_shown.clear();
     if entry.started {
         if let Err(e) = entry.instance.lock().await.as_connector_mut().stop().await {
             tracing::warn!(connector = name, error = %e.chain(), "connector stop failed");

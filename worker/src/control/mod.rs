@@ -27,7 +27,7 @@ use actor::Actor;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use view::View;
-pub use view::{ConnectorInfo, TaskId, TaskInfo};
+pub use view::{ConnectorInfo, LocalShare, TaskId, TaskInfo};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HerderError {
@@ -139,9 +139,24 @@ impl Herder {
         }
     }
 
-    fn remote_status(&self, name: &str, config: &Config) -> ConnectorStateInfo {
+    /// A connector's status in distributed mode: what runs here as it is now, the rest as the workers
+    /// running it last wrote it to the status topic.
+    fn cluster_status(&self, name: &str, config: &Config) -> ConnectorStateInfo {
         let kind = self.kind_of(config).as_str();
-        let (connector, tasks) = self.cluster().and_then(|c| c.remote_status(name)).unwrap_or_else(|| (Status::unassigned(""), Vec::new()));
+        let (mut connector, mut tasks) =
+            self.cluster().and_then(|c| c.remote_status(name)).unwrap_or_else(|| (Status::unassigned(""), Vec::new()));
+        let _ = self.view.with(name, |v| {
+            if v.runs_instance() {
+                connector = v.status.get();
+            }
+            for task in &v.tasks {
+                match tasks.iter_mut().find(|(id, _)| *id == task.id) {
+                    Some((_, status)) => *status = task.status.get(),
+                    None => tasks.push((task.id, task.status.get())),
+                }
+            }
+        });
+        tasks.sort_by_key(|(id, _)| *id);
         ConnectorStateInfo::new(
             name.to_string(),
             connector,
@@ -150,11 +165,12 @@ impl Herder {
         )
     }
 
-    /// Distributed mode: run or update `name` on this worker (the cluster loop calls this for what it owns).
-    pub async fn apply_local(&self, name: &str, config: Config, target: TargetState) -> Result<(), HerderError> {
+    /// Distributed mode: run or update this worker's `share` of `name` (the cluster loop calls this for
+    /// what it owns).
+    pub async fn apply_local(&self, name: &str, config: Config, target: TargetState, share: LocalShare) -> Result<(), HerderError> {
         self.check_config(&config)?;
         let name = name.to_string();
-        self.apply(move |a| Box::pin(a.apply_local(name, config, target))).await
+        self.apply(move |a| Box::pin(a.apply_local(name, config, target, share))).await
     }
 
     /// Distributed mode: stop `name` on this worker.
@@ -291,11 +307,7 @@ impl Herder {
             if existing.is_none_or(|(old, _)| old != config) {
                 cluster.put_connector(name, &config, None).await?;
             }
-            let mut info = self.remote_info(name, config);
-            if let Ok(running) = self.info(name) {
-                info.tasks = running.tasks;
-            }
-            return Ok((created, info));
+            return Ok((created, self.remote_info(name, config)));
         }
         let name = name.to_string();
         self.apply(move |a| Box::pin(a.put_config(name, config))).await
@@ -363,7 +375,10 @@ impl Herder {
     pub async fn restart_task(&self, name: &str, id: u32) -> Result<(), HerderError> {
         if let Some(cluster) = self.cluster() {
             Self::cluster_connector(cluster, name)?;
-            if self.view.with(name, |_| ()).is_err() {
+            if id as usize >= cluster.task_configs(name).len() {
+                return Err(HerderError::NotFound(format!("Task {name}-{id} not found")));
+            }
+            if !self.view.with(name, |v| v.tasks.iter().any(|t| t.id == id)).unwrap_or(false) {
                 // Forwarded here but not running here (it is moving): Kafka Connect's answer while rebalancing.
                 return Err(HerderError::Conflict(format!(
                     "Cannot restart task {name}-{id}: the connector is moving between workers; try again"
@@ -418,14 +433,8 @@ impl Herder {
 
     pub fn info(&self, name: &str) -> Result<ConnectorInfo, HerderError> {
         match self.cluster() {
-            // The config as the cluster last changed it (the running copy may be restarting with it).
-            Some(cluster) => {
-                let mut info = self.remote_info(name, Self::cluster_connector(cluster, name)?.0);
-                if let Ok(tasks) = self.view.with(name, |v| v.info(name).tasks) {
-                    info.tasks = tasks;
-                }
-                Ok(info)
-            }
+            // The config and tasks as the cluster last changed them (the running copy may be restarting).
+            Some(cluster) => Ok(self.remote_info(name, Self::cluster_connector(cluster, name)?.0)),
             None => self.view.with(name, |v| v.info(name)),
         }
     }
@@ -449,7 +458,10 @@ impl Herder {
     }
 
     pub fn status(&self, name: &str) -> Result<ConnectorStateInfo, HerderError> {
-        self.read(name, |v| v.status(name), |config, _| self.remote_status(name, &config))
+        match self.cluster() {
+            None => self.view.with(name, |v| v.status(name)),
+            Some(cluster) => Ok(self.cluster_status(name, &Self::cluster_connector(cluster, name)?.0)),
+        }
     }
 
     /// `GET /connectors?expand=...`: every connector's status and info, all from one snapshot.
@@ -458,20 +470,19 @@ impl Herder {
             name: name.to_string(),
             status: status.then(|| v.status(name)),
             info: info.then(|| v.info(name)),
-            metrics: metrics.then(|| v.tasks.iter().enumerate().map(|(i, t)| (i as u32, t.metrics.snapshot())).collect()),
+            metrics: metrics.then(|| v.tasks.iter().map(|t| (t.id, t.metrics.snapshot())).collect()),
         };
         let Some(cluster) = self.cluster() else { return self.view.each(local) };
         cluster
             .connectors()
             .into_iter()
-            .map(|(name, (config, _))| {
-                self.view.with(&name, |v| local(&name, v)).unwrap_or_else(|_| Expanded {
-                    status: status.then(|| self.remote_status(&name, &config)),
-                    info: info.then(|| self.remote_info(&name, config.clone())),
-                    // Counters live on the worker running the connector (GET .../metrics is forwarded there).
-                    metrics: metrics.then(Vec::new),
-                    name,
-                })
+            .map(|(name, (config, _))| Expanded {
+                status: status.then(|| self.cluster_status(&name, &config)),
+                info: info.then(|| self.remote_info(&name, config.clone())),
+                // Counters live on the workers running the tasks: here, those of the tasks that run here.
+                metrics: metrics
+                    .then(|| self.view.with(&name, |v| v.tasks.iter().map(|t| (t.id, t.metrics.snapshot())).collect()).unwrap_or_default()),
+                name,
             })
             .collect()
     }
@@ -479,22 +490,23 @@ impl Herder {
     /// Per-task counters (connect-rs extension; names follow Kafka Connect's task error metrics). In
     /// distributed mode they live on the worker running the connector (REST forwards there).
     pub fn metrics(&self, name: &str) -> Result<Vec<(u32, TaskMetricsSnapshot)>, HerderError> {
-        self.read(name, |v| v.tasks.iter().enumerate().map(|(i, t)| (i as u32, t.metrics.snapshot())).collect(), |_, _| Vec::new())
+        self.read(name, |v| v.tasks.iter().map(|t| (t.id, t.metrics.snapshot())).collect(), |_, _| Vec::new())
     }
 
     pub fn tasks(&self, name: &str) -> Result<Vec<TaskInfo>, HerderError> {
-        self.read(
-            name,
-            |v| v.task_infos(name),
-            |_, _| {
-                let configs = self.cluster().map(|c| c.task_configs(name)).unwrap_or_default();
-                configs
+        match self.cluster() {
+            None => self.view.with(name, |v| v.task_infos(name)),
+            // Every task as the config topic holds it, wherever it runs.
+            Some(cluster) => {
+                Self::cluster_connector(cluster, name)?;
+                Ok(cluster
+                    .task_configs(name)
                     .into_iter()
                     .enumerate()
                     .map(|(i, config)| TaskInfo { id: TaskId { connector: name.to_string(), task: i as u32 }, config })
-                    .collect()
-            },
-        )
+                    .collect())
+            }
+        }
     }
 
     /// `GET /connectors/{name}/topics`.
@@ -504,14 +516,16 @@ impl Herder {
 
     /// Whether the connector is STOPPED (offsets may be changed only then), and its type.
     pub fn stopped(&self, name: &str) -> Result<(bool, ConnectorType), HerderError> {
-        self.read(
-            name,
-            |v| (v.is_stopped(), v.kind),
-            |config, target| {
-                let status = self.remote_status(name, &config);
-                (target == TargetState::Stopped && status.connector.status.state == State::Stopped, self.kind_of(&config))
-            },
-        )
+        match self.cluster() {
+            None => self.view.with(name, |v| (v.is_stopped(), v.kind)),
+            Some(cluster) => {
+                let (config, target) = Self::cluster_connector(cluster, name)?;
+                let status = self.cluster_status(name, &config);
+                let tasks_gone = cluster.task_configs(name).is_empty() && self.view.with(name, |v| v.tasks.is_empty()).unwrap_or(true);
+                let stopped = target == TargetState::Stopped && status.connector.status.state == State::Stopped && tasks_gone;
+                Ok((stopped, self.kind_of(&config)))
+            }
+        }
     }
 }
 

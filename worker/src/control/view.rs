@@ -40,6 +40,7 @@ pub struct TaskInfo {
 /// One task as REST sees it.
 #[derive(Clone)]
 pub struct TaskView {
+    pub id: u32,
     pub status: StatusCell,
     pub metrics: Arc<TaskMetrics>,
     /// Placeholders as the user gave them.
@@ -54,8 +55,23 @@ pub struct ConnectorView {
     pub kind: ConnectorType,
     pub target: TargetState,
     pub status: StatusCell,
+    /// In task id order. Distributed mode: only the tasks this worker runs.
     pub tasks: Vec<TaskView>,
     pub topics: TrackedTopics,
+    /// The task configs the connector instance last generated (placeholders unresolved); empty when it
+    /// does not run here or is stopped.
+    pub generated: Vec<Config>,
+    /// Distributed mode: what of the connector runs here. `None` standalone (all of it).
+    pub share: Option<LocalShare>,
+}
+
+/// Distributed mode: the part of a connector a worker runs, as the group assigned it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LocalShare {
+    /// The connector instance (which generates the task configs).
+    pub instance: bool,
+    /// Task id → its config as the config topic holds it (placeholders unresolved).
+    pub tasks: BTreeMap<u32, Config>,
 }
 
 impl ConnectorView {
@@ -63,7 +79,7 @@ impl ConnectorView {
         ConnectorInfo {
             name: name.to_string(),
             config: self.config.clone(),
-            tasks: (0..self.tasks.len() as u32).map(|task| TaskId { connector: name.to_string(), task }).collect(),
+            tasks: self.tasks.iter().map(|t| TaskId { connector: name.to_string(), task: t.id }).collect(),
             kind: self.kind.as_str(),
         }
     }
@@ -72,7 +88,7 @@ impl ConnectorView {
         ConnectorStateInfo::new(
             name.to_string(),
             self.status.get(),
-            self.tasks.iter().enumerate().map(|(i, t)| TaskStateInfo { id: i as u32, status: t.status.get() }).collect(),
+            self.tasks.iter().map(|t| TaskStateInfo { id: t.id, status: t.status.get() }).collect(),
             self.kind.as_str(),
         )
     }
@@ -80,9 +96,13 @@ impl ConnectorView {
     pub fn task_infos(&self, name: &str) -> Vec<TaskInfo> {
         self.tasks
             .iter()
-            .enumerate()
-            .map(|(i, t)| TaskInfo { id: TaskId { connector: name.to_string(), task: i as u32 }, config: t.shown_config.clone() })
+            .map(|t| TaskInfo { id: TaskId { connector: name.to_string(), task: t.id }, config: t.shown_config.clone() })
             .collect()
+    }
+
+    /// Whether the connector instance runs here (always, standalone).
+    pub fn runs_instance(&self) -> bool {
+        self.share.as_ref().is_none_or(|s| s.instance)
     }
 
     /// STOPPED and its tasks gone: offsets may be changed.

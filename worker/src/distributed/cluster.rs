@@ -1,9 +1,9 @@
 //! The cluster as one worker sees it: the config and status topics, its place in the group (leader or
 //! not, the leader's URL), and the loop that keeps its membership and runs what the leader assigned.
 //!
-//! Invariant: a connector runs on this worker only between the assignment that gave it and the
-//! revocation, deletion or session loss that took it away; each of those stops it before this worker
-//! rejoins, so the leader never hands it to another worker while it still runs here.
+//! Invariant: a connector instance or task runs on this worker only between the assignment that gave it
+//! and the revocation, deletion or session loss that took it away; each of those stops it before this
+//! worker rejoins, so the leader never hands it to another worker while it still runs here.
 
 use connect_core::Config;
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,13 +11,13 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::assignor::{assign, LeaderState};
+use super::assignor::{assign, from_allocation, to_allocation, units, LeaderState, Unit};
 use super::config_log::{ConfigLog, ConfigState};
 use super::kafka_log::KafkaLog;
 use super::membership::{GroupError, Member};
-use super::protocol::{Allocation, Assignment, WorkerMetadata, CONFIG_MISMATCH, CONNECTOR_TASK, NO_ERROR};
+use super::protocol::{Allocation, Assignment, WorkerMetadata, CONFIG_MISMATCH, NO_ERROR};
 use super::status_log::{StatusLog, StatusRecord};
-use crate::control::{Cluster, Herder, HerderError};
+use crate::control::{Cluster, Herder, HerderError, LocalShare};
 use crate::runtime::status::Status;
 use crate::store::connectors::TargetState;
 
@@ -60,6 +60,11 @@ impl ClusterState {
     /// The `host:port` of the worker that last wrote this connector's status.
     pub fn owner_of(&self, connector: &str) -> Option<String> {
         self.status.read(|s| s.connectors.get(connector).map(|r| r.worker_id.clone()))
+    }
+
+    /// The `host:port` of the worker that last wrote this task's status.
+    pub fn owner_of_task(&self, connector: &str, task: u32) -> Option<String> {
+        self.status.read(|s| s.tasks.get(connector).and_then(|t| t.get(&task)).map(|r| r.worker_id.clone()))
     }
 }
 
@@ -164,7 +169,7 @@ pub async fn run_member(
             _ = stop.cancelled() => break,
             r = rebalance(&cluster, &mut member, &mut leader_state, &local, &settings) => r,
         };
-        let (assignment, names_used) = match round {
+        let (assignment, units_used) = match round {
             Ok(a) => a,
             Err(e) => {
                 handle_group_error(&mut member, &e);
@@ -218,10 +223,12 @@ pub async fn run_member(
             leader_url: assignment.leader_url.clone(),
             in_group: true,
         });
-        let revoked: Vec<String> = assignment.revoked.keys().cloned().collect();
-        for name in &revoked {
-            local.owned.remove(name);
-            herder.remove_local(name).await;
+        // What was revoked stops first.
+        let revoked = from_allocation(&assignment.revoked);
+        let assigned = from_allocation(&assignment.assigned);
+        if !revoked.is_empty() {
+            local.owned.retain(|unit| !revoked.contains(unit));
+            local.reconcile(&cluster, &herder, &cluster.config.state()).await;
         }
         if !assignment.assigned.is_empty() {
             // Sources that come here resume from the latest offsets their last worker stored.
@@ -229,20 +236,20 @@ pub async fn run_member(
                 tracing::warn!(error = %e, "the offsets topic was not read to its end before starting assigned connectors");
             }
         }
-        local.owned.extend(assignment.assigned.keys().cloned());
+        local.owned.extend(assigned.iter().cloned());
         tracing::info!(
             generation = member.generation,
             leader,
-            assigned = ?assignment.assigned.keys().collect::<Vec<_>>(),
+            assigned = ?assigned,
             revoked = ?revoked,
             running = local.owned.len(),
             "worker group assignment"
         );
         let config = cluster.config.state();
         local.reconcile(&cluster, &herder, &config).await;
-        // The leader rebalances when the connectors differ from those it assigned (also when one was created
-        // while it was assigning).
-        let mut names_assigned = names_used;
+        // The leader rebalances when the connectors or their task counts differ from those it assigned (also
+        // when one was created while it was assigning).
+        let mut units_assigned = units_used;
         // Revoked work moves in the next round; held-back work after its delay.
         let rejoin_at = if !revoked.is_empty() {
             Some(Instant::now())
@@ -251,9 +258,9 @@ pub async fn run_member(
         } else {
             None
         };
-        let changed_meanwhile = leader && config.connectors.keys().ne(names_assigned.iter());
+        let changed_meanwhile = leader && config_units(&config) != units_assigned;
         let rejoin_at = if changed_meanwhile { Some(Instant::now()) } else { rejoin_at };
-        let next = steady(&cluster, &herder, &mut local, &mut names_assigned, leader, rejoin_at, &mut beats, &stop).await;
+        let next = steady(&cluster, &herder, &mut local, &mut units_assigned, leader, rejoin_at, &mut beats, &stop).await;
         match next {
             Next::Stop => break,
             Next::Rejoin => {}
@@ -269,13 +276,19 @@ pub async fn run_member(
     member.leave().await;
 }
 
-/// The connectors this worker runs and what it has done for them.
+/// Every connector instance and task the config topic holds.
+fn config_units(config: &ConfigState) -> BTreeSet<Unit> {
+    units(config.connectors.keys().map(|name| (name, config.tasks.get(name).map_or(0, Vec::len))))
+}
+
+/// The connector instances and tasks this worker runs and what it has done for them.
 struct Local {
-    owned: BTreeSet<String>,
+    owned: BTreeSet<Unit>,
     /// Per connector, the restart request already carried out (or there when the connector came here).
     restarts_seen: BTreeMap<String, i64>,
-    /// Connectors assigned here that cannot run on this worker (an unknown class, an invalid config), and why.
-    failed: BTreeMap<String, String>,
+    /// Connectors assigned here that cannot run on this worker (an unknown class, an invalid config): why,
+    /// and for which of its units the FAILED statuses were written.
+    failed: BTreeMap<String, (String, LocalShare)>,
 }
 
 impl Local {
@@ -288,36 +301,59 @@ impl Local {
     }
 
     fn allocation(&self) -> Allocation {
-        self.owned.iter().map(|c| (c.clone(), vec![CONNECTOR_TASK])).collect()
+        to_allocation(&self.owned)
     }
 
-    /// Make the connectors running here match what is owned and what the config topic says.
+    /// What of `name` this worker owns, with the config topic's task configs (a task beyond the current
+    /// count is not run; the leader revokes it in the next round).
+    fn share(&self, name: &str, config: &ConfigState) -> LocalShare {
+        let task_configs = config.tasks.get(name).map(Vec::as_slice).unwrap_or_default();
+        let tasks = self
+            .owned
+            .iter()
+            .filter_map(|unit| match unit {
+                Unit::Task(n, id) if n == name => task_configs.get(*id as usize).map(|c| (*id, c.clone())),
+                _ => None,
+            })
+            .collect();
+        LocalShare { instance: self.owned.contains(&Unit::Connector(name.to_string())), tasks }
+    }
+
+    /// Make what runs here match what is owned and what the config topic says.
     async fn reconcile(&mut self, cluster: &ClusterState, herder: &Herder, config: &ConfigState) {
+        self.owned.retain(|unit| config.connectors.contains_key(unit.connector()));
+        let names: BTreeSet<String> = self.owned.iter().map(|unit| unit.connector().to_string()).collect();
         for name in herder.local_names() {
-            if !self.owned.contains(&name) || !config.connectors.contains_key(&name) {
+            if !names.contains(&name) {
                 herder.remove_local(&name).await;
                 self.restarts_seen.remove(&name);
             }
         }
-        self.owned.retain(|name| config.connectors.contains_key(name));
-        self.failed.retain(|name, _| config.connectors.contains_key(name));
-        for name in self.owned.clone() {
+        self.failed.retain(|name, _| names.contains(name));
+        for name in names {
             let connector_config = config.connectors[&name].clone();
             let target = config.target(&name);
-            let local = herder.with_local(&name, |v| v.config == connector_config && v.target == target);
+            let share = self.share(&name, config);
+            let local =
+                herder.with_local(&name, |v| v.config == connector_config && v.target == target && v.share.as_ref() == Some(&share));
             let fresh = local.is_none();
             let unchanged = local == Some(true);
             let request = config.restarts.get(&name).copied();
             if unchanged && request.is_none_or(|r| self.restarts_seen.get(&name).is_some_and(|&seen| r.seq <= seen)) {
                 continue;
             }
-            match herder.apply_local(&name, connector_config, target).await {
+            let (instance, task_ids): (bool, Vec<u32>) = (share.instance, share.tasks.keys().copied().collect());
+            let attempted = share.clone();
+            match herder.apply_local(&name, connector_config, target, share).await {
                 Ok(()) => {
                     self.failed.remove(&name);
                 }
                 Err(e) => {
+                    // Nothing of it runs here, not even an older config's parts.
+                    herder.remove_local(&name).await;
                     let trace = e.to_string();
-                    if self.failed.get(&name) != Some(&trace) {
+                    let failed_for = (trace.clone(), attempted);
+                    if self.failed.get(&name) != Some(&failed_for) {
                         tracing::error!(connector = %name, error = %trace, "an assigned connector cannot run on this worker");
                         let record = StatusRecord {
                             state: crate::runtime::status::State::Failed,
@@ -325,10 +361,15 @@ impl Local {
                             worker_id: cluster.worker_id.clone(),
                             generation: cluster.role().generation,
                         };
-                        if let Err(e) = cluster.status.put_connector(&name, &record).await {
+                        let written = if instance { cluster.status.put_connector(&name, &record).await } else { Ok(()) };
+                        let mut results = vec![written];
+                        for id in task_ids {
+                            results.push(cluster.status.put_task(&name, id, &record).await);
+                        }
+                        if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
                             tracing::warn!(connector = %name, error = %e, "cannot write a status");
                         }
-                        self.failed.insert(name.clone(), trace);
+                        self.failed.insert(name.clone(), failed_for);
                     }
                     continue;
                 }
@@ -353,43 +394,63 @@ async fn rebalance(
     leader_state: &mut LeaderState,
     local: &Local,
     settings: &LoopSettings,
-) -> Result<(Assignment, BTreeSet<String>), GroupError> {
+) -> Result<(Assignment, BTreeSet<Unit>), GroupError> {
     cluster.leave_group();
     let _ = cluster.config.read_to_end(settings.sync_timeout).await;
     let metadata =
         WorkerMetadata { url: cluster.url.clone(), config_offset: cluster.config.state().offset, allocation: Some(local.allocation()) };
     let joined = member.join(&metadata).await?;
-    let mut names_used = BTreeSet::new();
-    let assignments = match &joined.members {
-        None => Vec::new(),
+    let (assignments, units_used) = match &joined.members {
+        None => (Vec::new(), BTreeSet::new()),
         Some(members) => {
             // The leader reads the config topic to its end before deciding (Kafka Connect's CONFIG_MISMATCH rule).
             let _ = cluster.config.read_to_end(settings.sync_timeout).await;
             let config = cluster.config.state();
-            let connectors: BTreeSet<String> = config.connectors.keys().cloned().collect();
-            let (shares, delay) = assign(members, &connectors, leader_state, Instant::now(), settings.max_delay);
-            names_used = connectors;
-            members
-                .iter()
-                .map(|(id, metadata)| {
-                    let share = shares.get(id).cloned().unwrap_or_default();
-                    let (assigned, revoked) = share.allocations();
-                    let error = if metadata.config_offset > config.offset { CONFIG_MISMATCH } else { NO_ERROR };
-                    let assignment = Assignment {
-                        error,
-                        leader: joined.member_id.clone(),
-                        leader_url: cluster.url.clone(),
-                        config_offset: config.offset,
-                        assigned,
-                        revoked,
-                        delay_ms: delay.map_or(0, |d| d.as_millis().min(i32::MAX as u128) as i32),
-                    };
-                    (id.clone(), assignment.encode())
-                })
-                .collect()
+            let (assignments, units) =
+                leader_assignments(members, &config, &joined.member_id, &cluster.url, leader_state, Instant::now(), settings.max_delay);
+            (assignments.into_iter().map(|(id, a)| (id, a.encode())).collect(), units)
         }
     };
-    Ok((member.sync(assignments).await?, names_used))
+    Ok((member.sync(assignments).await?, units_used))
+}
+
+/// The leader's answer to a join: every member's assignment, and the units they cover. When a member has
+/// read the config topic further than the leader could, every member gets CONFIG_MISMATCH and nothing is
+/// assigned (Kafka Connect's rule): all read on and join again, and no unit is taken as running on a member
+/// that never got it.
+fn leader_assignments(
+    members: &[(String, WorkerMetadata)],
+    config: &ConfigState,
+    leader_id: &str,
+    leader_url: &str,
+    leader_state: &mut LeaderState,
+    now: Instant,
+    max_delay: Duration,
+) -> (Vec<(String, Assignment)>, BTreeSet<Unit>) {
+    let base = Assignment { leader: leader_id.to_string(), leader_url: leader_url.to_string(), ..Default::default() };
+    let furthest = members.iter().map(|(_, m)| m.config_offset).max().unwrap_or(config.offset);
+    if furthest > config.offset {
+        let mismatch = Assignment { error: CONFIG_MISMATCH, config_offset: furthest, ..base };
+        return (members.iter().map(|(id, _)| (id.clone(), mismatch.clone())).collect(), BTreeSet::new());
+    }
+    let all = config_units(config);
+    let (shares, delay) = assign(members, &all, leader_state, now, max_delay);
+    let assignments = members
+        .iter()
+        .map(|(id, _)| {
+            let (assigned, revoked) = shares.get(id).cloned().unwrap_or_default().allocations();
+            let assignment = Assignment {
+                error: NO_ERROR,
+                config_offset: config.offset,
+                assigned,
+                revoked,
+                delay_ms: delay.map_or(0, |d| d.as_millis().min(i32::MAX as u128) as i32),
+                ..base.clone()
+            };
+            (id.clone(), assignment)
+        })
+        .collect();
+    (assignments, all)
 }
 
 fn handle_group_error(member: &mut Member, e: &GroupError) {
@@ -461,7 +522,7 @@ async fn steady(
     cluster: &ClusterState,
     herder: &Herder,
     local: &mut Local,
-    names_assigned: &mut BTreeSet<String>,
+    units_assigned: &mut BTreeSet<Unit>,
     leader: bool,
     rejoin_at: Option<Instant>,
     beats: &mut tokio::sync::mpsc::Receiver<Beat>,
@@ -496,13 +557,54 @@ async fn steady(
                 }
                 let config = configs.borrow_and_update().clone();
                 local.reconcile(cluster, herder, &config).await;
-                let names: BTreeSet<String> = config.connectors.keys().cloned().collect();
-                if leader && names != *names_assigned {
-                    // A connector was created or deleted: rebalance so it gets (or frees) a worker.
-                    *names_assigned = names;
+                let now = config_units(&config);
+                if leader && now != *units_assigned {
+                    // A connector was created or deleted, or its task count changed: rebalance so the new
+                    // work gets a worker (and what is gone frees one).
+                    *units_assigned = now;
                     return Next::Rejoin;
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn member(id: &str, config_offset: i64, allocation: Allocation) -> (String, WorkerMetadata) {
+        (id.to_string(), WorkerMetadata { url: format!("http://{id}"), config_offset, allocation: Some(allocation) })
+    }
+
+    fn config_with(connectors: &[&str], offset: i64) -> ConfigState {
+        let mut config = ConfigState::new();
+        for name in connectors {
+            config.connectors.insert(name.to_string(), Config::new());
+        }
+        config.offset = offset;
+        config
+    }
+
+    #[test]
+    fn a_member_ahead_of_the_leader_gets_everyone_a_config_mismatch_and_nothing_is_taken_as_assigned() {
+        let (now, delay) = (Instant::now(), Duration::from_secs(60));
+        let mut state = LeaderState::default();
+        let config = config_with(&["c0", "c1", "c2", "c3"], 10);
+        let members = [member("a", 10, Allocation::new()), member("b", 12, Allocation::new())];
+        let (assignments, units) = leader_assignments(&members, &config, "a", "http://a", &mut state, now, delay);
+        assert!(units.is_empty());
+        for (_, a) in &assignments {
+            assert_eq!((a.error, a.config_offset), (CONFIG_MISMATCH, 12), "{a:?}");
+            assert!(a.assigned.is_empty(), "{a:?}");
+        }
+        // Next round, both caught up: all four go out now, none held back as if b had lost them.
+        let config = config_with(&["c0", "c1", "c2", "c3"], 12);
+        let members = [member("a", 12, Allocation::new()), member("b", 12, Allocation::new())];
+        let (assignments, _) = leader_assignments(&members, &config, "a", "http://a", &mut state, now, delay);
+        let assigned: usize = assignments.iter().map(|(_, a)| a.assigned.len()).sum();
+        assert_eq!(assigned, 4, "{assignments:?}");
+        assert!(assignments.iter().all(|(_, a)| a.error == NO_ERROR && a.delay_ms == 0), "{assignments:?}");
     }
 }

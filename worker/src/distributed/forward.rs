@@ -24,7 +24,10 @@ const REBALANCING: &str = "Cannot complete request because of a conflicting oper
 enum Route {
     Here,
     Leader,
+    /// The worker running the connector instance.
     Owner(String),
+    /// The worker running one task.
+    TaskOwner(String, u32),
 }
 
 fn route(method: &Method, path: &str) -> Route {
@@ -39,6 +42,9 @@ fn route(method: &Method, path: &str) -> Route {
         ["connectors", _, "restart"] if method == Method::POST => Route::Leader,
         // Configs come from the config topic, which every worker follows.
         ["connectors", _] | ["connectors", _, "config"] if method == Method::GET => Route::Here,
+        ["connectors", name, "tasks", id, ..] if id.parse::<u32>().is_ok() => {
+            Route::TaskOwner(name.to_string(), id.parse().expect("checked"))
+        }
         ["connectors", name, ..] => Route::Owner(name.to_string()),
         _ => Route::Here,
     }
@@ -88,26 +94,34 @@ pub async fn forward(State(forwarder): State<Arc<Forwarder>>, request: Request, 
                 }
             }
         }
-        Route::Owner(name) => match cluster.owner_of(&name).filter(|owner| *owner != cluster.worker_id) {
-            Some(owner) => {
-                let url = format!("http://{owner}");
-                // The request is needed again if the owner cannot be reached: keep the body.
-                let (parts, body) = request.into_parts();
-                let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
-                    return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
-                };
-                let copy = Request::from_parts(parts.clone(), Body::from(bytes.clone()));
-                match proxy(&forwarder, &url, copy).await {
-                    Ok(response) => response,
-                    Err(e) => {
-                        // The status topic may still name a worker that died: answer from here.
-                        tracing::debug!(owner = %url, error = %e, "cannot forward to the connector's worker; answering here");
-                        next.run(Request::from_parts(parts, Body::from(bytes))).await
-                    }
+        Route::Owner(name) => forward_to_owner(&forwarder, cluster.owner_of(&name), request, next).await,
+        Route::TaskOwner(name, id) => forward_to_owner(&forwarder, cluster.owner_of_task(&name, id), request, next).await,
+    }
+}
+
+/// Send the request to the worker running what it is about, or answer here when that is this worker,
+/// nobody, or a worker that cannot be reached.
+async fn forward_to_owner(forwarder: &Forwarder, owner: Option<String>, request: Request, next: Next) -> Response {
+    let cluster = &forwarder.cluster;
+    match owner.filter(|owner| *owner != cluster.worker_id) {
+        Some(owner) => {
+            let url = format!("http://{owner}");
+            // The request is needed again if the owner cannot be reached: keep the body.
+            let (parts, body) = request.into_parts();
+            let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+                return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
+            };
+            let copy = Request::from_parts(parts.clone(), Body::from(bytes.clone()));
+            match proxy(forwarder, &url, copy).await {
+                Ok(response) => response,
+                Err(e) => {
+                    // The status topic may still name a worker that died: answer from here.
+                    tracing::debug!(owner = %url, error = %e, "cannot forward to the connector's worker; answering here");
+                    next.run(Request::from_parts(parts, Body::from(bytes))).await
                 }
             }
-            None => next.run(request).await,
-        },
+        }
+        None => next.run(request).await,
     }
 }
 
@@ -155,7 +169,9 @@ mod tests {
         assert_eq!(route(&Method::POST, "/connectors/a/restart"), Route::Leader);
         assert_eq!(route(&Method::GET, "/connectors/a%20b/status"), Route::Owner("a b".into()));
         assert_eq!(route(&Method::GET, "/connectors/a/config"), Route::Here);
-        assert_eq!(route(&Method::POST, "/connectors/a/tasks/0/restart"), Route::Owner("a".into()));
+        assert_eq!(route(&Method::POST, "/connectors/a/tasks/0/restart"), Route::TaskOwner("a".into(), 0));
+        assert_eq!(route(&Method::GET, "/connectors/a/tasks/2/status"), Route::TaskOwner("a".into(), 2));
+        assert_eq!(route(&Method::GET, "/connectors/a/tasks"), Route::Owner("a".into()));
         assert_eq!(route(&Method::DELETE, "/connectors/a/offsets"), Route::Owner("a".into()));
         assert_eq!(route(&Method::GET, "/connector-plugins"), Route::Here);
         assert_eq!(route(&Method::GET, "/health"), Route::Here);

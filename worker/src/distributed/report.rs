@@ -1,6 +1,7 @@
-//! What a worker tells the cluster about the connectors it runs: their statuses (status topic, when they
-//! change) and the task configs they generated (config topic, with a commit record, when they change), so
-//! every worker can answer for every connector.
+//! What a worker tells the cluster about the connector instances and tasks it runs: their statuses
+//! (status topic, when they change) and the task configs its instances generated (config topic, with a
+//! commit record, when they change), so every worker can answer for every connector and the leader can
+//! hand the tasks out.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,30 +42,31 @@ pub async fn report(cluster: Arc<ClusterState>, herder: Arc<Herder>, stop: Cance
             continue;
         }
         let config = cluster.config.state();
+        let mut local = std::collections::BTreeSet::new();
         for name in herder.local_names() {
-            let Some((connector, tasks, task_configs)) = herder.with_local(&name, |v| {
-                (
-                    v.status.get(),
-                    v.tasks.iter().map(|t| t.status.get()).collect::<Vec<_>>(),
-                    v.tasks.iter().map(|t| t.shown_config.clone()).collect::<Vec<_>>(),
-                )
+            let Some((runs_instance, connector, tasks, generated)) = herder.with_local(&name, |v| {
+                (v.runs_instance(), v.status.get(), v.tasks.iter().map(|t| (t.id, t.status.get())).collect::<Vec<_>>(), v.generated.clone())
             }) else {
                 continue;
             };
-            // Task configs first, so a reader that sees a task's status also knows the task.
-            // A STOPPED connector has no tasks, which is written too (Kafka Connect's empty task set, KIP-875),
-            // so other workers stop listing its old ones.
-            let committed = config.tasks.get(&name);
-            let settled = matches!(connector.state, State::Running | State::Paused | State::Stopped);
-            if settled && committed.is_none_or(|c| *c != task_configs) && !(task_configs.is_empty() && committed.is_none()) {
-                if let Err(e) = cluster.config.put_task_configs(&name, &task_configs).await {
-                    tracing::warn!(connector = %name, error = %e, "cannot write task configs to the config topic");
+            let mut updates = Vec::new();
+            if runs_instance {
+                // Task configs first, so a reader that sees a task's status also knows the task.
+                // A STOPPED connector has no tasks, which is written too (Kafka Connect's empty task set,
+                // KIP-875), so other workers stop listing and running its old ones.
+                let committed = config.tasks.get(&name);
+                let settled = matches!(connector.state, State::Running | State::Paused | State::Stopped);
+                if settled && committed.is_none_or(|c| *c != generated) && !(generated.is_empty() && committed.is_none()) {
+                    if let Err(e) = cluster.config.put_task_configs(&name, &generated).await {
+                        tracing::warn!(connector = %name, error = %e, "cannot write task configs to the config topic");
+                    }
                 }
+                updates.push((None, connector));
             }
-            let mut updates = vec![(None, connector)];
-            updates.extend(tasks.into_iter().enumerate().map(|(id, status)| (Some(id as u32), status)));
+            updates.extend(tasks.into_iter().map(|(id, status)| (Some(id), status)));
             for (task, status) in updates {
                 let key = (name.clone(), task);
+                local.insert(key.clone());
                 let now = reported(&status, role.generation);
                 if written.get(&key) == Some(&now) {
                     continue;
@@ -88,7 +90,6 @@ pub async fn report(cluster: Arc<ClusterState>, herder: Arc<Herder>, stop: Cance
             }
         }
         // Forget what no longer runs here, so it is written again if it comes back.
-        let local: std::collections::BTreeSet<String> = herder.local_names().into_iter().collect();
-        written.retain(|(name, _), _| local.contains(name));
+        written.retain(|key, _| local.contains(key));
     }
 }

@@ -33,7 +33,13 @@ pub async fn get(h: &Herder, name: &str) -> Result<Json, HerderError> {
     if kind == ConnectorType::Source {
         return Ok(json!({"offsets": h.context().offsets.list(name)}));
     }
-    let topics = h.topics(name)?;
+    // The topics its tasks used here, and those its config names: in distributed mode the tasks may have
+    // run on other workers.
+    let mut topics = h.topics(name)?;
+    let configured = h.info(name)?.config.get(crate::config::connector::TOPICS).map(|t| connect_core::config::parse_list(t));
+    topics.extend(configured.unwrap_or_default());
+    topics.sort();
+    topics.dedup();
     let consumer = sink_consumer(h, name)?;
     let list = tokio::task::spawn_blocking(move || -> Result<Vec<Json>, String> {
         let mut tpl = TopicPartitionList::new();
