@@ -147,12 +147,12 @@ const WRITE_VISIBLE: Duration = Duration::from_secs(30);
 impl ConfigLog {
     pub async fn start(worker: &WorkerConfig, spec: &TopicSpec, client_id: &str) -> Result<Self, LogError> {
         let (tx, state) = watch::channel(Arc::new(ConfigState::new()));
-        let mut current = ConfigState::new();
         let apply: Apply = Box::new(move |key, value, _partition, offset| {
             let key = String::from_utf8_lossy(key);
             let value = value.and_then(|v| serde_json::from_slice::<Value>(v).ok());
-            current.apply(&key, value.as_ref(), offset);
-            tx.send_replace(Arc::new(current.clone()));
+            // Changed in place; copied only while a reader still holds the previous snapshot, so replaying
+            // the topic at start is linear (a copy per record made it quadratic in the number of records).
+            tx.send_modify(|state| Arc::make_mut(state).apply(&key, value.as_ref(), offset));
         });
         let log = KafkaLog::start(worker, spec, client_id, apply).await?;
         Ok(ConfigLog { log, state })
