@@ -89,7 +89,25 @@ pub async fn report(cluster: Arc<ClusterState>, herder: Arc<Herder>, stop: Cance
                 }
             }
         }
-        // Forget what no longer runs here, so it is written again if it comes back.
-        written.retain(|key, _| local.contains(key));
+        // What stopped running here (revoked, stopped, moved) is UNASSIGNED, as Kafka Connect writes when it
+        // stops a task or connector, so no worker goes on showing it RUNNING here. It carries the generation it
+        // ran in: a newer owner's status wins over it whichever is written first. Forgotten, so it is written
+        // again if it comes back.
+        let gone: Vec<(String, Option<u32>)> = written.keys().filter(|key| !local.contains(*key)).cloned().collect();
+        for key in gone {
+            let Some(last) = written.remove(&key) else { continue };
+            if last.state == State::Unassigned || !config.connectors.contains_key(&key.0) {
+                continue;
+            }
+            let record =
+                StatusRecord { state: State::Unassigned, trace: None, worker_id: cluster.worker_id.clone(), generation: last.generation };
+            let result = match key.1 {
+                None => cluster.status.put_connector(&key.0, &record).await,
+                Some(id) => cluster.status.put_task(&key.0, id, &record).await,
+            };
+            if let Err(e) = result {
+                tracing::warn!(connector = %key.0, error = %e, "cannot write a status to the status topic");
+            }
+        }
     }
 }
