@@ -75,7 +75,7 @@ impl ConnectorEntry {
     }
 
     fn runs_instance(&self) -> bool {
-        self.share.as_ref().is_none_or(|s| s.instance)
+        LocalShare::runs_instance(self.share.as_ref())
     }
 
     fn topic_list(&self) -> Vec<String> {
@@ -461,14 +461,10 @@ impl Actor {
         let context = Arc::new(RuntimeConnectorContext { name: name.to_string(), status: entry.status.clone() });
         let max_tasks = entry.config.get(TASKS_MAX).and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(1).max(1);
         // Placeholders are resolved at every start, so a rotated secret is picked up by a restart.
-        match worker_providers.transform(&entry.config) {
-            Ok(resolved) => {
-                crate::logging::hide_secrets(&resolved.secrets);
-                entry.resolved = resolved.config;
-            }
-            Err(errors) => {
+        match resolve_placeholders(worker_providers, &entry.config) {
+            Ok(resolved) => entry.resolved = resolved,
+            Err(message) => {
                 self.ctx.startup.connector_started(false);
-                let message = errors.into_values().collect::<Vec<_>>().join("\n");
                 tracing::error!(connector = name, error = %message, "connector config placeholders cannot be resolved");
                 entry.status.fail(message);
                 self.schedule_connector_restart(name, attempt + 1);
@@ -512,13 +508,9 @@ impl Actor {
     /// its tasks (the instance resolves them at its start).
     fn resolve_connector_config(&mut self, name: &str) {
         let entry = self.connectors.get_mut(name).expect("caller checked");
-        match self.ctx.worker.providers.transform(&entry.config) {
-            Ok(resolved) => {
-                crate::logging::hide_secrets(&resolved.secrets);
-                entry.resolved = resolved.config;
-            }
-            Err(errors) => {
-                let message = errors.into_values().collect::<Vec<_>>().join("\n");
+        match resolve_placeholders(&self.ctx.worker.providers, &entry.config) {
+            Ok(resolved) => entry.resolved = resolved,
+            Err(message) => {
                 tracing::error!(connector = name, error = %message, "connector config placeholders cannot be resolved; its tasks run unresolved");
             }
         }
@@ -564,13 +556,9 @@ impl Actor {
 
     /// A task config from the config topic with this worker's providers' values in place of placeholders.
     fn resolve_task_config(&self, name: &str, shown: &Config) -> Config {
-        match self.ctx.worker.providers.transform(shown) {
-            Ok(resolved) => {
-                crate::logging::hide_secrets(&resolved.secrets);
-                resolved.config
-            }
-            Err(errors) => {
-                let message = errors.into_values().collect::<Vec<_>>().join("\n");
+        match resolve_placeholders(&self.ctx.worker.providers, shown) {
+            Ok(resolved) => resolved,
+            Err(message) => {
                 tracing::error!(connector = name, error = %message, "task config placeholders cannot be resolved; the task runs unresolved");
                 shown.clone()
             }
@@ -621,6 +609,18 @@ impl Actor {
             topics: entry.topics.clone(),
         };
         TaskHandle::spawn(spec, shown_config)
+    }
+}
+
+/// A config with the providers' values in place of its placeholders (the values are hidden from the logs
+/// from now on), or every placeholder's error, one per line.
+fn resolve_placeholders(providers: &connect_core::config_provider::ConfigTransformer, config: &Config) -> Result<Config, String> {
+    match providers.transform(config) {
+        Ok(resolved) => {
+            crate::logging::hide_secrets(&resolved.secrets);
+            Ok(resolved.config)
+        }
+        Err(errors) => Err(errors.into_values().collect::<Vec<_>>().join("\n")),
     }
 }
 

@@ -74,6 +74,13 @@ pub struct LocalShare {
     pub tasks: BTreeMap<u32, Config>,
 }
 
+impl LocalShare {
+    /// Whether a connector with this share runs its instance here (`None`: standalone, always).
+    pub fn runs_instance(share: Option<&LocalShare>) -> bool {
+        share.is_none_or(|s| s.instance)
+    }
+}
+
 impl ConnectorView {
     pub fn info(&self, name: &str) -> ConnectorInfo {
         ConnectorInfo {
@@ -102,7 +109,7 @@ impl ConnectorView {
 
     /// Whether the connector instance runs here (always, standalone).
     pub fn runs_instance(&self) -> bool {
-        self.share.as_ref().is_none_or(|s| s.instance)
+        LocalShare::runs_instance(self.share.as_ref())
     }
 
     /// STOPPED and its tasks gone: offsets may be changed.

@@ -342,7 +342,6 @@ impl Local {
             if unchanged && request.is_none_or(|r| self.restarts_seen.get(&name).is_some_and(|&seen| r.seq <= seen)) {
                 continue;
             }
-            let (instance, task_ids): (bool, Vec<u32>) = (share.instance, share.tasks.keys().copied().collect());
             let attempted = share.clone();
             match herder.apply_local(&name, connector_config, target, share).await {
                 Ok(()) => {
@@ -352,8 +351,7 @@ impl Local {
                     // Nothing of it runs here, not even an older config's parts.
                     herder.remove_local(&name).await;
                     let trace = e.to_string();
-                    let failed_for = (trace.clone(), attempted);
-                    if self.failed.get(&name) != Some(&failed_for) {
+                    if self.failed.get(&name).is_none_or(|(t, share)| *t != trace || *share != attempted) {
                         tracing::error!(connector = %name, error = %trace, "an assigned connector cannot run on this worker");
                         let record = StatusRecord {
                             state: crate::runtime::status::State::Failed,
@@ -361,15 +359,13 @@ impl Local {
                             worker_id: cluster.worker_id.clone(),
                             generation: cluster.role().generation,
                         };
-                        let written = if instance { cluster.status.put_connector(&name, &record).await } else { Ok(()) };
-                        let mut results = vec![written];
-                        for id in task_ids {
-                            results.push(cluster.status.put_task(&name, id, &record).await);
+                        let instance = attempted.instance.then_some(None);
+                        for unit in instance.into_iter().chain(attempted.tasks.keys().map(|id| Some(*id))) {
+                            if let Err(e) = cluster.status.put(&name, unit, &record).await {
+                                tracing::warn!(connector = %name, error = %e, "cannot write a status");
+                            }
                         }
-                        if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
-                            tracing::warn!(connector = %name, error = %e, "cannot write a status");
-                        }
-                        self.failed.insert(name.clone(), failed_for);
+                        self.failed.insert(name.clone(), (trace, attempted));
                     }
                     continue;
                 }

@@ -77,11 +77,7 @@ pub async fn report(cluster: Arc<ClusterState>, herder: Arc<Herder>, stop: Cance
                     worker_id: cluster.worker_id.clone(),
                     generation: role.generation,
                 };
-                let result = match task {
-                    None => cluster.status.put_connector(&name, &record).await,
-                    Some(id) => cluster.status.put_task(&name, id, &record).await,
-                };
-                match result {
+                match cluster.status.put(&name, task, &record).await {
                     Ok(()) => {
                         written.insert(key, now);
                     }
@@ -101,11 +97,7 @@ pub async fn report(cluster: Arc<ClusterState>, herder: Arc<Herder>, stop: Cance
             }
             let record =
                 StatusRecord { state: State::Unassigned, trace: None, worker_id: cluster.worker_id.clone(), generation: last.generation };
-            let result = match key.1 {
-                None => cluster.status.put_connector(&key.0, &record).await,
-                Some(id) => cluster.status.put_task(&key.0, id, &record).await,
-            };
-            if let Err(e) = result {
+            if let Err(e) = cluster.status.put(&key.0, key.1, &record).await {
                 tracing::warn!(connector = %key.0, error = %e, "cannot write a status to the status topic");
             }
         }

@@ -137,12 +137,13 @@ impl StatusLog {
         read(&self.statuses.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    pub async fn put_connector(&self, name: &str, record: &StatusRecord) -> Result<(), LogError> {
-        self.log.send(&format!("status-connector-{name}"), Some(&encode(record))).await.map(|_| ())
-    }
-
-    pub async fn put_task(&self, name: &str, id: u32, record: &StatusRecord) -> Result<(), LogError> {
-        self.log.send(&format!("status-task-{name}-{id}"), Some(&encode(record))).await.map(|_| ())
+    /// Write the status of a connector instance (`task` `None`) or of one of its tasks.
+    pub async fn put(&self, name: &str, task: Option<u32>, record: &StatusRecord) -> Result<(), LogError> {
+        let key = match task {
+            None => format!("status-connector-{name}"),
+            Some(id) => format!("status-task-{name}-{id}"),
+        };
+        self.log.send(&key, Some(&encode(record))).await.map(|_| ())
     }
 }
 
