@@ -1,6 +1,7 @@
 //! A local HTTP server standing in for a data feed (a car-park CSV, a JSON API, a daily gzip file): it
 //! serves each path's current content with its ETag and Last-Modified, answers conditional requests with
-//! 304, can throttle with 429 + Retry-After, streams files from disk, and records every request.
+//! 304, can throttle with 429 + Retry-After, streams files from disk (with `Range: bytes=N-` and `If-Range` when
+//! asked to), and records every request.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -25,6 +26,8 @@ pub struct Content {
     /// Send `Content-Encoding: gzip` (the body must be gzip then).
     pub gzip_encoding: bool,
     pub content_type: String,
+    /// Answer `Range: bytes=N-` with 206 and the rest (when `If-Range` is absent or matches); else ignore it.
+    pub ranges: bool,
 }
 
 /// One request as the server saw it.
@@ -33,6 +36,8 @@ pub struct FeedRequest {
     pub path: String,
     pub query: Option<String>,
     pub if_none_match: Option<String>,
+    /// The `Range` header asked for.
+    pub range: Option<String>,
     pub status: u16,
     pub at: Instant,
 }
@@ -55,10 +60,13 @@ async fn handle(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> R
     let path = uri.path().to_string();
     let if_none_match = headers.get("if-none-match").and_then(|v| v.to_str().ok()).map(str::to_string);
     let if_modified_since = headers.get("if-modified-since").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let (range, if_range) = (text("range"), text("if-range"));
     let mut record = FeedRequest {
         path: path.clone(),
         query: uri.query().map(str::to_string),
         if_none_match: if_none_match.clone(),
+        range: range.clone(),
         status: 200,
         at: Instant::now(),
     };
@@ -92,9 +100,24 @@ async fn handle(State(s): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> R
         }
         builder = builder
             .header("content-type", if content.content_type.is_empty() { "application/octet-stream" } else { &content.content_type });
+        // `bytes=N-` only (what the source asks), honoured if `If-Range` names the current content.
+        let start = range.as_deref().and_then(|r| r.strip_prefix("bytes=")?.strip_suffix('-')?.parse::<u64>().ok());
+        let still_same = if_range.as_ref().is_none_or(|v| content.etag.as_ref() == Some(v) || content.last_modified.as_ref() == Some(v));
+        let start = start.filter(|_| content.ranges && still_same);
         match &content.file {
             Some(path) => {
-                let file = tokio::fs::File::open(path).await.expect("the feed file");
+                use tokio::io::AsyncSeekExt;
+                let mut file = tokio::fs::File::open(path).await.expect("the feed file");
+                let length = file.metadata().await.unwrap().len();
+                if let Some(start) = start {
+                    if start >= length {
+                        break 'answer (StatusCode::RANGE_NOT_SATISFIABLE, [("content-range", format!("bytes */{length}"))])
+                            .into_response();
+                    }
+                    file.seek(std::io::SeekFrom::Start(start)).await.unwrap();
+                    builder = builder.status(206).header("content-range", format!("bytes {start}-{}/{length}", length - 1));
+                }
+                builder = builder.header("content-length", length - start.unwrap_or(0));
                 builder.body(Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024))).unwrap()
             }
             None => builder.body(Body::from(content.body.clone())).unwrap(),
@@ -154,9 +177,24 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
 /// Lines of a rail schedule as JSON (`{"seq":N,"JsonScheduleV1":{...}}`, ~200 bytes each), `bytes` of them,
 /// gzipped into `path`; returns the line count. For the big-file test and `scripts/bench http-source`.
 pub fn write_schedule(path: &std::path::Path, bytes: usize) -> usize {
-    use std::io::Write;
     let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    let n = schedule_lines(&mut gz, bytes);
+    use std::io::Write;
+    gz.finish().unwrap().flush().unwrap();
+    n
+}
+
+/// The same lines as [`write_schedule`], not compressed.
+pub fn write_schedule_plain(path: &std::path::Path, bytes: usize) -> usize {
+    use std::io::Write;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let n = schedule_lines(&mut file, bytes);
+    file.flush().unwrap();
+    n
+}
+
+fn schedule_lines(out: &mut impl std::io::Write, bytes: usize) -> usize {
     let (mut written, mut n) = (0, 0);
     while written < bytes {
         let line = format!(
@@ -164,10 +202,9 @@ pub fn write_schedule(path: &std::path::Path, bytes: usize) -> usize {
             n % 100_000,
             n % 100
         );
-        gz.write_all(line.as_bytes()).unwrap();
+        out.write_all(line.as_bytes()).unwrap();
         written += line.len();
         n += 1;
     }
-    gz.finish().unwrap().flush().unwrap();
     n
 }

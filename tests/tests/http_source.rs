@@ -1,9 +1,9 @@
 //! HTTP feed source against a local feed server: the car-park CSV (gzip, ETag, header) through the ParseCsv
 //! chain, a JSON API with an offset pointer across a restart, a big gzip JSON-lines file with a SIGKILL
-//! halfway, 429 with Retry-After, and lines that are not JSON into the DLQ. Counts are exact: records in =
-//! records delivered + records in the DLQ.
+//! halfway, a plain file resumed with a range request, 429 with Retry-After, and lines that are not JSON into
+//! the DLQ. Counts are exact: records in = records delivered + records in the DLQ.
 
-use connect_e2e::feed_server::{gzip, write_schedule, Content, FeedServer};
+use connect_e2e::feed_server::{gzip, write_schedule, write_schedule_plain, Content, FeedServer};
 use connect_e2e::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -273,4 +273,87 @@ fn a_feed_without_validators_sends_each_line_once_and_dedup_sends_only_changes()
     assert_eq!(values(&growing, 4), ["a,1", "b,2", "c,3", "d,4"], "an appended line is sent alone");
     assert_eq!(values(&snapshot, 4), ["Westgate,89", "Kirkgate,0", "Broadway,12", "Kirkgate,7"], "dedup=item: only the changed line");
     assert_eq!(worker.get("/connectors/snapshot-feed/status").1["tasks"][0]["state"], "RUNNING");
+}
+
+/// A plain JSON-lines file (no compression, `CONNECT_TEST_FEED_PLAIN_MB` MB, default 150) from a server that
+/// honours `Range`: after a SIGKILL a third of the way, the restarted worker asks for the rest of the file from
+/// the byte after the last line sent (`Range` + `If-Range`) instead of downloading and passing over what it
+/// sent. Killed again at two thirds with the server now ignoring `Range`, it falls back to passing over the
+/// lines. Every line arrives.
+#[test]
+fn a_plain_file_resumes_with_a_range_request_after_sigkill_and_passes_over_without_one() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let megabytes: usize = std::env::var("CONNECT_TEST_FEED_PLAIN_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(150);
+    let path = dir.path().join("schedule.jsonl");
+    let lines = write_schedule_plain(&path, megabytes * 1024 * 1024);
+    let server = FeedServer::start();
+    let content = Content { file: Some(path.clone()), etag: Some("\"day-1\"".into()), ranges: true, ..Default::default() };
+    server.set("/schedule.jsonl", content.clone());
+    let topic = unique("e2e-feed-range");
+    create_topic(&topic);
+    let mut setup = WorkerSetup::new(dir.path(), &[]);
+    setup.connector(
+        "range-feed",
+        json!({
+            "connector.class": "HttpSource", "http.request.url": server.url("/schedule.jsonl"), "http.response.format": "jsonl",
+            "http.timer.interval.millis": 3_600_000, "kafka.topic": topic, "batch.size": 5000,
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter", "value.converter.schemas.enable": "false",
+        }),
+    );
+    let written = |worker: &connect_e2e::Worker| {
+        worker.get("/connectors/range-feed/metrics").1["tasks"][0]["records-written"].as_u64().unwrap_or(0) as usize
+    };
+    let mut worker = setup.start();
+    wait_for("a third of the file in Kafka", Duration::from_secs(600), || (written(&worker) >= lines / 3).then_some(()));
+    worker.kill_hard();
+    let stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("connect.offsets")).unwrap()).unwrap();
+    let byte = stored["range-feed"][0]["offset"]["byte"].as_u64().expect("the offset keeps the byte reached");
+
+    // Restarted: the rest of the body by a range request, nothing passed over.
+    let mut worker = setup.start();
+    // Another third (this worker's count starts at 0): killed again before the end of the file.
+    let in_kafka = wait_for("another third of the file in Kafka", Duration::from_secs(600), || {
+        let n = written(&worker);
+        (n >= lines / 3).then_some(n)
+    });
+    let ranged: Vec<_> = server.requests().into_iter().filter(|r| r.range.is_some()).collect();
+    assert_eq!(ranged.len(), 1, "one range request: {ranged:?}");
+    assert_eq!(ranged[0].status, 206, "{ranged:?}");
+    assert_eq!(ranged[0].range.as_deref(), Some(format!("bytes={byte}-").as_str()), "from the byte after the last line stored");
+    let log = worker.log_text();
+    assert!(log.contains("resuming the feed where it was left, with a range request"), "{}", tail(&log, 20));
+    assert!(!log.contains("passed over the lines already sent"), "nothing passed over: {}", tail(&log, 20));
+    worker.kill_hard();
+    eprintln!("http source: the second worker wrote {in_kafka} of {lines} records before its kill");
+
+    // Restarted against a server that ignores `Range`: the whole body, passing over what was sent.
+    server.set("/schedule.jsonl", Content { ranges: false, ..content });
+    let worker = setup.start();
+    wait_for_or_explain(
+        "the file read to its end",
+        Duration::from_secs(600),
+        || {
+            let log = worker.log_text();
+            (log.contains("passed over the lines already sent") && log.contains("read the feed to its end")).then_some(())
+        },
+        || tail(&worker.log_text(), 20),
+    );
+    let ranged: Vec<_> = server.requests().into_iter().filter(|r| r.range.is_some()).collect();
+    assert_eq!(ranged.len(), 2, "the last start asked for a range too: {ranged:?}");
+    assert_eq!(ranged[1].status, 200, "and got the whole body: {ranged:?}");
+    std::thread::sleep(Duration::from_secs(3));
+    let total = topic_count(&topic) as usize;
+    let mut seen = vec![0u8; lines];
+    let scanned = scan_topic(&topic, total, Duration::from_secs(600), |value| {
+        let v: serde_json::Value = serde_json::from_slice(value.expect("a value")).expect("JSON");
+        let n = v["seq"].as_u64().expect("seq") as usize;
+        seen[n] = seen[n].saturating_add(1);
+    });
+    assert_eq!(scanned, total);
+    let missing = seen.iter().filter(|&&c| c == 0).count();
+    let duplicates: usize = seen.iter().map(|&c| (c as usize).saturating_sub(1)).sum();
+    eprintln!("http source: {lines} lines, {total} records in Kafka, {missing} missing, {duplicates} duplicates");
+    assert_eq!(missing, 0, "no line lost");
+    assert_eq!(worker.get("/connectors/range-feed/status").1["tasks"][0]["state"], "RUNNING");
 }

@@ -1,8 +1,9 @@
 //! What a record's source offset remembers of the feed, so a restart neither sends a snapshot again nor
 //! starts a half-read file from the beginning: the response's validators (ETag, Last-Modified), for line
 //! formats the lines consumed and a CRC-32 of them (the same content is recognised even from a server
-//! without validators), whether the response was read to its end, and for json items the last item's
-//! offset fields (`http.response.record.offset.pointer`).
+//! without validators), the bytes of the body they took (when those are the file's own, for a `Range` request),
+//! whether the response was read to its end, and for json items the last item's offset fields
+//! (`http.response.record.offset.pointer`).
 
 use connect_core::SourceMap;
 use serde_json::Value as Json;
@@ -15,6 +16,9 @@ pub struct FeedOffset {
     pub line: u64,
     /// CRC-32 of those lines' bytes, each followed by `\n`.
     pub crc: u32,
+    /// Bytes of the body consumed through `line`, kept when the body is the representation's own bytes (no
+    /// content coding, not a gzip file), so that a restart can ask for the rest with `Range`.
+    pub byte: Option<u64>,
     /// The response was read to its end.
     pub complete: bool,
     /// The last emitted item's offset fields.
@@ -33,6 +37,9 @@ impl FeedOffset {
         if self.line > 0 {
             m.insert("line".into(), Json::from(self.line));
             m.insert("crc".into(), Json::from(self.crc));
+            if let Some(byte) = self.byte {
+                m.insert("byte".into(), Json::from(byte));
+            }
         }
         m.insert("complete".into(), Json::from(self.complete));
         for (k, v) in &self.fields {
@@ -48,8 +55,19 @@ impl FeedOffset {
             last_modified: text("last_modified"),
             line: m.get("line").and_then(Json::as_u64).unwrap_or(0),
             crc: m.get("crc").and_then(Json::as_u64).unwrap_or(0) as u32,
+            byte: m.get("byte").and_then(Json::as_u64),
             complete: m.get("complete").and_then(Json::as_bool).unwrap_or(false),
             fields: m.iter().filter_map(|(k, v)| k.strip_prefix("offset.").map(|k| (k.to_string(), v.clone()))).collect(),
+        }
+    }
+
+    /// The validator for `If-Range`: a strong ETag, else Last-Modified if there is no ETag at all (RFC 9110
+    /// §13.1.5; a weak ETag cannot vouch for bytes, so then no range is asked for).
+    pub fn range_validator(&self) -> Option<&str> {
+        match self.etag.as_deref() {
+            Some(etag) if etag.starts_with("W/") => None,
+            Some(etag) => Some(etag),
+            None => self.last_modified.as_deref(),
         }
     }
 
@@ -96,7 +114,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_validators() {
-        let mut o = FeedOffset { etag: Some("\"v1\"".into()), line: 7, crc: 42, complete: true, ..Default::default() };
+        let mut o = FeedOffset { etag: Some("\"v1\"".into()), line: 7, crc: 42, byte: Some(300), complete: true, ..Default::default() };
         o.fields.insert("key".into(), Json::from("item-9"));
         assert_eq!(FeedOffset::from_map(&o.to_map()), o);
         assert_eq!(o.same_validators(Some("\"v1\""), None), Some(true));

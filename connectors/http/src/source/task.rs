@@ -7,7 +7,9 @@
 //! (conditional when the last response was read to its end) → 304: `Wait` again; 2xx: `Stream` (jsonl,
 //! lines) or `Items` (json) until the body is used up → `Wait`. Lines already sent from the same content
 //! (same validators, or none, and the same CRC over them) are passed over; if their CRC differs, the
-//! content changed under the same validators, and it is fetched again from the start.
+//! content changed under the same validators, and it is fetched again from the start. A body read part way
+//! whose bytes can be counted (no content coding, not a gzip file) is resumed by asking for the rest only
+//! (`Range` + `If-Range`); any other answer than the rest of the same content falls back to passing over.
 
 use super::body::{self, Lines};
 use super::config::{self as keys, Format};
@@ -99,6 +101,8 @@ struct Stream {
     skip: u64,
     /// ...if their CRC is this one.
     expect_crc: u32,
+    /// Where in the body this response starts (a `Range` answer's first byte, else 0).
+    base: u64,
 }
 
 #[derive(Default)]
@@ -110,6 +114,8 @@ pub struct HttpSourceTask {
     last: FeedOffset,
     /// The last content's lines did not match what `last` says was sent: fetch without skipping.
     from_start: bool,
+    /// A `Range` request was not answered with the rest of the body: ask for whole bodies from now on.
+    no_range: bool,
     phase: Option<Phase>,
     backoff: Option<Backoff>,
     /// Item hashes of the previous response and of the one being read (`http.response.dedup=item`).
@@ -228,6 +234,15 @@ impl HttpSourceTask {
             let fields = if self.last.fields.is_empty() { &s.initial_fields } else { &self.last.fields };
             request = request.body(offset::render(&s.body, fields, false));
         }
+        // A body read part way, of bytes we can count, from a server with a validator that vouches for them: ask
+        // for the rest only, if it is still the same content (`If-Range`); otherwise the server sends it all.
+        let range = self.range_start();
+        if let Some((start, validator)) = &range {
+            request = request
+                .header(reqwest::header::RANGE, format!("bytes={start}-"))
+                .header(reqwest::header::IF_RANGE, validator)
+                .header(reqwest::header::ACCEPT_ENCODING, "identity");
+        }
         // Conditional only when what the validators stand for was read to its end.
         if s.conditional && self.last.complete && !self.from_start {
             if let Some(etag) = &self.last.etag {
@@ -253,6 +268,10 @@ impl HttpSourceTask {
             let delay = retry_after.as_deref().and_then(|v| backoff::parse_retry_after(v, SystemTime::now()));
             return self.retry_later(format!("{} {url} answered {status}", s.method), delay);
         }
+        if range.is_some() && status == StatusCode::RANGE_NOT_SATISFIABLE {
+            self.give_up_ranges(&url, "answered 416");
+            return Ok(());
+        }
         if !status.is_success() {
             let body = response.bytes().await.unwrap_or_default();
             return Err(ConnectError::fatal(format!(
@@ -262,12 +281,34 @@ impl HttpSourceTask {
             )));
         }
         let header = |name| response.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
-        let (etag, last_modified) = (header(reqwest::header::ETAG), header(reqwest::header::LAST_MODIFIED));
-        let reader = match body::open(response).await {
+        let (mut etag, mut last_modified) = (header(reqwest::header::ETAG), header(reqwest::header::LAST_MODIFIED));
+        // The client drops Content-Length when it decodes a content coding: with it, the bytes are the body's own.
+        let own_bytes = response.headers().contains_key(reqwest::header::CONTENT_LENGTH);
+        let partial = match (&range, status) {
+            (Some((start, _)), _) if status == StatusCode::PARTIAL_CONTENT => {
+                let content_range = header(reqwest::header::CONTENT_RANGE).unwrap_or_default();
+                // A 206 need not repeat the validators `If-Range` vouched for; one it repeats must be the same.
+                etag = etag.or_else(|| self.last.etag.clone());
+                last_modified = last_modified.or_else(|| self.last.last_modified.clone());
+                let same = self.last.same_validators(etag.as_deref(), last_modified.as_deref()) != Some(false);
+                // Only the whole rest will do: a server that caps open ranges would end the file early.
+                let whole_rest =
+                    matches!(range_answer(&content_range), Some((first, last, Some(total))) if first == *start && last + 1 == total);
+                if !own_bytes || !same || !whole_rest {
+                    let why = format!("answered the range request with {content_range:?} (content length given: {own_bytes})");
+                    self.give_up_ranges(&url, &why);
+                    return Ok(());
+                }
+                Some(*start)
+            }
+            _ => None,
+        };
+        let (reader, gunzipped) = match body::open(response, partial.is_none()).await {
             Ok(r) => r,
             Err(e) => return self.retry_later(format!("reading the answer of {url}: {e}"), None),
         };
-        let fresh = FeedOffset { etag, last_modified, fields: self.last.fields.clone(), ..Default::default() };
+        let byte = (own_bytes && !gunzipped).then_some(0);
+        let fresh = FeedOffset { etag, last_modified, byte, fields: self.last.fields.clone(), ..Default::default() };
         match s.format {
             Format::Json => {
                 let bytes = match body::read_all(reader, s.max_body).await {
@@ -282,21 +323,53 @@ impl HttpSourceTask {
                 self.phase = Some(Phase::Items(items));
             }
             Format::JsonLines | Format::Lines => {
-                // Pass over what was sent from this same content before (kept in memory or restored).
-                let resume = !self.from_start && self.last.line > 0 && fresh_matches(&self.last, &fresh) != Some(false);
-                let (skip, expect_crc) = if resume { (self.last.line, self.last.crc) } else { (0, 0) };
-                self.from_start = false;
+                let lines = Lines::new(reader, s.max_body as usize);
+                let from_start = std::mem::take(&mut self.from_start);
                 self.current_items.clear();
-                self.phase = Some(Phase::Stream(Box::new(Stream {
-                    lines: Lines::new(reader, s.max_body as usize),
-                    offset: fresh,
-                    hasher: crc32fast::Hasher::new(),
-                    skip,
-                    expect_crc,
-                })));
+                let stream = match partial {
+                    // The rest of the body: go on where the last line sent ended, the CRC going on over it.
+                    Some(start) => {
+                        tracing::info!(
+                            url,
+                            byte = start,
+                            line = self.last.line,
+                            "resuming the feed where it was left, with a range request"
+                        );
+                        let offset = FeedOffset { line: self.last.line, crc: self.last.crc, byte: Some(start), ..fresh };
+                        let hasher = crc32fast::Hasher::new_with_initial(self.last.crc);
+                        Stream { lines, offset, hasher, skip: 0, expect_crc: 0, base: start }
+                    }
+                    // Pass over what was sent from this same content before (kept in memory or restored).
+                    None => {
+                        let resume = !from_start && self.last.line > 0 && fresh_matches(&self.last, &fresh) != Some(false);
+                        let (skip, expect_crc) = if resume { (self.last.line, self.last.crc) } else { (0, 0) };
+                        Stream { lines, offset: fresh, hasher: crc32fast::Hasher::new(), skip, expect_crc, base: 0 }
+                    }
+                };
+                self.phase = Some(Phase::Stream(Box::new(stream)));
             }
         }
         Ok(())
+    }
+
+    /// Where to ask for the rest of a body read part way, and the `If-Range` validator: only for line formats,
+    /// whose offset counts the body's own bytes, without `dedup=item` (which must see every line).
+    fn range_start(&self) -> Option<(u64, String)> {
+        let s = self.settings();
+        let eligible = s.format != Format::Json && !s.dedup && !self.no_range && !self.from_start;
+        if !eligible || self.last.complete || self.last.line == 0 {
+            return None;
+        }
+        let start = self.last.byte.filter(|b| *b > 0)?;
+        Some((start, self.last.range_validator()?.to_string()))
+    }
+
+    /// A range request was not answered with the rest of the same body: fetch it whole, at once, and pass over
+    /// what was sent.
+    fn give_up_ranges(&mut self, url: &str, why: &str) {
+        tracing::warn!(url, "{why}; fetching the whole body instead");
+        self.no_range = true;
+        self.phase = Some(Phase::Wait(Instant::now()));
     }
 
     /// A json document's items as records, past the last one sent.
@@ -384,6 +457,7 @@ impl HttpSourceTask {
                         tracing::info!(url = %s.url, lines = stream.offset.line, "read the feed to its end");
                         self.backoff.as_mut().expect("started").reset();
                         stream.offset.complete = true;
+                        self.no_range = false;
                         self.last = stream.offset.clone();
                         self.previous_items = std::mem::take(&mut self.current_items);
                         self.phase = Some(Phase::Wait(Instant::now() + s.interval.max(MIN_INTERVAL)));
@@ -404,6 +478,9 @@ impl HttpSourceTask {
             stream.hasher.update(b"\n");
             stream.offset.line += 1;
             stream.offset.crc = stream.hasher.clone().finalize();
+            if let Some(byte) = &mut stream.offset.byte {
+                *byte = stream.base + stream.lines.consumed();
+            }
             stream.offset.complete = is_last;
             let n = stream.offset.line;
             if s.dedup && n > s.skip_lines {
@@ -464,11 +541,29 @@ impl HttpSourceTask {
             };
             records.push(record);
         }
-        // What was handed out so far, for the next fetch's decisions (each record carries its own offset).
-        self.last = stream.offset.clone();
+        // What was handed out so far, for the next fetch's decisions (each record carries its own offset); while
+        // still passing over, what `last` says stands.
+        if stream.offset.line >= stream.skip {
+            self.last = stream.offset.clone();
+        }
         self.phase = Some(Phase::Stream(stream));
         Ok(records)
     }
+}
+
+/// The first and last byte and the length (`None`: `*`, unknown) of a `Content-Range: bytes FIRST-LAST/LENGTH`.
+fn range_answer(content_range: &str) -> Option<(u64, u64, Option<u64>)> {
+    let (unit, range) = content_range.trim().split_once(' ')?;
+    if !unit.eq_ignore_ascii_case("bytes") {
+        return None;
+    }
+    let (span, length) = range.split_once('/')?;
+    let (first, last) = span.split_once('-')?;
+    let length = match length.trim() {
+        "*" => None,
+        n => Some(n.parse().ok()?),
+    };
+    Some((first.trim().parse().ok()?, last.trim().parse().ok()?, length))
 }
 
 /// Is a fresh response the content `last` was taken from, by the validators (`None`: no validators either
@@ -565,5 +660,19 @@ impl SourceTask for HttpSourceTask {
         self.phase = None;
         self.client = None;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_byte_of_a_content_range() {
+        assert_eq!(range_answer("bytes 1000-1999/2000"), Some((1000, 1999, Some(2000))));
+        assert_eq!(range_answer("Bytes 0-9/*"), Some((0, 9, None)));
+        assert_eq!(range_answer("bytes */2000"), None);
+        assert_eq!(range_answer("items 1-2/3"), None);
+        assert_eq!(range_answer(""), None);
     }
 }
