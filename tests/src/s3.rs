@@ -46,6 +46,39 @@ pub fn list_sizes(bucket: &str, prefix: &str) -> Vec<(String, u64)> {
     keys
 }
 
+/// GET an object with an SSE-C key (base64 key, base64 MD5), or without one: the HTTP status and the body.
+/// The request is presigned by the AWS SDK and sent by curl: curl 7.88's own SigV4 signing gets the SSE-C
+/// headers wrong, and the SDK cannot parse SeaweedFS's answer (its key-MD5 response header).
+pub fn get_sse_c(bucket: &str, key: &str, customer_key: Option<(&str, &str)>) -> (u16, Vec<u8>) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let presigned = runtime.block_on(async {
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("testkey", "testsecret", None, None, "tests"))
+            .load()
+            .await;
+        let config = aws_sdk_s3::config::Builder::from(&shared).endpoint_url(S3_URL).force_path_style(true).build();
+        let mut request = aws_sdk_s3::Client::from_conf(config).get_object().bucket(bucket).key(key);
+        if let Some((k, md5)) = customer_key {
+            request = request.sse_customer_algorithm("AES256").sse_customer_key(k).sse_customer_key_md5(md5);
+        }
+        let expires = aws_sdk_s3::presigning::PresigningConfig::expires_in(std::time::Duration::from_secs(300)).unwrap();
+        request.presigned(expires).await.expect("a presigned GET")
+    });
+    let mut command = Command::new("curl");
+    command.args(["-sS", "-w", "\n%{http_code}"]);
+    for (name, value) in presigned.headers() {
+        command.arg("-H").arg(format!("{name}: {value}"));
+    }
+    let out = command.arg(presigned.uri()).output().expect("curl");
+    assert!(out.status.success(), "GET {key}: {}", String::from_utf8_lossy(&out.stderr));
+    let mut body = out.stdout;
+    let at = body.iter().rposition(|&b| b == b'\n').expect("the status line curl adds");
+    let status = String::from_utf8_lossy(&body[at + 1..]).trim().parse().expect("an HTTP status");
+    body.truncate(at);
+    (status, body)
+}
+
 pub fn get(bucket: &str, key: &str) -> Vec<u8> {
     curl(&format!("/{bucket}/{}", key.split('/').map(encode).collect::<Vec<_>>().join("/")))
 }

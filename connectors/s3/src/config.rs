@@ -43,6 +43,7 @@ pub const RETRY_BACKOFF: &str = "s3.retry.backoff.ms";
 pub const PART_RETRIES: &str = "s3.part.retries";
 pub const SSE_ALGORITHM: &str = "s3.ssea.name";
 pub const SSE_KMS_KEY: &str = "s3.sse.kms.key.id";
+pub const SSE_CUSTOMER_KEY: &str = "s3.sse.customer.key";
 pub const ACL: &str = "s3.acl.canned";
 pub const STORE_KEYS: &str = "store.kafka.keys";
 pub const STORE_HEADERS: &str = "store.kafka.headers";
@@ -126,6 +127,8 @@ pub struct S3SinkConfig {
     pub part_retries: u32,
     pub sse_algorithm: Option<String>,
     pub sse_kms_key: Option<String>,
+    /// `s3.sse.customer.key`: SSE-C, the 256-bit key (base64) S3 encrypts each object with and does not keep.
+    pub sse_customer_key: Option<CustomerKey>,
     pub acl: Option<String>,
     /// `store.kafka.keys`: each file gets a `.keys` file beside it, in this format.
     pub keys_format: Option<Format>,
@@ -198,7 +201,36 @@ pub fn def() -> ConfigDef {
         .define(key(PART_RETRIES, ConfigType::Int, Some("3"), "Retries of a request inside the S3 client before the upload waits and is tried again.").validator(Validator::at_least(0.0)))
         .define(key(SSE_ALGORITHM, ConfigType::String, Some(""), "Server-side encryption: AES256 or aws:kms."))
         .define(key(SSE_KMS_KEY, ConfigType::String, Some(""), "The KMS key with aws:kms."))
+        .define(key(SSE_CUSTOMER_KEY, ConfigType::Password, Some(""), "SSE-C: a 256-bit AES key, base64-encoded; S3 encrypts each object with it and keeps only its MD5, so reading an object needs the key too."))
         .define(key(ACL, ConfigType::String, Some(""), "A canned ACL for the objects (private, bucket-owner-full-control, ...)."))
+}
+
+/// An SSE-C key as S3 requests carry it: the key and its MD5, both base64.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CustomerKey {
+    pub key: String,
+    pub md5: String,
+}
+
+impl std::fmt::Debug for CustomerKey {
+    /// The key is a secret: only its MD5 shows.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CustomerKey(md5 {})", self.md5)
+    }
+}
+
+impl CustomerKey {
+    /// A base64 256-bit key (what `openssl rand -base64 32` prints).
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        use base64::Engine;
+        use md5::Digest;
+        let engine = base64::engine::general_purpose::STANDARD;
+        let bytes = engine.decode(text).map_err(|e| format!("not base64 ({e}); make a key with `openssl rand -base64 32`"))?;
+        if bytes.len() != 32 {
+            return Err(format!("a 256-bit key is 32 bytes, this one is {} (make one with `openssl rand -base64 32`)", bytes.len()));
+        }
+        Ok(CustomerKey { key: text.to_string(), md5: engine.encode(md5::Md5::digest(&bytes)) })
+    }
 }
 
 fn config_error(key: &str, message: impl std::fmt::Display) -> ConnectError {
@@ -365,6 +397,10 @@ impl S3SinkConfig {
             part_retries: parsed.int(PART_RETRIES).max(0) as u32,
             sse_algorithm: non_empty(SSE_ALGORITHM),
             sse_kms_key: non_empty(SSE_KMS_KEY),
+            sse_customer_key: match parsed.password(SSE_CUSTOMER_KEY).map(|p| p.0).filter(|k| !k.trim().is_empty()) {
+                Some(key) => Some(CustomerKey::parse(key.trim()).map_err(|e| config_error(SSE_CUSTOMER_KEY, e))?),
+                None => None,
+            },
             acl: non_empty(ACL),
             keys_format,
             headers_format,
@@ -482,5 +518,22 @@ mod tests {
         bytes_headers.extend([("store.kafka.headers", "true"), ("headers.format.class", "ByteArrayFormat")]);
         let err = S3SinkConfig::parse(&config(&bytes_headers)).unwrap_err().to_string();
         assert!(err.contains("cannot write headers"), "{err}");
+    }
+
+    #[test]
+    fn a_customer_key_is_32_bytes_of_base64_and_its_md5_goes_with_it() {
+        let key = CustomerKey::parse("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+        assert_eq!(key.md5, "tP/LI3N87DFaSk0aoqYgzg==", "Python's hashlib gives this MD5 for bytes 0..32");
+        assert!(!format!("{key:?}").contains("AAEC"), "Debug hides the key");
+        assert!(CustomerKey::parse("AAECAwQ=").unwrap_err().contains("32 bytes, this one is 5"));
+        assert!(CustomerKey::parse("not base64!").unwrap_err().contains("not base64"));
+        let pairs = [
+            ("s3.bucket.name", "b"),
+            ("flush.size", "3"),
+            ("format.class", "io.confluent.connect.s3.format.json.JsonFormat"),
+            ("s3.sse.customer.key", "short"),
+        ];
+        let err = S3SinkConfig::parse(&config(&pairs)).unwrap_err().to_string();
+        assert!(err.contains("s3.sse.customer.key") && !err.contains("short"), "{err}");
     }
 }

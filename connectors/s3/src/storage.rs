@@ -2,7 +2,7 @@
 //! a multipart upload in `s3.part.size` parts for a larger file. An upload either completes or leaves no
 //! object (an unfinished multipart upload is aborted), so a reader never sees half a file.
 
-use crate::config::S3SinkConfig;
+use crate::config::{CustomerKey, S3SinkConfig};
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ObjectCannedAcl, ServerSideEncryption};
@@ -26,8 +26,12 @@ pub struct Store {
     part_size: usize,
     sse: Option<ServerSideEncryption>,
     sse_kms_key: Option<String>,
+    sse_customer_key: Option<CustomerKey>,
     acl: Option<ObjectCannedAcl>,
 }
+
+/// SSE-C's algorithm: S3 knows no other.
+const SSE_CUSTOMER_ALGORITHM: &str = "AES256";
 
 /// A store that answers is retried only for what may pass (5xx, 408, 429, throttling, timeouts); any other
 /// answer (access denied, no such bucket, wrong region, an object too large) would be refused forever, so it
@@ -80,12 +84,25 @@ impl Store {
         if let Some(url) = &config.store_url {
             builder = builder.endpoint_url(url);
         }
+        // S3 takes one kind of encryption per request. As Confluent's sink: KMS when `s3.ssea.name=aws:kms`
+        // names a key, else the customer's key when there is one, else `s3.ssea.name`.
+        let kms = config.sse_algorithm.as_deref().is_some_and(|a| a.eq_ignore_ascii_case("aws:kms")) && config.sse_kms_key.is_some();
+        let sse_customer_key = config.sse_customer_key.clone().filter(|_| !kms);
+        if kms && config.sse_customer_key.is_some() {
+            tracing::warn!(
+                "s3.sse.customer.key is ignored: s3.ssea.name=aws:kms with s3.sse.kms.key.id takes precedence, as in Confluent's sink"
+            );
+        }
+        if sse_customer_key.is_some() && config.store_url.as_deref().is_some_and(|u| u.starts_with("http://")) {
+            tracing::warn!("s3.sse.customer.key over plain http:// sends the key in clear text (AWS refuses SSE-C without TLS)");
+        }
         Store {
             client: aws_sdk_s3::Client::from_conf(builder.build()),
             bucket: config.bucket.clone(),
             part_size: config.part_size,
-            sse: config.sse_algorithm.as_deref().map(ServerSideEncryption::from),
-            sse_kms_key: config.sse_kms_key.clone(),
+            sse: config.sse_algorithm.as_deref().filter(|_| sse_customer_key.is_none()).map(ServerSideEncryption::from),
+            sse_kms_key: config.sse_kms_key.clone().filter(|_| sse_customer_key.is_none()),
+            sse_customer_key,
             acl: config.acl.as_deref().map(ObjectCannedAcl::from),
         }
     }
@@ -106,6 +123,9 @@ impl Store {
         if let Some(kms) = &self.sse_kms_key {
             request = request.ssekms_key_id(kms);
         }
+        if let Some(c) = &self.sse_customer_key {
+            request = request.sse_customer_algorithm(SSE_CUSTOMER_ALGORITHM).sse_customer_key(&c.key).sse_customer_key_md5(&c.md5);
+        }
         if let Some(acl) = &self.acl {
             request = request.acl(acl.clone());
         }
@@ -119,6 +139,9 @@ impl Store {
         }
         if let Some(kms) = &self.sse_kms_key {
             create = create.ssekms_key_id(kms);
+        }
+        if let Some(c) = &self.sse_customer_key {
+            create = create.sse_customer_algorithm(SSE_CUSTOMER_ALGORITHM).sse_customer_key(&c.key).sse_customer_key_md5(&c.md5);
         }
         if let Some(acl) = &self.acl {
             create = create.acl(acl.clone());
@@ -138,28 +161,32 @@ impl Store {
         for (i, start) in (0..bytes.len()).step_by(self.part_size).enumerate() {
             let number = i as i32 + 1;
             let chunk = bytes.slice(start..(start + self.part_size).min(bytes.len()));
-            let part = self
+            let mut request = self
                 .client
                 .upload_part()
                 .bucket(&self.bucket)
                 .key(key)
                 .upload_id(upload_id)
                 .part_number(number)
-                .body(ByteStream::from(chunk))
-                .send()
-                .await
-                .map_err(|e| classify(&format!("part {number} of {key}"), e))?;
+                .body(ByteStream::from(chunk));
+            // Every part of an SSE-C upload carries the key (S3 keeps none).
+            if let Some(c) = &self.sse_customer_key {
+                request = request.sse_customer_algorithm(SSE_CUSTOMER_ALGORITHM).sse_customer_key(&c.key).sse_customer_key_md5(&c.md5);
+            }
+            let part = request.send().await.map_err(|e| classify(&format!("part {number} of {key}"), e))?;
             completed.push(CompletedPart::builder().part_number(number).set_e_tag(part.e_tag().map(str::to_string)).build());
         }
-        self.client
+        let mut complete = self
+            .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
             .upload_id(upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(&format!("completing the upload of {key}"), e))
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build());
+        // A bucket policy that requires SSE-C checks the completion too.
+        if let Some(c) = &self.sse_customer_key {
+            complete = complete.sse_customer_algorithm(SSE_CUSTOMER_ALGORITHM).sse_customer_key(&c.key).sse_customer_key_md5(&c.md5);
+        }
+        complete.send().await.map(|_| ()).map_err(|e| classify(&format!("completing the upload of {key}"), e))
     }
 }
