@@ -160,6 +160,35 @@ fn a_429_with_retry_after_is_waited_out_and_bad_lines_go_to_the_dlq() {
     assert_eq!(worker.get("/connectors/events-feed/status").1["tasks"][0]["state"], "RUNNING");
 }
 
+/// A worker with one connector reading the rail schedule (JSON lines) at `url` into `topic`, once an hour.
+fn schedule_feed(dir: &std::path::Path, name: &str, url: &str, topic: &str) -> WorkerSetup {
+    let mut setup = WorkerSetup::new(dir, &[]);
+    setup.connector(
+        name,
+        json!({
+            "connector.class": "HttpSource", "http.request.url": url, "http.response.format": "jsonl",
+            "http.timer.interval.millis": 3_600_000, "kafka.topic": topic, "batch.size": 5000,
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter", "value.converter.schemas.enable": "false",
+        }),
+    );
+    setup
+}
+
+/// The schedule lines (`seq` 0 to `lines` - 1) in `topic`: records, lines missing, duplicates.
+fn schedule_in_topic(topic: &str, lines: usize) -> (usize, usize, usize) {
+    let total = topic_count(topic) as usize;
+    let mut seen = vec![0u8; lines];
+    let scanned = scan_topic(topic, total, Duration::from_secs(600), |value| {
+        let v: serde_json::Value = serde_json::from_slice(value.expect("a value")).expect("JSON");
+        let n = v["seq"].as_u64().expect("seq") as usize;
+        seen[n] = seen[n].saturating_add(1);
+    });
+    assert_eq!(scanned, total);
+    let missing = seen.iter().filter(|&&c| c == 0).count();
+    let duplicates = seen.iter().map(|&c| (c as usize).saturating_sub(1)).sum();
+    (total, missing, duplicates)
+}
+
 /// A big gzip JSON-lines file (`CONNECT_TEST_FEED_MB` MB of JSON before compression, default 500): every line
 /// arrives, the worker's memory stays flat, and a SIGKILL halfway loses nothing.
 #[test]
@@ -175,15 +204,7 @@ fn a_big_gzip_json_lines_file_streams_in_flat_memory_and_survives_sigkill() {
     server.set("/schedule.jsonl.gz", Content { file: Some(path.clone()), etag: Some("\"day-1\"".into()), ..Default::default() });
     let topic = unique("e2e-feed-big");
     create_topic(&topic);
-    let mut setup = WorkerSetup::new(dir.path(), &[]);
-    setup.connector(
-        "schedule-feed",
-        json!({
-            "connector.class": "HttpSource", "http.request.url": server.url("/schedule.jsonl.gz"), "http.response.format": "jsonl",
-            "http.timer.interval.millis": 3_600_000, "kafka.topic": topic, "batch.size": 5000,
-            "value.converter": "org.apache.kafka.connect.json.JsonConverter", "value.converter.schemas.enable": "false",
-        }),
-    );
+    let setup = schedule_feed(dir.path(), "schedule-feed", &server.url("/schedule.jsonl.gz"), &topic);
     let mut worker = setup.start();
     let mut peak_kib = 0;
     let at_kill = wait_for("half the file in Kafka", Duration::from_secs(600), || {
@@ -196,7 +217,6 @@ fn a_big_gzip_json_lines_file_streams_in_flat_memory_and_survives_sigkill() {
     worker.kill_hard();
     let worker = setup.start();
     let started = Instant::now();
-    let mut seen = vec![0u8; lines];
     wait_for_or_explain(
         "every line in Kafka",
         Duration::from_secs(900),
@@ -215,15 +235,7 @@ fn a_big_gzip_json_lines_file_streams_in_flat_memory_and_survives_sigkill() {
     // The last batches' acks.
     std::thread::sleep(Duration::from_secs(3));
     eprintln!("http source: the restarted worker finished {:.1} s after its start", started.elapsed().as_secs_f64());
-    let total = topic_count(&topic) as usize;
-    let scanned = scan_topic(&topic, total, Duration::from_secs(600), |value| {
-        let v: serde_json::Value = serde_json::from_slice(value.expect("a value")).expect("JSON");
-        let n = v["seq"].as_u64().expect("seq") as usize;
-        seen[n] = seen[n].saturating_add(1);
-    });
-    assert_eq!(scanned, total);
-    let missing = seen.iter().filter(|&&c| c == 0).count();
-    let duplicates: usize = seen.iter().map(|&c| (c as usize).saturating_sub(1)).sum();
+    let (total, missing, duplicates) = schedule_in_topic(&topic, lines);
     eprintln!(
         "http source: killed after {at_kill} of {lines} records; {total} records in Kafka, {missing} missing, {duplicates} duplicates; worker peak RSS {} MiB",
         peak_kib / 1024
@@ -292,15 +304,7 @@ fn a_plain_file_resumes_with_a_range_request_after_sigkill_and_passes_over_witho
     server.set("/schedule.jsonl", content.clone());
     let topic = unique("e2e-feed-range");
     create_topic(&topic);
-    let mut setup = WorkerSetup::new(dir.path(), &[]);
-    setup.connector(
-        "range-feed",
-        json!({
-            "connector.class": "HttpSource", "http.request.url": server.url("/schedule.jsonl"), "http.response.format": "jsonl",
-            "http.timer.interval.millis": 3_600_000, "kafka.topic": topic, "batch.size": 5000,
-            "value.converter": "org.apache.kafka.connect.json.JsonConverter", "value.converter.schemas.enable": "false",
-        }),
-    );
+    let setup = schedule_feed(dir.path(), "range-feed", &server.url("/schedule.jsonl"), &topic);
     let written = |worker: &connect_e2e::Worker| {
         worker.get("/connectors/range-feed/metrics").1["tasks"][0]["records-written"].as_u64().unwrap_or(0) as usize
     };
@@ -343,16 +347,7 @@ fn a_plain_file_resumes_with_a_range_request_after_sigkill_and_passes_over_witho
     assert_eq!(ranged.len(), 2, "the last start asked for a range too: {ranged:?}");
     assert_eq!(ranged[1].status, 200, "and got the whole body: {ranged:?}");
     std::thread::sleep(Duration::from_secs(3));
-    let total = topic_count(&topic) as usize;
-    let mut seen = vec![0u8; lines];
-    let scanned = scan_topic(&topic, total, Duration::from_secs(600), |value| {
-        let v: serde_json::Value = serde_json::from_slice(value.expect("a value")).expect("JSON");
-        let n = v["seq"].as_u64().expect("seq") as usize;
-        seen[n] = seen[n].saturating_add(1);
-    });
-    assert_eq!(scanned, total);
-    let missing = seen.iter().filter(|&&c| c == 0).count();
-    let duplicates: usize = seen.iter().map(|&c| (c as usize).saturating_sub(1)).sum();
+    let (total, missing, duplicates) = schedule_in_topic(&topic, lines);
     eprintln!("http source: {lines} lines, {total} records in Kafka, {missing} missing, {duplicates} duplicates");
     assert_eq!(missing, 0, "no line lost");
     assert_eq!(worker.get("/connectors/range-feed/status").1["tasks"][0]["state"], "RUNNING");

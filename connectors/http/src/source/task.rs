@@ -666,6 +666,7 @@ impl SourceTask for HttpSourceTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
 
     #[test]
     fn the_first_byte_of_a_content_range() {
@@ -674,5 +675,72 @@ mod tests {
         assert_eq!(range_answer("bytes */2000"), None);
         assert_eq!(range_answer("items 1-2/3"), None);
         assert_eq!(range_answer(""), None);
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            url: "http://feed.test/schedule".into(),
+            method: Method::GET,
+            headers: Vec::new(),
+            params: String::new(),
+            body: String::new(),
+            conditional: true,
+            interval: Duration::from_secs(60),
+            format: Format::Lines,
+            skip_lines: 0,
+            list_pointer: String::new(),
+            record_pointer: "/".into(),
+            offset_pointers: Vec::new(),
+            initial_fields: Default::default(),
+            dedup: false,
+            batch: 100_000,
+            max_body: 1 << 20,
+            topic: "t".into(),
+            max_retries: -1,
+        }
+    }
+
+    fn numbered(lines: std::ops::RangeInclusive<u32>) -> String {
+        lines.map(|i| format!("line {i}\n")).collect()
+    }
+
+    /// 600 lines were sent before a restart. The body comes again: 300 lines, a 2 s pause, 250 more, then the
+    /// connection breaks, all while those lines are being passed over. The poll that ends on its one-second
+    /// deadline (at line 512) must not make the offset say only 512 lines were sent: the next fetch would then
+    /// send lines 513 to 600 again.
+    #[tokio::test]
+    async fn a_poll_that_ends_while_passing_over_keeps_what_was_sent() {
+        let sent = numbered(1..=600);
+        let mut task = HttpSourceTask {
+            settings: Some(settings()),
+            last: FeedOffset { line: 600, crc: crc32fast::hash(sent.as_bytes()), ..Default::default() },
+            backoff: Some(Backoff::new(BackoffPolicy::exponential(Duration::from_secs(1), Duration::from_secs(300)))),
+            ..Default::default()
+        };
+        let chunks = futures::stream::iter([Ok::<_, std::io::Error>(std::io::Cursor::new(numbered(1..=300).into_bytes()))])
+            .chain(futures::stream::once(async {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                Ok(std::io::Cursor::new(numbered(301..=550).into_bytes()))
+            }))
+            .chain(futures::stream::once(async { Err(std::io::Error::other("connection reset")) }));
+        let reader: Box<dyn tokio::io::AsyncBufRead + Send + Unpin> =
+            Box::new(tokio::io::BufReader::new(tokio_util::io::StreamReader::new(Box::pin(chunks))));
+        let stream = Stream {
+            lines: Lines::new(reader, 1 << 20),
+            offset: FeedOffset::default(),
+            hasher: crc32fast::Hasher::new(),
+            skip: task.last.line,
+            expect_crc: task.last.crc,
+            base: 0,
+        };
+        let records = task.read_lines(Box::new(stream)).await.unwrap();
+        assert!(records.is_empty(), "nothing new yet");
+        assert_eq!(task.last.line, 600, "the offset still says 600 lines were sent");
+        let Some(Phase::Stream(stream)) = task.phase.take() else { panic!("still reading") };
+        assert!(stream.offset.line < 600, "the poll ended while passing over (at line {})", stream.offset.line);
+        let records = task.read_lines(stream).await.unwrap();
+        assert!(records.is_empty());
+        assert!(matches!(task.phase, Some(Phase::Wait(_))), "the break is retried later");
+        assert_eq!(task.last.line, 600, "after the break too");
     }
 }
