@@ -397,10 +397,12 @@ impl S3SinkConfig {
             part_retries: parsed.int(PART_RETRIES).max(0) as u32,
             sse_algorithm: non_empty(SSE_ALGORITHM),
             sse_kms_key: non_empty(SSE_KMS_KEY),
-            sse_customer_key: match parsed.password(SSE_CUSTOMER_KEY).map(|p| p.0).filter(|k| !k.trim().is_empty()) {
-                Some(key) => Some(CustomerKey::parse(key.trim()).map_err(|e| config_error(SSE_CUSTOMER_KEY, e))?),
-                None => None,
-            },
+            sse_customer_key: parsed
+                .password(SSE_CUSTOMER_KEY)
+                .map(|p| p.0)
+                .filter(|k| !k.trim().is_empty())
+                .map(|k| CustomerKey::parse(k.trim()).map_err(|e| config_error(SSE_CUSTOMER_KEY, e)))
+                .transpose()?,
             acl: non_empty(ACL),
             keys_format,
             headers_format,

@@ -33,6 +33,17 @@ pub struct Store {
 /// SSE-C's algorithm: S3 knows no other.
 const SSE_CUSTOMER_ALGORITHM: &str = "AES256";
 
+/// `request` with the SSE-C key's three headers when there is a key. Every request of an upload carries them
+/// (S3 keeps no key); a macro because each request's builder is a type of its own.
+macro_rules! with_customer_key {
+    ($request:expr, $key:expr) => {
+        match $key {
+            Some(c) => $request.sse_customer_algorithm(SSE_CUSTOMER_ALGORITHM).sse_customer_key(&c.key).sse_customer_key_md5(&c.md5),
+            None => $request,
+        }
+    };
+}
+
 /// A store that answers is retried only for what may pass (5xx, 408, 429, throttling, timeouts); any other
 /// answer (access denied, no such bucket, wrong region, an object too large) would be refused forever, so it
 /// fails the task with the store's words. No answer at all (refused, reset, timed out) is an outage.
@@ -123,9 +134,7 @@ impl Store {
         if let Some(kms) = &self.sse_kms_key {
             request = request.ssekms_key_id(kms);
         }
-        if let Some(c) = &self.sse_customer_key {
-            request = request.sse_customer_algorithm(SSE_CUSTOMER_ALGORITHM).sse_customer_key(&c.key).sse_customer_key_md5(&c.md5);
-        }
+        request = with_customer_key!(request, &self.sse_customer_key);
         if let Some(acl) = &self.acl {
             request = request.acl(acl.clone());
         }
@@ -140,9 +149,7 @@ impl Store {
         if let Some(kms) = &self.sse_kms_key {
             create = create.ssekms_key_id(kms);
         }
-        if let Some(c) = &self.sse_customer_key {
-            create = create.sse_customer_algorithm(SSE_CUSTOMER_ALGORITHM).sse_customer_key(&c.key).sse_customer_key_md5(&c.md5);
-        }
+        create = with_customer_key!(create, &self.sse_customer_key);
         if let Some(acl) = &self.acl {
             create = create.acl(acl.clone());
         }
@@ -161,7 +168,7 @@ impl Store {
         for (i, start) in (0..bytes.len()).step_by(self.part_size).enumerate() {
             let number = i as i32 + 1;
             let chunk = bytes.slice(start..(start + self.part_size).min(bytes.len()));
-            let mut request = self
+            let request = self
                 .client
                 .upload_part()
                 .bucket(&self.bucket)
@@ -169,14 +176,13 @@ impl Store {
                 .upload_id(upload_id)
                 .part_number(number)
                 .body(ByteStream::from(chunk));
-            // Every part of an SSE-C upload carries the key (S3 keeps none).
-            if let Some(c) = &self.sse_customer_key {
-                request = request.sse_customer_algorithm(SSE_CUSTOMER_ALGORITHM).sse_customer_key(&c.key).sse_customer_key_md5(&c.md5);
-            }
-            let part = request.send().await.map_err(|e| classify(&format!("part {number} of {key}"), e))?;
+            let part = with_customer_key!(request, &self.sse_customer_key)
+                .send()
+                .await
+                .map_err(|e| classify(&format!("part {number} of {key}"), e))?;
             completed.push(CompletedPart::builder().part_number(number).set_e_tag(part.e_tag().map(str::to_string)).build());
         }
-        let mut complete = self
+        let complete = self
             .client
             .complete_multipart_upload()
             .bucket(&self.bucket)
@@ -184,9 +190,10 @@ impl Store {
             .upload_id(upload_id)
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build());
         // A bucket policy that requires SSE-C checks the completion too.
-        if let Some(c) = &self.sse_customer_key {
-            complete = complete.sse_customer_algorithm(SSE_CUSTOMER_ALGORITHM).sse_customer_key(&c.key).sse_customer_key_md5(&c.md5);
-        }
-        complete.send().await.map(|_| ()).map_err(|e| classify(&format!("completing the upload of {key}"), e))
+        with_customer_key!(complete, &self.sse_customer_key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&format!("completing the upload of {key}"), e))
     }
 }

@@ -669,7 +669,7 @@ mod tests {
     use futures::StreamExt;
 
     #[test]
-    fn the_first_byte_of_a_content_range() {
+    fn the_parts_of_a_content_range() {
         assert_eq!(range_answer("bytes 1000-1999/2000"), Some((1000, 1999, Some(2000))));
         assert_eq!(range_answer("Bytes 0-9/*"), Some((0, 9, None)));
         assert_eq!(range_answer("bytes */2000"), None);
