@@ -49,8 +49,14 @@ fn def() -> ConfigDef {
             ConfigKey::required("topic", ConfigType::String, Importance::High, "Topic to write to").validator(Validator::NonEmptyString),
         )
         .define(
-            ConfigKey::new("records", ConfigType::Long, Some("100"), Importance::Medium, "How many records to emit in all")
-                .validator(Validator::at_least(0.0)),
+            ConfigKey::new(
+                "records",
+                ConfigType::Long,
+                Some("100"),
+                Importance::Medium,
+                "How many records to emit in all (per source partition with `partitions` > 1)",
+            )
+            .validator(Validator::at_least(0.0)),
         )
         .define(
             ConfigKey::new("fail.starts", ConfigType::Int, Some("0"), Importance::Medium, "Fail this many task starts before one succeeds")
@@ -77,7 +83,44 @@ fn def() -> ConfigDef {
             Importance::Medium,
             "File that counts task starts across restarts",
         ))
+        .define(
+            ConfigKey::new(
+                "partitions",
+                ConfigType::Int,
+                Some("1"),
+                Importance::Low,
+                "Source partitions, shared among the tasks in contiguous groups; each emits `records` records",
+            )
+            .validator(Validator::at_least(1.0)),
+        )
+        .define(ConfigKey::new(
+            TASK_PARTITIONS,
+            ConfigType::List,
+            Some(""),
+            Importance::Low,
+            "Set by the connector: the source partitions this task runs (all when empty)",
+        ))
+        .define(ConfigKey::new(
+            "claims.dir",
+            ConfigType::String,
+            Some(""),
+            Importance::Low,
+            "A task claims each of its partitions here while it runs; a partition another task still holds is \
+             written to the file `conflicts` in this folder and fails the start (two tasks on one partition)",
+        ))
+        .define(
+            ConfigKey::new(
+                "stop.delay.ms",
+                ConfigType::Long,
+                Some("0"),
+                Importance::Low,
+                "Stopping takes this long (a task that flushes a buffer); its claims are given back at the end",
+            )
+            .validator(Validator::at_least(0.0)),
+        )
 }
+
+const TASK_PARTITIONS: &str = "task.partitions";
 
 #[derive(Default)]
 pub struct FlakySourceConnector {
@@ -97,8 +140,22 @@ impl Connector for FlakySourceConnector {
         self.config = config;
         Ok(())
     }
-    fn task_configs(&self, _max_tasks: usize) -> Result<Vec<Config>> {
-        Ok(vec![self.config.clone()])
+    fn task_configs(&self, max_tasks: usize) -> Result<Vec<Config>> {
+        let partitions = def().parse(&self.config)?.int("partitions").max(1) as usize;
+        if partitions == 1 {
+            return Ok(vec![self.config.clone()]);
+        }
+        // Contiguous groups, as Kafka's ConnectorUtils.groupPartitions makes them.
+        let groups = max_tasks.clamp(1, partitions);
+        Ok((0..groups)
+            .map(|group| {
+                let (start, end) = (group * partitions / groups, (group + 1) * partitions / groups);
+                let mut config = self.config.clone();
+                let ids: Vec<String> = (start..end).map(|p| p.to_string()).collect();
+                config.insert(TASK_PARTITIONS.to_string(), ids.join(","));
+                config
+            })
+            .collect())
     }
 }
 
@@ -112,12 +169,58 @@ impl SourceConnector for FlakySourceConnector {
 pub struct FlakySourceTask {
     topic: String,
     total: i64,
-    next: i64,
     emitted_this_run: i64,
     fail_after: i64,
     panic_on_poll: bool,
     bad_every: i64,
-    partition: Arc<SourceMap>,
+    /// This task's source partitions, each with the number of its next record; `None` of a partition's own
+    /// when the connector has a single one (its records keep the plain `record-N` form).
+    partitions: Vec<FlakyPartition>,
+    /// The partition the next poll serves (round robin).
+    cursor: usize,
+    /// The claim files this task holds, removed when it stops (or is dropped).
+    claims: Claims,
+    stop_delay: Duration,
+}
+
+struct FlakyPartition {
+    id: Option<usize>,
+    map: Arc<SourceMap>,
+    next: i64,
+}
+
+/// Claim files held by a task, removed when dropped: on a normal stop, and also when the task is dropped
+/// without one (a panic, an abandoned stop), so a later task never trips over a claim nobody holds.
+#[derive(Default)]
+struct Claims(Vec<PathBuf>);
+
+impl Drop for Claims {
+    fn drop(&mut self) {
+        for path in self.0.drain(..) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Claim each partition with a file created only if absent; on a partition another task holds, note the
+/// conflict in `conflicts` and give back what was claimed (as on any error).
+fn claim(dir: &str, ids: &[Option<usize>]) -> Result<Claims> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    let mut claimed = Claims::default();
+    for id in ids {
+        let path = PathBuf::from(dir).join(format!("partition-{}", id.unwrap_or(0)));
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(_) => claimed.0.push(path),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let mut log = std::fs::OpenOptions::new().create(true).append(true).open(PathBuf::from(dir).join("conflicts"))?;
+                writeln!(log, "{}", path.display())?;
+                return Err(ConnectError::retriable(format!("FlakySource: {} is still held by another task", path.display())));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(claimed)
 }
 
 /// Increment and return the start count kept in `path`.
@@ -146,10 +249,34 @@ impl SourceTask for FlakySourceTask {
         self.fail_after = parsed.int("fail.after.records");
         self.panic_on_poll = parsed.boolean("panic.on.poll");
         self.bad_every = parsed.int("bad.every");
-        let mut partition = SourceMap::new();
-        partition.insert("source".into(), "flaky".into());
-        self.next = context.offsets.offset(&partition).and_then(|o| o.get("next").and_then(|n| n.as_i64())).unwrap_or(0);
-        self.partition = Arc::new(partition);
+        let ids: Vec<Option<usize>> = if parsed.int("partitions") <= 1 {
+            vec![None]
+        } else {
+            let listed = parsed.list(TASK_PARTITIONS);
+            let all = (0..parsed.int("partitions") as usize).map(|p| p.to_string()).collect();
+            let listed = if listed.is_empty() { all } else { listed };
+            listed
+                .iter()
+                .map(|p| p.trim().parse().map(Some).map_err(|_| ConnectError::fatal(format!("{TASK_PARTITIONS}: {p:?} is not a number"))))
+                .collect::<Result<_>>()?
+        };
+        self.stop_delay = Duration::from_millis(parsed.int("stop.delay.ms").max(0) as u64);
+        let claims_dir = parsed.string("claims.dir");
+        if !claims_dir.is_empty() {
+            self.claims = claim(&claims_dir, &ids)?;
+        }
+        self.partitions = ids
+            .into_iter()
+            .map(|id| {
+                let mut map = SourceMap::new();
+                map.insert("source".into(), "flaky".into());
+                if let Some(id) = id {
+                    map.insert("partition".into(), (id as i64).into());
+                }
+                let next = context.offsets.offset(&map).and_then(|o| o.get("next").and_then(|n| n.as_i64())).unwrap_or(0);
+                FlakyPartition { id, map: Arc::new(map), next }
+            })
+            .collect();
         Ok(())
     }
 
@@ -160,24 +287,33 @@ impl SourceTask for FlakySourceTask {
         if self.fail_after >= 0 && self.emitted_this_run >= self.fail_after {
             return Err(ConnectError::fatal(format!("FlakySource: failing on purpose after {} records", self.emitted_this_run)));
         }
-        if self.next >= self.total {
+        let count = self.partitions.len();
+        let Some(index) = (0..count).map(|i| (self.cursor + i) % count).find(|&i| self.partitions[i].next < self.total) else {
             tokio::time::sleep(Duration::from_millis(100)).await;
             return Ok(Vec::new());
-        }
-        let n = self.next;
-        self.next += 1;
+        };
+        self.cursor = (index + 1) % count;
+        let partition = &mut self.partitions[index];
+        let n = partition.next;
+        partition.next += 1;
         self.emitted_this_run += 1;
         let mut offset = SourceMap::new();
-        offset.insert("next".into(), self.next.into());
+        offset.insert("next".into(), partition.next.into());
         let data = if self.bad_every > 0 && (n + 1) % self.bad_every == 0 {
             RecordData::new(self.topic.clone(), None, Value::Int64(n))
         } else {
-            RecordData::new(self.topic.clone(), Some(schemas::string()), Value::String(format!("record-{n}")))
+            let text = match partition.id {
+                None => format!("record-{n}"),
+                Some(id) => format!("p{id}-record-{n}"),
+            };
+            RecordData::new(self.topic.clone(), Some(schemas::string()), Value::String(text))
         };
-        Ok(vec![SourceRecord::new(self.partition.clone(), offset, data)])
+        Ok(vec![SourceRecord::new(partition.map.clone(), offset, data)])
     }
 
     async fn stop(&mut self) -> Result<()> {
+        tokio::time::sleep(self.stop_delay).await;
+        self.claims = Claims::default();
         Ok(())
     }
 }

@@ -536,22 +536,25 @@ impl Actor {
             Some(share) => share.tasks.iter().map(|(id, shown)| (*id, self.resolve_task_config(name, shown), shown.clone())).collect(),
         };
         let mut previous = std::mem::take(&mut self.connectors.get_mut(name).expect("caller checked").tasks);
-        let mut tasks = BTreeMap::new();
+        let mut kept = BTreeMap::new();
+        let mut to_start = Vec::new();
         for (id, config, shown) in wanted {
-            match previous.remove(&id) {
+            // A task still running with the same config is kept; the replaced one stays in `previous` to stop.
+            match previous.get(&id) {
                 Some(old) if !old.was_stopped() && old.config == config => {
-                    tasks.insert(id, old);
+                    kept.insert(id, previous.remove(&id).expect("just found"));
                 }
-                other => {
-                    if let Some(mut old) = other {
-                        old.stop(name, grace).await;
-                    }
-                    tasks.insert(id, self.spawn_task(name, id, config, shown));
-                }
+                _ => to_start.push((id, config, shown)),
             }
         }
+        // Every task replaced or no longer wanted stops (and stores its last offsets) before any new one starts:
+        // a new config may hand task 0 what task 1 ran, and two tasks must never read one source partition or
+        // start from an offset its old owner has yet to store. Kafka Connect's herders do the same.
         futures::future::join_all(previous.values_mut().map(|t| t.stop(name, grace))).await;
-        self.connectors.get_mut(name).expect("caller checked").tasks = tasks;
+        for (id, config, shown) in to_start {
+            kept.insert(id, self.spawn_task(name, id, config, shown));
+        }
+        self.connectors.get_mut(name).expect("caller checked").tasks = kept;
     }
 
     /// A task config from the config topic with this worker's providers' values in place of placeholders.
