@@ -1189,17 +1189,7 @@ mod tests {
 
     /// `openssl pkcs12 -export -nokeys -in cert.pem -passout pass:changeit` (OpenSSL 3.0): a truststore holding CERT,
     /// without the Java trusted-certificate attribute keytool writes.
-    const TRUSTSTORE_P12: &str = concat!(
-        "MIICtwIBAzCCAm0GCSqGSIb3DQEHAaCCAl4EggJaMIICVjCCAlIGCSqGSIb3DQEHBqCCAkMwggI/AgEAMIICOAYJKoZIhvcNAQcBMFcGCSqGSIb3DQEF",
-        "DTBKMCkGCSqGSIb3DQEFDDAcBAiohjZBv7Q6fQICCAAwDAYIKoZIhvcNAgkFADAdBglghkgBZQMEASoEEOVkLlmTc6U1ClespxOxX3SAggHQZJnwTzHb",
-        "B6g5Btd/wQ0ck6Lgb2lLjeTKsI/cuykcuYbB6WYSQqMQ1a63EiwiCMttTbwhzZb1HtuvFppFrfhxb4ShxLMUxYd1laV3ud5EaV0NGh8cTodvQmdOSTl5",
-        "hYiK/P0KwyiPJedHbHAl7YniwBenOW6WBmEGe85m6TiGwZ8UuSbnjrsBk89BHYiFVLzMsdnQpkOFsj22rALSZ/KzdS44397XwnybgGIZvQmwq0atOiaE",
-        "E9bIGuDuuI1trChbZwZTTo0UadW+obTVzSSdaz6n2INDKjXtgQ7urxRjaptAut8ZM6Hcsyllahr6pgTRO+PI/ug56gdJk8QwkkqEKUPx5kwmKV29hSv0",
-        "5BrEq14FTr0hGb3BAX+gkXjk7j/YoYFA4aGJT0t6VXZSetkk6Nx+LTE5Ghh09KlofC1aTNdZS4Zq1uzkNMItoIW4f7xDj1O3QroBow/qGjV9i0NuDWxb",
-        "FN8l2aGV25/LKEfPK7uGTjGfvIum0y5mYkyWjN6luhSHO1NSfdK4tJ9ely4LN7PaszLsKkiEIlFPq4vuBIS78ZAnyZNqKijtvevhldda5qpWbZ3phzfq",
-        "CFjdoYnnCLmf+kPj6Zl8WIVgsF+OLFcwQTAxMA0GCWCGSAFlAwQCAQUABCAg/YighbGt475+WF7adtiALHXdQaAwG7eFyjdNiBt3oAQIeGpxUp1YgAEC",
-        "AggA",
-    );
+    const TRUSTSTORE_P12: &[u8] = include_bytes!("../rest/testdata/truststore-openssl.p12");
 
     /// `openssl pkcs12 -export -inkey key.pem -in cert.pem -name client -passout pass:changeit` (OpenSSL 3.0).
     const KEYSTORE_P12: &str = concat!(
@@ -1520,7 +1510,7 @@ mod tests {
     #[test]
     fn pkcs12_truststore_becomes_inline_pem() {
         let dir = tempfile::tempdir().unwrap();
-        let store = write(dir.path(), "truststore.p12", &decode(TRUSTSTORE_P12));
+        let store = write(dir.path(), "truststore.p12", TRUSTSTORE_P12);
         for declared in [None, Some("PKCS12"), Some("JKS")] {
             let mut pairs = vec![("security.protocol", "SASL_SSL"), ("ssl.truststore.location", store.as_str())];
             pairs.push(("ssl.truststore.password", "changeit"));
@@ -1597,7 +1587,7 @@ mod tests {
         let e = err(&[("security.protocol", "SSL"), ("ssl.keystore.location", &store)]);
         assert!(matches!(e, SecurityConfigError::StorePasswordMissing { password_key: "ssl.keystore.password", .. }), "{e}");
         // A truststore is no keystore: it has no private key.
-        let trust = write(dir.path(), "trust.p12", &decode(TRUSTSTORE_P12));
+        let trust = write(dir.path(), "trust.p12", TRUSTSTORE_P12);
         let e = err(&[("security.protocol", "SSL"), ("ssl.keystore.location", &trust), ("ssl.keystore.password", "changeit")]);
         assert!(matches!(e, SecurityConfigError::NoPrivateKey { .. }), "{e}");
     }

@@ -400,15 +400,17 @@ fn keystore_from_pkcs12(bytes: &[u8], password: &str, what: &str) -> Result<KeyA
     Ok((certs, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(chain.key().as_der().to_vec()))))
 }
 
+/// Every certificate in the file: a truststore made by `openssl pkcs12 -export -nokeys` lacks the Java
+/// trusted-certificate attribute keytool writes (which `KeyStore` import requires), and is meant all the same.
 fn truststore_from_pkcs12(bytes: &[u8], password: &str, what: &str) -> Result<Vec<CertificateDer<'static>>, ListenerConfigError> {
-    let store = open_pkcs12(bytes, password, what)?;
-    let certs: Vec<_> = store
-        .entries()
-        .filter_map(|(_, entry)| match entry {
-            p12_keystore::KeyStoreEntry::Certificate(c) => Some(CertificateDer::from(c.as_der().to_vec())),
-            _ => None,
-        })
-        .collect();
+    let archive = p12_keystore::Pkcs12Archive::from_pkcs12(bytes, password)
+        .map_err(|e| ListenerConfigError::Pkcs12 { what: what.to_string(), message: e.to_string() })?;
+    let mut certs: Vec<CertificateDer<'static>> = Vec::new();
+    for bag in &archive.certs {
+        if !certs.iter().any(|c| c.as_ref() == bag.cert.as_der()) {
+            certs.push(CertificateDer::from(bag.cert.as_der().to_vec()));
+        }
+    }
     if certs.is_empty() {
         return Err(ListenerConfigError::NoCertificate { what: what.to_string() });
     }
@@ -512,6 +514,30 @@ mod tests {
             ("listeners.https.ssl.truststore.location", &ca),
         ]);
         assert_eq!(HttpsConfig::from_worker(&cfg).unwrap().client_auth, ClientAuth::Required);
+    }
+
+    /// A PKCS12 truststore made by `openssl pkcs12 -export -nokeys` lacks the Java trusted-certificate attribute
+    /// keytool writes; its certificates are meant all the same, as the Kafka clients' truststore reads them. Before
+    /// the fix the REST listener refused it as holding no certificate.
+    #[test]
+    fn pkcs12_truststore_made_by_openssl_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = write(dir.path(), "good.pem", &format!("{KEY}{CERT}"));
+        let trust = dir.path().join("trust.p12");
+        std::fs::write(&trust, include_bytes!("testdata/truststore-openssl.p12")).unwrap();
+        let trust = trust.display().to_string();
+        let with_password = |password: &str| {
+            config(&[
+                ("ssl.keystore.location", &good),
+                ("ssl.client.auth", "required"),
+                ("ssl.truststore.location", &trust),
+                ("ssl.truststore.password", password),
+            ])
+        };
+        let https = HttpsConfig::from_worker(&with_password("changeit")).unwrap();
+        assert_eq!(https.client_auth, ClientAuth::Required);
+        let err = HttpsConfig::from_worker(&with_password("wrong")).unwrap_err();
+        assert!(matches!(err, ListenerConfigError::Pkcs12 { .. }), "{err}");
     }
 
     #[test]
