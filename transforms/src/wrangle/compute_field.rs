@@ -15,7 +15,7 @@ enum OutputType {
 }
 
 /// `ComputeField$Value`: `field` = the value of `expression` over the value's top-level fields, in the
-/// [evalexpr](https://docs.rs/evalexpr) language: arithmetic, comparisons, `&&`/`||`, `if(c, a, b)`,
+/// [evalexpr 11](https://docs.rs/evalexpr/11.3.1) language: arithmetic, comparisons, `&&`/`||`, `if(c, a, b)`,
 /// string concatenation with `+`, `str::to_uppercase(s)`, `math::...`. With `field.type=float64` every integer
 /// field enters the expression as a float, so `(capacity - empty_places) / capacity * 100` divides as
 /// people expect; with other types integers stay integers.
