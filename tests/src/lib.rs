@@ -510,6 +510,15 @@ pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
     Some((field("VmHWM:")?, field("VmRSS:")?))
 }
 
+/// Resident memory of a process split as the kernel counts it (RssAnon, RssFile), in KiB: anonymous pages are
+/// its heap and stacks; file pages are the parts of its binary and libraries it touched, clean and shared.
+pub fn memory_split_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field =
+        |name: &str| status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok());
+    Some((field("RssAnon:")?, field("RssFile:")?))
+}
+
 /// Create a bucket in the test S3 server (SeaweedFS, credentials testkey/testsecret) through the S3 API.
 pub fn create_s3_bucket(bucket: &str) {
     let status = Command::new("curl")

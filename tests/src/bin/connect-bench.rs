@@ -82,6 +82,7 @@ fn main() {
     let mut idle = WorkerSetup::new(idle_dir.path(), &[]).start();
     std::thread::sleep(Duration::from_secs(2));
     let (_, idle_kib) = memory_kib(idle.pid()).unwrap_or((0, 0));
+    let (idle_anon_kib, idle_file_kib) = memory_split_kib(idle.pid()).unwrap_or((0, 0));
     idle.stop();
 
     let rate = |secs: f64| n as f64 / secs;
@@ -105,7 +106,12 @@ fn main() {
         mib(e2e_peak),
         mib(after_kib)
     );
-    println!("idle worker RSS (no connectors): {:.1} MiB (aim < 20)", mib(idle_kib));
+    println!(
+        "idle worker RSS (no connectors): {:.1} MiB (aim < 20): {:.1} MiB anonymous (heap, stacks), {:.1} MiB of the binary and libraries (clean pages, shared)",
+        mib(idle_kib),
+        mib(idle_anon_kib),
+        mib(idle_file_kib)
+    );
 }
 
 /// The source alone: seconds until its final offset is stored, and peak RSS.
