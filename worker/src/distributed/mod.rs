@@ -132,14 +132,11 @@ struct TopicOffsets {
 }
 
 impl OffsetSink for TopicOffsets {
-    fn write(&self, records: Vec<OffsetRecord>) -> Result<(), String> {
+    fn write(&self, records: Vec<OffsetRecord>) -> Result<Vec<(i32, i64)>, String> {
         let log = self.log.get().ok_or("the offsets topic is not open yet")?.clone();
         self.runtime.block_on(async move {
             let sends = records.iter().map(|(key, value)| log.send_bytes(key, value.as_deref()));
-            for result in futures::future::join_all(sends).await {
-                result.map_err(|e| e.to_string())?;
-            }
-            Ok(())
+            futures::future::join_all(sends).await.into_iter().map(|result| result.map_err(|e| e.to_string())).collect()
         })
     }
 }
@@ -179,10 +176,14 @@ pub async fn run(worker_file: PathBuf) -> Result<(), StartupError> {
     let offsets = OffsetStore::on_topic(topic_offsets.clone());
     let startup = |e: kafka_log::LogError| StartupError::State(e.to_string());
     let reader = offsets.clone();
-    let offsets_log =
-        KafkaLog::start(&worker, &settings.offsets_topic, &client_id, Box::new(move |key, value, _, _| reader.apply_record(key, value)))
-            .await
-            .map_err(startup)?;
+    let offsets_log = KafkaLog::start(
+        &worker,
+        &settings.offsets_topic,
+        &client_id,
+        Box::new(move |key, value, partition, offset| reader.apply_record(key, value, (partition, offset))),
+    )
+    .await
+    .map_err(startup)?;
     let _ = topic_offsets.log.set(offsets_log.clone());
     let config = config_log::ConfigLog::start(&worker, &settings.config_topic, &client_id).await.map_err(startup)?;
     let status = status_log::StatusLog::start(&worker, &settings.status_topic, &client_id).await.map_err(startup)?;

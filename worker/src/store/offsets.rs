@@ -24,9 +24,10 @@ pub enum OffsetStoreError {
 }
 
 /// Where a distributed worker's offsets go: writes records (key, value or tombstone) and returns once
-/// Kafka acknowledged them all. Called from a blocking thread.
+/// Kafka acknowledged them all, with the (partition, offset) each landed at, in order. Called from a
+/// blocking thread.
 pub trait OffsetSink: Send + Sync {
-    fn write(&self, records: Vec<OffsetRecord>) -> Result<(), String>;
+    fn write(&self, records: Vec<OffsetRecord>) -> Result<Vec<(i32, i64)>, String>;
 }
 
 /// One record of the offsets topic: its key and its value (`None`: a tombstone).
@@ -46,12 +47,22 @@ pub struct PartitionOffset {
 
 type ConnectorOffsets = BTreeMap<String, PartitionOffset>;
 
+/// A stored offset's identity: the connector and the partition's canonical JSON.
+type OffsetId = (String, String);
+
+/// Where a record of the offsets topic landed or was read: (partition, offset).
+type LogPosition = (i32, i64);
+
 /// All connectors' source offsets, keyed by connector name and the partition's canonical JSON.
 pub struct OffsetStore {
     backend: Backend,
     data: Mutex<BTreeMap<String, ConnectorOffsets>>,
     /// Topic backend: (connector, partition key) changed since the last flush.
     dirty: Mutex<std::collections::BTreeSet<(String, String)>>,
+    /// Topic backend: keys this store wrote that the reader has not read back yet, with where the write
+    /// landed (`None` while it is on its way). A record of such a key from before that position is older
+    /// than what this store holds and must not undo it.
+    unread_writes: Mutex<HashMap<OffsetId, Option<LogPosition>>>,
     /// Serialises writers so two flushes never race on the temp file.
     write_lock: Mutex<()>,
 }
@@ -82,18 +93,26 @@ impl OffsetStore {
             backend: Backend::File(path.to_path_buf()),
             data: Mutex::new(data),
             dirty: Mutex::default(),
+            unread_writes: Mutex::default(),
             write_lock: Mutex::new(()),
         }))
     }
 
     /// A store on Kafka Connect's offsets topic; starts empty, filled by [`OffsetStore::apply_record`].
     pub fn on_topic(sink: Arc<dyn OffsetSink>) -> Arc<Self> {
-        Arc::new(OffsetStore { backend: Backend::Topic(sink), data: Mutex::default(), dirty: Mutex::default(), write_lock: Mutex::new(()) })
+        Arc::new(OffsetStore {
+            backend: Backend::Topic(sink),
+            data: Mutex::default(),
+            dirty: Mutex::default(),
+            unread_writes: Mutex::default(),
+            write_lock: Mutex::new(()),
+        })
     }
 
     /// One record of the offsets topic, as Kafka Connect writes it: key `["<connector>",{partition}]`,
-    /// value the offset map, or a tombstone. Records of another shape are ignored.
-    pub fn apply_record(&self, key: &[u8], value: Option<&[u8]>) {
+    /// value the offset map, or a tombstone; `position` is where it was read (partition, offset). Records of
+    /// another shape are ignored.
+    pub fn apply_record(&self, key: &[u8], value: Option<&[u8]>, position: (i32, i64)) {
         let Ok(serde_json::Value::Array(key)) = serde_json::from_slice::<serde_json::Value>(key) else { return };
         let (Some(serde_json::Value::String(connector)), Some(serde_json::Value::Object(partition))) = (key.first(), key.get(1)) else {
             return;
@@ -103,6 +122,9 @@ impl OffsetStore {
             _ if self.is_dirty(connector, &partition_key(&partition)) => {
                 // Changed here since the last flush: a record read now (this worker's own older one, or
                 // another's from before it moved here) must not undo that.
+            }
+            _ if self.is_older_than_own_write(connector, &partition_key(&partition), position) => {
+                // Flushed here but not read back yet: this record came before that write.
             }
             Some(Ok(serde_json::Value::Object(offset))) => {
                 let offset: SourceMap = offset.into_iter().collect();
@@ -115,6 +137,26 @@ impl OffsetStore {
                 }
             }
             Some(_) => tracing::warn!(connector = %connector, "offsets topic: a value that is not a JSON object; ignored"),
+        }
+    }
+
+    /// Whether a record read at `position` precedes this store's own latest write of the key, which the
+    /// reader has not reached yet. Reaching it (or a later record) ends the wait.
+    fn is_older_than_own_write(&self, connector: &str, key: &str, (partition, offset): (i32, i64)) -> bool {
+        let mut unread = self.unread_writes.lock().unwrap_or_else(|p| p.into_inner());
+        let id = (connector.to_string(), key.to_string());
+        match unread.get(&id) {
+            None => false,
+            // Still on its way: whatever is read now was written before it.
+            Some(None) => true,
+            Some(Some((written_partition, written_offset))) => {
+                if *written_partition == partition && offset < *written_offset {
+                    true
+                } else {
+                    unread.remove(&id);
+                    false
+                }
+            }
         }
     }
 
@@ -180,6 +222,8 @@ impl OffsetStore {
             }
             Backend::Topic(sink) => {
                 let dirty = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()));
+                // From here until the write is read back, older records of these keys are ignored.
+                self.unread_writes.lock().unwrap_or_else(|p| p.into_inner()).extend(dirty.iter().map(|id| (id.clone(), None)));
                 let records: Vec<OffsetRecord> = {
                     let data = self.lock();
                     dirty
@@ -196,11 +240,33 @@ impl OffsetStore {
                 if records.is_empty() {
                     return Ok(());
                 }
-                sink.write(records).map_err(|e| {
-                    // Written again with the next flush.
-                    self.dirty.lock().unwrap_or_else(|p| p.into_inner()).extend(dirty);
-                    OffsetStoreError::Topic(e)
-                })
+                // `records` holds one record per dirty key, in the same order (a key that no longer parses,
+                // impossible for keys this store made, would shift them: then positions are not recorded).
+                let aligned = records.len() == dirty.len();
+                match sink.write(records) {
+                    Ok(positions) => {
+                        let mut unread = self.unread_writes.lock().unwrap_or_else(|p| p.into_inner());
+                        for (id, position) in dirty.into_iter().zip(positions) {
+                            // A record read back meanwhile (the reader can be that quick) already ended the wait.
+                            if let Some(slot) = unread.get_mut(&id) {
+                                *slot = aligned.then_some(position);
+                            }
+                            if !aligned {
+                                unread.remove(&id);
+                            }
+                        }
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let mut unread = self.unread_writes.lock().unwrap_or_else(|p| p.into_inner());
+                        for id in &dirty {
+                            unread.remove(id);
+                        }
+                        // Written again with the next flush.
+                        self.dirty.lock().unwrap_or_else(|p| p.into_inner()).extend(dirty);
+                        Err(OffsetStoreError::Topic(e))
+                    }
+                }
             }
         }
     }
@@ -312,12 +378,16 @@ mod tests {
         assert!(pending.is_empty());
     }
 
+    /// Records what is written, each at the next offset of partition 0.
     #[derive(Default)]
     struct Recorded(Mutex<Vec<OffsetRecord>>);
     impl OffsetSink for Recorded {
-        fn write(&self, records: Vec<OffsetRecord>) -> Result<(), String> {
-            self.0.lock().unwrap().extend(records);
-            Ok(())
+        fn write(&self, records: Vec<OffsetRecord>) -> Result<Vec<(i32, i64)>, String> {
+            let mut all = self.0.lock().unwrap();
+            let first = all.len() as i64;
+            let positions = (first..first + records.len() as i64).map(|offset| (0, offset)).collect();
+            all.extend(records);
+            Ok(positions)
         }
     }
 
@@ -338,16 +408,38 @@ mod tests {
         assert_eq!(written[1].1, None);
         // Another worker's store reads the same records (a JVM worker's too: key order does not matter).
         let other = OffsetStore::on_topic(Arc::new(Recorded::default()));
-        other.apply_record(br#"["src",{"filename":"/a"}]"#, Some(br#"{"position":9}"#));
+        other.apply_record(br#"["src",{"filename":"/a"}]"#, Some(br#"{"position":9}"#), (0, 0));
         assert_eq!(other.get("src", &p), Some(map("position", 9.into())));
-        other.apply_record(&written[1].0, None);
+        other.apply_record(&written[1].0, None, (0, 1));
         assert_eq!(other.get("src", &p), None);
         // A change not flushed yet is not undone by an older record read meanwhile.
         other.put("src", [(p.clone(), map("position", 30.into()))]);
-        other.apply_record(br#"["src",{"filename":"/a"}]"#, Some(br#"{"position":9}"#));
+        other.apply_record(br#"["src",{"filename":"/a"}]"#, Some(br#"{"position":9}"#), (0, 2));
         assert_eq!(other.get("src", &p), Some(map("position", 30.into())));
-        other.apply_record(b"not json", Some(b"{}"));
+        other.apply_record(b"not json", Some(b"{}"), (0, 3));
         assert_eq!(other.list("src").len(), 1, "garbage records are ignored");
+    }
+
+    /// The reader runs behind the writer: after two flushes it may read the first write back when the store
+    /// already holds the second. Before the fix that older record set the offset back until the second was
+    /// read, and a task started then resumed from it (records sent twice).
+    #[test]
+    fn an_older_record_read_back_after_a_flush_does_not_undo_it() {
+        let sink = Arc::new(Recorded::default());
+        let store = OffsetStore::on_topic(sink.clone());
+        let p = map("filename", "/a".into());
+        let key = br#"["src",{"filename":"/a"}]"#;
+        store.put("src", [(p.clone(), map("position", 1.into()))]);
+        store.flush().unwrap(); // offset 0
+        store.put("src", [(p.clone(), map("position", 2.into()))]);
+        store.flush().unwrap(); // offset 1
+        store.apply_record(key, Some(br#"{"position":1}"#), (0, 0));
+        assert_eq!(store.get("src", &p), Some(map("position", 2.into())), "the first write, read back late");
+        store.apply_record(key, Some(br#"{"position":2}"#), (0, 1));
+        assert_eq!(store.get("src", &p), Some(map("position", 2.into())));
+        // Read back: what comes after it is another worker's newer write and applies.
+        store.apply_record(key, Some(br#"{"position":3}"#), (0, 2));
+        assert_eq!(store.get("src", &p), Some(map("position", 3.into())));
     }
 
     #[test]
