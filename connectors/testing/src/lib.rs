@@ -106,8 +106,13 @@ fn def() -> ConfigDef {
             Some(""),
             Importance::Low,
             "A task claims each of its partitions here while it runs; a partition another task still holds is \
-             written to the file `conflicts` in this folder and fails the start (two tasks on one partition)",
+             written to the file `conflicts` in this folder and fails the start (two tasks on one partition); \
+             each start that claimed its partitions adds them as a line to the file `starts`",
         ))
+        .define(
+            ConfigKey::new("poll.delay.ms", ConfigType::Long, Some("0"), Importance::Low, "Each poll waits this long before it emits")
+                .validator(Validator::at_least(0.0)),
+        )
         .define(
             ConfigKey::new(
                 "stop.delay.ms",
@@ -145,11 +150,14 @@ impl Connector for FlakySourceConnector {
         if partitions == 1 {
             return Ok(vec![self.config.clone()]);
         }
-        // Contiguous groups, as Kafka's ConnectorUtils.groupPartitions makes them.
+        // Contiguous groups, the first ones one larger when they do not come out even, as Kafka's
+        // ConnectorUtils.groupPartitions makes them.
         let groups = max_tasks.clamp(1, partitions);
+        let (size, larger) = (partitions / groups, partitions % groups);
         Ok((0..groups)
             .map(|group| {
-                let (start, end) = (group * partitions / groups, (group + 1) * partitions / groups);
+                let start = group * size + group.min(larger);
+                let end = start + size + usize::from(group < larger);
                 let mut config = self.config.clone();
                 let ids: Vec<String> = (start..end).map(|p| p.to_string()).collect();
                 config.insert(TASK_PARTITIONS.to_string(), ids.join(","));
@@ -180,6 +188,7 @@ pub struct FlakySourceTask {
     cursor: usize,
     /// The claim files this task holds, removed when it stops (or is dropped).
     claims: Claims,
+    poll_delay: Duration,
     stop_delay: Duration,
 }
 
@@ -264,7 +273,12 @@ impl SourceTask for FlakySourceTask {
         let claims_dir = parsed.string("claims.dir");
         if !claims_dir.is_empty() {
             self.claims = claim(&claims_dir, &ids)?;
+            let held: Vec<String> = ids.iter().map(|id| id.unwrap_or(0).to_string()).collect();
+            use std::io::Write;
+            let mut starts = std::fs::OpenOptions::new().create(true).append(true).open(PathBuf::from(&claims_dir).join("starts"))?;
+            writeln!(starts, "{}", held.join(","))?;
         }
+        self.poll_delay = Duration::from_millis(parsed.int("poll.delay.ms").max(0) as u64);
         self.partitions = ids
             .into_iter()
             .map(|id| {
@@ -286,6 +300,9 @@ impl SourceTask for FlakySourceTask {
         }
         if self.fail_after >= 0 && self.emitted_this_run >= self.fail_after {
             return Err(ConnectError::fatal(format!("FlakySource: failing on purpose after {} records", self.emitted_this_run)));
+        }
+        if !self.poll_delay.is_zero() {
+            tokio::time::sleep(self.poll_delay).await;
         }
         let count = self.partitions.len();
         let Some(index) = (0..count).map(|i| (self.cursor + i) % count).find(|&i| self.partitions[i].next < self.total) else {

@@ -549,7 +549,8 @@ impl Actor {
         }
         // Every task replaced or no longer wanted stops (and stores its last offsets) before any new one starts:
         // a new config may hand task 0 what task 1 ran, and two tasks must never read one source partition or
-        // start from an offset its old owner has yet to store. Kafka Connect's herders do the same.
+        // start from an offset its old owner has yet to store (Kafka Connect's standalone herder stops them all first
+        // too). This orders the tasks of this worker; workers read the config topic each on their own.
         futures::future::join_all(previous.values_mut().map(|t| t.stop(name, grace))).await;
         for (id, config, shown) in to_start {
             kept.insert(id, self.spawn_task(name, id, config, shown));
