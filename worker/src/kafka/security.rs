@@ -382,10 +382,11 @@ impl<'a> Translator<'a> {
                     }
                     StoreKind::Pkcs12 => {
                         let archive = open_pkcs12(&bytes, password, TRUSTSTORE_LOCATION, path, TRUSTSTORE_PASSWORD)?;
-                        // Every certificate bag: a truststore made by `openssl pkcs12 -export -nokeys` lacks the Java
-                        // trusted-certificate attribute that keytool writes, and is meant all the same.
+                        // Every certificate bag not paired with a key: a truststore made by `openssl pkcs12 -export
+                        // -nokeys` lacks the Java trusted-certificate attribute that keytool writes, and is meant all
+                        // the same; a key's own certificate is no trust anchor.
                         let mut ders: Vec<&[u8]> = Vec::new();
-                        for bag in &archive.certs {
+                        for bag in archive.certs.iter().filter(|bag| bag.local_key_id.is_none()) {
                             if !ders.contains(&bag.cert.as_der()) {
                                 ders.push(bag.cert.as_der());
                             }

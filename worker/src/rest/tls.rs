@@ -400,13 +400,14 @@ fn keystore_from_pkcs12(bytes: &[u8], password: &str, what: &str) -> Result<KeyA
     Ok((certs, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(chain.key().as_der().to_vec()))))
 }
 
-/// Every certificate in the file: a truststore made by `openssl pkcs12 -export -nokeys` lacks the Java
-/// trusted-certificate attribute keytool writes (which `KeyStore` import requires), and is meant all the same.
+/// Every certificate in the file that is not paired with a private key: a truststore made by
+/// `openssl pkcs12 -export -nokeys` lacks the Java trusted-certificate attribute keytool writes (which
+/// `KeyStore` import requires), and is meant all the same; a key's own certificate is no trust anchor.
 fn truststore_from_pkcs12(bytes: &[u8], password: &str, what: &str) -> Result<Vec<CertificateDer<'static>>, ListenerConfigError> {
     let archive = p12_keystore::Pkcs12Archive::from_pkcs12(bytes, password)
         .map_err(|e| ListenerConfigError::Pkcs12 { what: what.to_string(), message: e.to_string() })?;
     let mut certs: Vec<CertificateDer<'static>> = Vec::new();
-    for bag in &archive.certs {
+    for bag in archive.certs.iter().filter(|bag| bag.local_key_id.is_none()) {
         if !certs.iter().any(|c| c.as_ref() == bag.cert.as_der()) {
             certs.push(CertificateDer::from(bag.cert.as_der().to_vec()));
         }
