@@ -511,7 +511,8 @@ pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
 }
 
 /// Resident memory of a process split as the kernel counts it (RssAnon, RssFile), in KiB: anonymous pages are
-/// its heap and stacks; file pages are the parts of its binary and libraries it touched, clean and shared.
+/// its heap, stacks and the binary's data that start-up relocated (written, so private); file pages are the
+/// parts of its binary and libraries it read, clean and shared.
 pub fn memory_split_kib(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field =

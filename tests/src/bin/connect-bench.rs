@@ -107,7 +107,7 @@ fn main() {
         mib(after_kib)
     );
     println!(
-        "idle worker RSS (no connectors): {:.1} MiB (aim < 20): {:.1} MiB anonymous (heap, stacks), {:.1} MiB of the binary and libraries (clean pages, shared)",
+        "idle worker RSS (no connectors): {:.1} MiB (aim < 20): {:.1} MiB anonymous (heap, stacks, relocated data), {:.1} MiB of the binary and libraries (clean pages, shared)",
         mib(idle_kib),
         mib(idle_anon_kib),
         mib(idle_file_kib)
