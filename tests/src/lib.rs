@@ -502,22 +502,24 @@ pub fn numbered_lines(range: std::ops::Range<usize>, width: usize) -> String {
     s
 }
 
-/// Peak (VmHWM) and current (VmRSS) resident memory of a process, in KiB.
-pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+/// Two fields of `/proc/PID/status` (values in KiB), e.g. `VmHWM:` and `VmRSS:`.
+fn status_kib(pid: u32, first: &str, second: &str) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field =
         |name: &str| status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok());
-    Some((field("VmHWM:")?, field("VmRSS:")?))
+    Some((field(first)?, field(second)?))
+}
+
+/// Peak (VmHWM) and current (VmRSS) resident memory of a process, in KiB.
+pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    status_kib(pid, "VmHWM:", "VmRSS:")
 }
 
 /// Resident memory of a process split as the kernel counts it (RssAnon, RssFile), in KiB: anonymous pages are
 /// its heap, stacks and the binary's data that start-up relocated (written, so private); file pages are the
 /// parts of its binary and libraries it read, clean and shared.
 pub fn memory_split_kib(pid: u32) -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field =
-        |name: &str| status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok());
-    Some((field("RssAnon:")?, field("RssFile:")?))
+    status_kib(pid, "RssAnon:", "RssFile:")
 }
 
 /// Create a bucket in the test S3 server (SeaweedFS, credentials testkey/testsecret) through the S3 API.

@@ -583,7 +583,6 @@ fn a_config_change_stops_the_old_tasks_before_new_ones_take_their_partitions() {
                 other => panic!("PUT answered {other}: {body}"),
             }
         });
-        let explain = || format!("{:?}\nconflicts: {}\n{}", statuses(worker.port), conflicts(), tail(&worker.log_text(), 30));
         let held = wait_for_or_explain(&format!("{tasks} tasks RUNNING"), Duration::from_secs(60), || running(tasks as usize), explain);
         assert_eq!(held, expected);
         // The status may still show an old task RUNNING: wait for the new tasks' starts (a start that met a claim

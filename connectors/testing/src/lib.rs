@@ -211,10 +211,9 @@ impl Drop for Claims {
     }
 }
 
-/// Claim each partition with a file created only if absent; on a partition another task holds, note the
-/// conflict in `conflicts` and give back what was claimed (as on any error).
+/// Claim each partition with a file created only if absent, and list the start in `starts`; on a partition
+/// another task holds, note the conflict in `conflicts` and give back what was claimed (as on any error).
 fn claim(dir: &str, ids: &[Option<usize>]) -> Result<Claims> {
-    use std::io::Write;
     std::fs::create_dir_all(dir)?;
     let mut claimed = Claims::default();
     for id in ids {
@@ -222,14 +221,22 @@ fn claim(dir: &str, ids: &[Option<usize>]) -> Result<Claims> {
         match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(_) => claimed.0.push(path),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let mut log = std::fs::OpenOptions::new().create(true).append(true).open(PathBuf::from(dir).join("conflicts"))?;
-                writeln!(log, "{}", path.display())?;
+                append_line(dir, "conflicts", &path.display().to_string())?;
                 return Err(ConnectError::retriable(format!("FlakySource: {} is still held by another task", path.display())));
             }
             Err(e) => return Err(e.into()),
         }
     }
+    let held: Vec<String> = ids.iter().map(|id| id.unwrap_or(0).to_string()).collect();
+    append_line(dir, "starts", &held.join(","))?;
     Ok(claimed)
+}
+
+fn append_line(dir: &str, file: &str, line: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::fs::OpenOptions::new().create(true).append(true).open(PathBuf::from(dir).join(file))?;
+    writeln!(out, "{line}")?;
+    Ok(())
 }
 
 /// Increment and return the start count kept in `path`.
@@ -273,10 +280,6 @@ impl SourceTask for FlakySourceTask {
         let claims_dir = parsed.string("claims.dir");
         if !claims_dir.is_empty() {
             self.claims = claim(&claims_dir, &ids)?;
-            let held: Vec<String> = ids.iter().map(|id| id.unwrap_or(0).to_string()).collect();
-            use std::io::Write;
-            let mut starts = std::fs::OpenOptions::new().create(true).append(true).open(PathBuf::from(&claims_dir).join("starts"))?;
-            writeln!(starts, "{}", held.join(","))?;
         }
         self.poll_delay = Duration::from_millis(parsed.int("poll.delay.ms").max(0) as u64);
         self.partitions = ids

@@ -382,15 +382,7 @@ impl<'a> Translator<'a> {
                     }
                     StoreKind::Pkcs12 => {
                         let archive = open_pkcs12(&bytes, password, TRUSTSTORE_LOCATION, path, TRUSTSTORE_PASSWORD)?;
-                        // Every certificate bag not paired with a key: a truststore made by `openssl pkcs12 -export
-                        // -nokeys` lacks the Java trusted-certificate attribute that keytool writes, and is meant all
-                        // the same; a key's own certificate is no trust anchor.
-                        let mut ders: Vec<&[u8]> = Vec::new();
-                        for bag in archive.certs.iter().filter(|bag| bag.local_key_id.is_none()) {
-                            if !ders.contains(&bag.cert.as_der()) {
-                                ders.push(bag.cert.as_der());
-                            }
-                        }
+                        let ders = pkcs12_trust_anchors(&archive);
                         if ders.is_empty() {
                             return Err(SecurityConfigError::NoCertificate { what });
                         }
@@ -1109,6 +1101,20 @@ fn open_pkcs12(
         None => SecurityConfigError::StorePasswordMissing { key, path: path.to_string(), password_key },
         Some(_) => SecurityConfigError::Pkcs12 { key, path: path.to_string(), password_key, message: e.to_string() },
     })
+}
+
+/// The certificates of a PKCS12 truststore, once each, leaving out those paired with a private key (a key's own
+/// certificate is no trust anchor). Every other certificate bag counts: a truststore made by `openssl pkcs12
+/// -export -nokeys` lacks the Java trusted-certificate attribute that keytool writes, and is meant all the same.
+/// The Kafka clients' truststores and the REST listener's read them alike.
+pub(crate) fn pkcs12_trust_anchors(archive: &p12_keystore::Pkcs12Archive) -> Vec<&[u8]> {
+    let mut ders: Vec<&[u8]> = Vec::new();
+    for bag in archive.certs.iter().filter(|bag| bag.local_key_id.is_none()) {
+        if !ders.contains(&bag.cert.as_der()) {
+            ders.push(bag.cert.as_der());
+        }
+    }
+    ders
 }
 
 /// The labels of the PEM blocks in `text` (`CERTIFICATE`, `PRIVATE KEY`, ...).

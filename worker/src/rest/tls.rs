@@ -400,18 +400,13 @@ fn keystore_from_pkcs12(bytes: &[u8], password: &str, what: &str) -> Result<KeyA
     Ok((certs, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(chain.key().as_der().to_vec()))))
 }
 
-/// Every certificate in the file that is not paired with a private key: a truststore made by
-/// `openssl pkcs12 -export -nokeys` lacks the Java trusted-certificate attribute keytool writes (which
-/// `KeyStore` import requires), and is meant all the same; a key's own certificate is no trust anchor.
+/// The trust anchors of a PKCS12 truststore, read as the Kafka clients' are (`pkcs12_trust_anchors`: `KeyStore`
+/// import would drop an openssl-made truststore's certificates, which lack Java's trusted attribute).
 fn truststore_from_pkcs12(bytes: &[u8], password: &str, what: &str) -> Result<Vec<CertificateDer<'static>>, ListenerConfigError> {
     let archive = p12_keystore::Pkcs12Archive::from_pkcs12(bytes, password)
         .map_err(|e| ListenerConfigError::Pkcs12 { what: what.to_string(), message: e.to_string() })?;
-    let mut certs: Vec<CertificateDer<'static>> = Vec::new();
-    for bag in archive.certs.iter().filter(|bag| bag.local_key_id.is_none()) {
-        if !certs.iter().any(|c| c.as_ref() == bag.cert.as_der()) {
-            certs.push(CertificateDer::from(bag.cert.as_der().to_vec()));
-        }
-    }
+    let certs: Vec<CertificateDer<'static>> =
+        crate::kafka::security::pkcs12_trust_anchors(&archive).into_iter().map(|der| CertificateDer::from(der.to_vec())).collect();
     if certs.is_empty() {
         return Err(ListenerConfigError::NoCertificate { what: what.to_string() });
     }

@@ -228,32 +228,24 @@ impl OffsetStore {
                     let data = self.lock();
                     dirty
                         .iter()
-                        .filter_map(|(connector, key)| {
-                            let partition: serde_json::Value = serde_json::from_str(key).ok()?;
+                        .map(|(connector, key)| {
+                            let partition: serde_json::Value = serde_json::from_str(key).expect("partition keys are JSON this store made");
                             let record_key = serde_json::to_vec(&serde_json::json!([connector, partition])).expect("plain JSON");
                             let value =
                                 data.get(connector).and_then(|m| m.get(key)).map(|po| serde_json::to_vec(&po.offset).expect("plain JSON"));
-                            Some((record_key, value))
+                            (record_key, value)
                         })
                         .collect()
                 };
                 if records.is_empty() {
                     return Ok(());
                 }
-                // `records` holds one record per dirty key, in the same order (a key that no longer parses,
-                // impossible for keys this store made, would shift them: then positions are not recorded).
-                let aligned = records.len() == dirty.len();
+                // One record per dirty key, in the same order: the positions line up with `dirty`.
                 match sink.write(records) {
                     Ok(positions) => {
                         let mut unread = self.unread_writes.lock().unwrap_or_else(|p| p.into_inner());
                         for (id, position) in dirty.into_iter().zip(positions) {
-                            // A record read back meanwhile (the reader can be that quick) already ended the wait.
-                            if let Some(slot) = unread.get_mut(&id) {
-                                *slot = aligned.then_some(position);
-                            }
-                            if !aligned {
-                                unread.remove(&id);
-                            }
+                            unread.insert(id, Some(position));
                         }
                         Ok(())
                     }
