@@ -118,22 +118,28 @@ impl OffsetStore {
             return;
         };
         let partition: SourceMap = partition.clone().into_iter().collect();
-        match value.map(serde_json::from_slice::<serde_json::Value>) {
-            _ if self.is_dirty(connector, &partition_key(&partition)) => {
-                // Changed here since the last flush: a record read now (this worker's own older one, or
-                // another's from before it moved here) must not undo that.
-            }
-            _ if self.is_older_than_own_write(connector, &partition_key(&partition), position) => {
-                // Flushed here but not read back yet: this record came before that write.
-            }
+        let key = partition_key(&partition);
+        let value = value.map(serde_json::from_slice::<serde_json::Value>);
+        // Checked and applied under the data lock, which `put` holds while it marks a key dirty: a put cannot
+        // slip in between the check and the write.
+        let mut data = self.lock();
+        if self.is_dirty(connector, &key) {
+            // Changed here since the last flush: a record read now (this worker's own older one, or another's
+            // from before it moved here) must not undo that.
+            return;
+        }
+        if self.is_older_than_own_write(connector, &key, position) {
+            // Flushed here but not read back yet: this record came before that write.
+            return;
+        }
+        match value {
             Some(Ok(serde_json::Value::Object(offset))) => {
                 let offset: SourceMap = offset.into_iter().collect();
-                let mut data = self.lock();
-                data.entry(connector.clone()).or_default().insert(partition_key(&partition), PartitionOffset { partition, offset });
+                data.entry(connector.clone()).or_default().insert(key, PartitionOffset { partition, offset });
             }
             None | Some(Ok(serde_json::Value::Null)) => {
-                if let Some(m) = self.lock().get_mut(connector) {
-                    m.remove(&partition_key(&partition));
+                if let Some(m) = data.get_mut(connector) {
+                    m.remove(&key);
                 }
             }
             Some(_) => tracing::warn!(connector = %connector, "offsets topic: a value that is not a JSON object; ignored"),
@@ -221,9 +227,14 @@ impl OffsetStore {
                 write_atomically(path, &bytes).map_err(|source| OffsetStoreError::Write { path: path.clone(), source })
             }
             Backend::Topic(sink) => {
-                let dirty = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()));
-                // From here until the write is read back, older records of these keys are ignored.
-                self.unread_writes.lock().unwrap_or_else(|p| p.into_inner()).extend(dirty.iter().map(|id| (id.clone(), None)));
+                // From here until the write is read back, older records of these keys are ignored. Marked under the
+                // dirty lock, so a reader never finds a key neither dirty nor unread in between.
+                let dirty = {
+                    let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+                    let taken = std::mem::take(&mut *dirty);
+                    self.unread_writes.lock().unwrap_or_else(|p| p.into_inner()).extend(taken.iter().map(|id| (id.clone(), None)));
+                    taken
+                };
                 let records: Vec<OffsetRecord> = {
                     let data = self.lock();
                     dirty
@@ -250,9 +261,11 @@ impl OffsetStore {
                         Ok(())
                     }
                     Err(e) => {
-                        let mut unread = self.unread_writes.lock().unwrap_or_else(|p| p.into_inner());
-                        for id in &dirty {
-                            unread.remove(id);
+                        {
+                            let mut unread = self.unread_writes.lock().unwrap_or_else(|p| p.into_inner());
+                            for id in &dirty {
+                                unread.remove(id);
+                            }
                         }
                         // Written again with the next flush.
                         self.dirty.lock().unwrap_or_else(|p| p.into_inner()).extend(dirty);
@@ -432,6 +445,55 @@ mod tests {
         // Read back: what comes after it is another worker's newer write and applies.
         store.apply_record(key, Some(br#"{"position":3}"#), (0, 2));
         assert_eq!(store.get("src", &p), Some(map("position", 3.into())));
+    }
+
+    /// Lands every write at one fixed position of partition 0.
+    struct LandsAt(i64);
+    impl OffsetSink for LandsAt {
+        fn write(&self, records: Vec<OffsetRecord>) -> Result<Vec<(i32, i64)>, String> {
+            Ok(records.iter().map(|_| (0, self.0)).collect())
+        }
+    }
+
+    /// A local change races the reader: the task's thread puts and flushes while the reader's thread applies
+    /// records. `older`: the reader's records precede every own write (they must never apply); otherwise they
+    /// are another worker's newer writes (they may apply, but never over a change not flushed yet). Returns
+    /// how many times the task read back something other than what it had just put.
+    fn race_reader_against_puts(older: bool, rounds: i64) -> usize {
+        let store = OffsetStore::on_topic(Arc::new(LandsAt(if older { i64::MAX / 2 } else { 0 })));
+        let p = map("filename", "/a".into());
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let mut at = 1;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    store.apply_record(br#"["src",{"filename":"/a"}]"#, Some(br#"{"position":-1}"#), (0, at));
+                    at += 1;
+                }
+            });
+            let mut undone = 0;
+            for round in 0..rounds {
+                store.put("src", [(p.clone(), map("position", round.into()))]);
+                // Dirty until flushed: nothing read may undo it.
+                undone += usize::from(store.get("src", &p) != Some(map("position", round.into())));
+                store.flush().unwrap();
+                if older {
+                    // Flushed, not read back: an older record still must not undo it.
+                    undone += usize::from(store.get("src", &p) != Some(map("position", round.into())));
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            undone
+        })
+    }
+
+    /// Before the fix, a record checked as "not dirty" could land after a put made the key dirty, and a flush
+    /// cleared the dirty mark before it marked the write unread: in either window an older record undid a
+    /// newer local offset.
+    #[test]
+    fn a_record_read_while_the_task_puts_or_flushes_never_undoes_its_change() {
+        assert_eq!(race_reader_against_puts(true, 200_000), 0, "older records undid a flushed write");
+        assert_eq!(race_reader_against_puts(false, 200_000), 0, "records read meanwhile undid an unflushed put");
     }
 
     #[test]
