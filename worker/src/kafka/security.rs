@@ -566,8 +566,17 @@ impl<'a> Translator<'a> {
         if matches!(mechanism, Some((Mechanism::OAuthBearer, _))) {
             self.oauthbearer(&mut options)?;
         }
-        for name in options.keys() {
+        // Only options Kafka's login modules document are named: with an unquoted value that has a space in it, what
+        // follows the space parses as another option, whose name is then a piece of the value (a password).
+        let (known, unknown): (Vec<&String>, Vec<&String>) = options.keys().partition(|name| is_documented_jaas_option(name));
+        for name in known {
             self.ignore(format!("{JAAS} option {name}"), JAAS_OPTION);
+        }
+        if !unknown.is_empty() {
+            self.ignore(
+                format!("{JAAS}: {} unrecognised option(s), names not shown", unknown.len()),
+                "an unquoted value with a space in it reads as more options, so their names could be parts of a password; quote the values",
+            );
         }
         Ok(())
     }
@@ -876,6 +885,36 @@ fn displayable_class(name: &str) -> String {
     } else {
         "(not shown: the line does not start with a Java class name)".to_string()
     }
+}
+
+/// Options of Kafka's client login modules (Plain, Scram, Krb5, OAuthBearer) as their documentation lists them.
+fn is_documented_jaas_option(name: &str) -> bool {
+    const OPTIONS: [&str; 21] = [
+        "username",
+        "password",
+        "tokenauth",
+        "useKeyTab",
+        "storeKey",
+        "keyTab",
+        "principal",
+        "serviceName",
+        "useTicketCache",
+        "ticketCache",
+        "renewTGT",
+        "doNotPrompt",
+        "refreshKrb5Config",
+        "isInitiator",
+        "debug",
+        "clientId",
+        "clientSecret",
+        "scope",
+        "unsecuredLoginPrincipalClaimName",
+        "unsecuredLoginLifetimeSeconds",
+        "unsecuredLoginScopeClaimName",
+    ];
+    const PREFIXES: [&str; 5] =
+        ["unsecuredLoginStringClaim_", "unsecuredLoginNumberClaim_", "unsecuredLoginListClaim_", "unsecuredLoginExtension_", "extension_"];
+    OPTIONS.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
 /// One login module of a `sasl.jaas.config` line.
@@ -1403,6 +1442,19 @@ mod tests {
         assert_eq!(ignored_keys(&t), ["sasl.jaas.config option debug"]);
     }
 
+    /// An unquoted password with a space in it: Kafka's parser (and ours) reads what follows the space as another
+    /// option. Before the fix that option's name, a piece of the password, was logged as an ignored option.
+    #[test]
+    fn a_piece_of_an_unquoted_value_is_never_named_as_an_ignored_option() {
+        let jaas = format!(r#"{SCRAM} required username="bob" password=first{SECRET} ZsecondPart{SECRET}=rest debug=true;"#);
+        let t = ok(&[("security.protocol", "SASL_SSL"), ("sasl.mechanism", "SCRAM-SHA-256"), ("sasl.jaas.config", &jaas)]);
+        let ignored = ignored_keys(&t).join(" | ");
+        assert!(!ignored.contains("secondPart"), "a piece of the password named: {ignored}");
+        assert!(ignored.contains("sasl.jaas.config option debug"), "known options are still named: {ignored}");
+        assert!(ignored.contains("1 unrecognised"), "the unknown one is counted: {ignored}");
+        assert!(!format!("{t:?}").contains("secondPart"), "a piece of the password in the debug form: {t:?}");
+    }
+
     #[test]
     fn mechanism_and_login_module_must_match() {
         let jaas = format!(r#"{SCRAM} required username="bob" password="{SECRET}";"#);
@@ -1675,7 +1727,7 @@ mod tests {
             ignored_keys(&t),
             [
                 "sasl.client.callback.handler.class",
-                "sasl.jaas.config option unknownOption",
+                "sasl.jaas.config: 1 unrecognised option(s), names not shown",
                 "sasl.kerberos.kinit.cmd",
                 "sasl.login.callback.handler.class",
                 "sasl.login.refresh.window.factor",
