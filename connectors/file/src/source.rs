@@ -120,8 +120,9 @@ impl SourceTask for FileStreamSourceTask {
             tokio::time::sleep(IDLE_WAIT).await;
             return Ok(Vec::new());
         }
-        // Room for what is likely to come (a 10,000-line batch grows through a dozen copies otherwise).
-        let mut records = Vec::with_capacity(self.batch_size.min(1024));
+        // Some room up front (a 10,000-line batch grew through a dozen copies from nothing), not a whole batch's:
+        // a tailed file brings a line or two per poll.
+        let mut records = Vec::with_capacity(self.batch_size.min(256));
         while records.len() < self.batch_size {
             let reader = self.reader.as_mut().expect("opened above");
             let n =

@@ -568,13 +568,16 @@ impl<'a> Translator<'a> {
         }
         // Only options Kafka's login modules document are named: with an unquoted value that has a space in it, what
         // follows the space parses as another option, whose name is then a piece of the value (a password).
-        let (known, unknown): (Vec<&String>, Vec<&String>) = options.keys().partition(|name| is_documented_jaas_option(name));
-        for name in known {
-            self.ignore(format!("{JAAS} option {name}"), JAAS_OPTION);
+        let mut unknown = 0;
+        for name in options.keys() {
+            match documented_jaas_option(name) {
+                Some(shown) => self.ignore(format!("{JAAS} option {shown}"), JAAS_OPTION),
+                None => unknown += 1,
+            }
         }
-        if !unknown.is_empty() {
+        if unknown > 0 {
             self.ignore(
-                format!("{JAAS}: {} unrecognised option(s), names not shown", unknown.len()),
+                format!("{JAAS}: {unknown} unrecognised option(s), names not shown"),
                 "an unquoted value with a space in it reads as more options, so their names could be parts of a password; quote the values",
             );
         }
@@ -887,9 +890,11 @@ fn displayable_class(name: &str) -> String {
     }
 }
 
-/// Options of Kafka's client login modules (Plain, Scram, Krb5, OAuthBearer) as their documentation lists them.
-fn is_documented_jaas_option(name: &str) -> bool {
-    const OPTIONS: [&str; 21] = [
+/// How an option of Kafka's client login modules (Plain, Scram, Krb5, OAuthBearer), as their documentation lists
+/// them, may be named in a log: as it is, or for a family (`extension_NAME`) by its prefix only, since the rest is
+/// free text. `None`: not one of them, and not to be named.
+fn documented_jaas_option(name: &str) -> Option<String> {
+    const OPTIONS: [&str; 25] = [
         "username",
         "password",
         "tokenauth",
@@ -905,6 +910,10 @@ fn is_documented_jaas_option(name: &str) -> bool {
         "refreshKrb5Config",
         "isInitiator",
         "debug",
+        "clearPass",
+        "tryFirstPass",
+        "useFirstPass",
+        "storePass",
         "clientId",
         "clientSecret",
         "scope",
@@ -914,7 +923,10 @@ fn is_documented_jaas_option(name: &str) -> bool {
     ];
     const PREFIXES: [&str; 5] =
         ["unsecuredLoginStringClaim_", "unsecuredLoginNumberClaim_", "unsecuredLoginListClaim_", "unsecuredLoginExtension_", "extension_"];
-    OPTIONS.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+    if OPTIONS.contains(&name) {
+        return Some(name.to_string());
+    }
+    PREFIXES.iter().find(|p| name.starts_with(*p)).map(|p| format!("{p}..."))
 }
 
 /// One login module of a `sasl.jaas.config` line.
@@ -1446,13 +1458,16 @@ mod tests {
     /// option. Before the fix that option's name, a piece of the password, was logged as an ignored option.
     #[test]
     fn a_piece_of_an_unquoted_value_is_never_named_as_an_ignored_option() {
-        let jaas = format!(r#"{SCRAM} required username="bob" password=first{SECRET} ZsecondPart{SECRET}=rest debug=true;"#);
+        let jaas = format!(
+            r#"{SCRAM} required username="bob" password=first{SECRET} ZsecondPart{SECRET}=rest extension_third{SECRET}=x debug=true;"#
+        );
         let t = ok(&[("security.protocol", "SASL_SSL"), ("sasl.mechanism", "SCRAM-SHA-256"), ("sasl.jaas.config", &jaas)]);
         let ignored = ignored_keys(&t).join(" | ");
-        assert!(!ignored.contains("secondPart"), "a piece of the password named: {ignored}");
+        assert!(!ignored.contains("secondPart") && !ignored.contains("third"), "a piece of the password named: {ignored}");
+        assert!(ignored.contains("sasl.jaas.config option extension_..."), "a family is named by its prefix: {ignored}");
         assert!(ignored.contains("sasl.jaas.config option debug"), "known options are still named: {ignored}");
         assert!(ignored.contains("1 unrecognised"), "the unknown one is counted: {ignored}");
-        assert!(!format!("{t:?}").contains("secondPart"), "a piece of the password in the debug form: {t:?}");
+        assert!(!format!("{t:?}").contains(SECRET), "a piece of the password in the debug form: {t:?}");
     }
 
     #[test]

@@ -201,7 +201,9 @@ impl OffsetStore {
 
     pub fn remove_partition(&self, connector: &str, partition: &SourceMap) {
         let key = partition_key(partition);
-        if let Some(m) = self.lock().get_mut(connector) {
+        // Marked dirty under the data lock, as `put` does, so a record read meanwhile cannot bring it back.
+        let mut data = self.lock();
+        if let Some(m) = data.get_mut(connector) {
             m.remove(&key);
         }
         self.mark_dirty(connector, key);
@@ -261,14 +263,16 @@ impl OffsetStore {
                         Ok(())
                     }
                     Err(e) => {
+                        // Written again with the next flush. Dirty again before no longer unread (both under the
+                        // dirty lock), so a reader never finds the keys unprotected.
+                        let mut dirty_now = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
                         {
                             let mut unread = self.unread_writes.lock().unwrap_or_else(|p| p.into_inner());
                             for id in &dirty {
                                 unread.remove(id);
                             }
                         }
-                        // Written again with the next flush.
-                        self.dirty.lock().unwrap_or_else(|p| p.into_inner()).extend(dirty);
+                        dirty_now.extend(dirty);
                         Err(OffsetStoreError::Topic(e))
                     }
                 }
@@ -447,53 +451,78 @@ mod tests {
         assert_eq!(store.get("src", &p), Some(map("position", 3.into())));
     }
 
-    /// Lands every write at one fixed position of partition 0.
-    struct LandsAt(i64);
+    /// Lands every write at one fixed position of partition 0; with `fail_odd`, every other write fails.
+    struct LandsAt {
+        position: i64,
+        fail_odd: bool,
+        writes: std::sync::atomic::AtomicUsize,
+    }
     impl OffsetSink for LandsAt {
         fn write(&self, records: Vec<OffsetRecord>) -> Result<Vec<(i32, i64)>, String> {
-            Ok(records.iter().map(|_| (0, self.0)).collect())
+            let n = self.writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if self.fail_odd && n % 2 == 1 {
+                return Err("broker unavailable".into());
+            }
+            Ok(records.iter().map(|_| (0, self.position)).collect())
         }
     }
 
-    /// A local change races the reader: the task's thread puts and flushes while the reader's thread applies
-    /// records. `older`: the reader's records precede every own write (they must never apply); otherwise they
-    /// are another worker's newer writes (they may apply, but never over a change not flushed yet). Returns
-    /// how many times the task read back something other than what it had just put.
-    fn race_reader_against_puts(older: bool, rounds: i64) -> usize {
-        let store = OffsetStore::on_topic(Arc::new(LandsAt(if older { i64::MAX / 2 } else { 0 })));
+    /// A local change races the reader: the task's thread puts, flushes and removes while the reader's thread
+    /// applies records. `older`: the reader's records precede every own write (they must never apply, and the
+    /// task reads its own writes back each round, so every flush opens its window again); otherwise they are
+    /// another worker's newer writes (they may apply, but never over a change not flushed yet). `failing`:
+    /// every other write fails. Returns how many times the task found something other than what it had just
+    /// put or removed.
+    fn race_reader_against_puts(older: bool, failing: bool, rounds: i64) -> usize {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let landed = if older { i64::MAX / 2 } else { 0 };
+        let store = OffsetStore::on_topic(Arc::new(LandsAt { position: landed, fail_odd: failing, writes: AtomicUsize::new(0) }));
         let p = map("filename", "/a".into());
-        let done = std::sync::atomic::AtomicBool::new(false);
+        let key = br#"["src",{"filename":"/a"}]"#;
+        let done = AtomicBool::new(false);
         std::thread::scope(|scope| {
             scope.spawn(|| {
                 let mut at = 1;
-                while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                    store.apply_record(br#"["src",{"filename":"/a"}]"#, Some(br#"{"position":-1}"#), (0, at));
+                while !done.load(Ordering::Relaxed) {
+                    store.apply_record(key, Some(br#"{"position":-1}"#), (0, at));
                     at += 1;
                 }
             });
             let mut undone = 0;
+            let position = |round: i64| Some(map("position", round.into()));
             for round in 0..rounds {
                 store.put("src", [(p.clone(), map("position", round.into()))]);
                 // Dirty until flushed: nothing read may undo it.
-                undone += usize::from(store.get("src", &p) != Some(map("position", round.into())));
-                store.flush().unwrap();
-                if older {
-                    // Flushed, not read back: an older record still must not undo it.
-                    undone += usize::from(store.get("src", &p) != Some(map("position", round.into())));
+                undone += usize::from(store.get("src", &p) != position(round));
+                let flushed = store.flush().is_ok();
+                if older || !flushed {
+                    // Flushed and not read back, or dirty again after a failed write: still nothing may undo it.
+                    undone += usize::from(store.get("src", &p) != position(round));
+                }
+                if older && flushed {
+                    store.apply_record(key, Some(format!(r#"{{"position":{round}}}"#).as_bytes()), (0, landed));
+                }
+                store.remove_partition("src", &p);
+                undone += usize::from(store.get("src", &p).is_some());
+                if store.flush().is_ok() && older {
+                    store.apply_record(key, None, (0, landed));
                 }
             }
-            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            done.store(true, Ordering::Relaxed);
             undone
         })
     }
 
-    /// Before the fix, a record checked as "not dirty" could land after a put made the key dirty, and a flush
-    /// cleared the dirty mark before it marked the write unread: in either window an older record undid a
-    /// newer local offset.
+    /// Before the fix, a record checked as "not dirty" could land after a put or a removal made the key dirty,
+    /// and a flush cleared the dirty mark before it marked the write unread (and, when the write failed,
+    /// unmarked it before marking it dirty again): in each window a record read meanwhile undid a newer local
+    /// change. Seen failing on the old code: the put window (3 runs in 3) and the removal window (2 in 2); the two
+    /// flush windows are too short for it to catch.
     #[test]
     fn a_record_read_while_the_task_puts_or_flushes_never_undoes_its_change() {
-        assert_eq!(race_reader_against_puts(true, 200_000), 0, "older records undid a flushed write");
-        assert_eq!(race_reader_against_puts(false, 200_000), 0, "records read meanwhile undid an unflushed put");
+        for (older, failing) in [(true, false), (false, false), (true, true), (false, true)] {
+            assert_eq!(race_reader_against_puts(older, failing, 100_000), 0, "older records: {older}, failing writes: {failing}");
+        }
     }
 
     #[test]

@@ -437,8 +437,8 @@ impl HttpSourceTask {
     /// Up to a batch of records from the line stream; at its end, wait for the next fetch.
     async fn read_lines(&mut self, mut stream: Box<Stream>) -> Result<Vec<SourceRecord>> {
         let s = self.settings().clone();
-        // Room for what is likely to come: a big batch grows through a dozen copies otherwise.
-        let mut records = Vec::with_capacity(s.batch.min(1024));
+        // Some room up front (a big batch grew through a dozen copies from nothing), not a whole batch's.
+        let mut records = Vec::with_capacity(s.batch.min(256));
         // Back to the runtime within about a second, even while passing over lines or on a slow download,
         // so acknowledgements and offset commits are not held up.
         let deadline = Instant::now() + Duration::from_secs(1);
