@@ -131,16 +131,11 @@ impl SourceTask for FileStreamSourceTask {
                 break; // end of file, possibly mid-line: the partial line stays pending
             }
             self.position += self.pending.len() as u64;
-            let mut line = &self.pending[..self.pending.len() - 1];
-            if line.last() == Some(&b'\r') {
-                line = &line[..line.len() - 1];
-            }
+            let line = &self.pending[..self.pending.len() - 1];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
             // One allocation of the line's size; the read buffer is kept for the next line (taking it made
             // every line grow a new buffer from nothing, half a dozen reallocations each).
-            let text = match std::str::from_utf8(line) {
-                Ok(text) => text.to_owned(),
-                Err(_) => String::from_utf8_lossy(line).into_owned(),
-            };
+            let text = String::from_utf8_lossy(line).into_owned();
             self.pending.clear();
             if self.pending.capacity() > MAX_KEPT_LINE_BUFFER {
                 self.pending = Vec::new(); // one huge line must not pin its buffer for good

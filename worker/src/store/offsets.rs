@@ -58,7 +58,7 @@ pub struct OffsetStore {
     backend: Backend,
     data: Mutex<BTreeMap<String, ConnectorOffsets>>,
     /// Topic backend: (connector, partition key) changed since the last flush.
-    dirty: Mutex<std::collections::BTreeSet<(String, String)>>,
+    dirty: Mutex<std::collections::BTreeSet<OffsetId>>,
     /// Topic backend: keys this store wrote that the reader has not read back yet, with where the write
     /// landed (`None` while it is on its way). A record of such a key from before that position is older
     /// than what this store holds and must not undo it.
@@ -118,28 +118,29 @@ impl OffsetStore {
             return;
         };
         let partition: SourceMap = partition.clone().into_iter().collect();
-        let key = partition_key(&partition);
+        let id: OffsetId = (connector.clone(), partition_key(&partition));
         let value = value.map(serde_json::from_slice::<serde_json::Value>);
         // Checked and applied under the data lock, which `put` holds while it marks a key dirty: a put cannot
         // slip in between the check and the write.
         let mut data = self.lock();
-        if self.is_dirty(connector, &key) {
+        if self.is_dirty(&id) {
             // Changed here since the last flush: a record read now (this worker's own older one, or another's
             // from before it moved here) must not undo that.
             return;
         }
-        if self.is_older_than_own_write(connector, &key, position) {
+        if self.is_older_than_own_write(&id, position) {
             // Flushed here but not read back yet: this record came before that write.
             return;
         }
         match value {
             Some(Ok(serde_json::Value::Object(offset))) => {
                 let offset: SourceMap = offset.into_iter().collect();
-                data.entry(connector.clone()).or_default().insert(key, PartitionOffset { partition, offset });
+                let (connector, key) = id;
+                data.entry(connector).or_default().insert(key, PartitionOffset { partition, offset });
             }
             None | Some(Ok(serde_json::Value::Null)) => {
                 if let Some(m) = data.get_mut(connector) {
-                    m.remove(&key);
+                    m.remove(&id.1);
                 }
             }
             Some(_) => tracing::warn!(connector = %connector, "offsets topic: a value that is not a JSON object; ignored"),
@@ -148,10 +149,9 @@ impl OffsetStore {
 
     /// Whether a record read at `position` precedes this store's own latest write of the key, which the
     /// reader has not reached yet. Reaching it (or a later record) ends the wait.
-    fn is_older_than_own_write(&self, connector: &str, key: &str, (partition, offset): (i32, i64)) -> bool {
+    fn is_older_than_own_write(&self, id: &OffsetId, (partition, offset): (i32, i64)) -> bool {
         let mut unread = self.unread_writes.lock().unwrap_or_else(|p| p.into_inner());
-        let id = (connector.to_string(), key.to_string());
-        match unread.get(&id) {
+        match unread.get(id) {
             None => false,
             // Still on its way: whatever is read now was written before it.
             Some(None) => true,
@@ -159,15 +159,15 @@ impl OffsetStore {
                 if *written_partition == partition && offset < *written_offset {
                     true
                 } else {
-                    unread.remove(&id);
+                    unread.remove(id);
                     false
                 }
             }
         }
     }
 
-    fn is_dirty(&self, connector: &str, key: &str) -> bool {
-        self.dirty.lock().unwrap_or_else(|p| p.into_inner()).contains(&(connector.to_string(), key.to_string()))
+    fn is_dirty(&self, id: &OffsetId) -> bool {
+        self.dirty.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
     }
 
     fn mark_dirty(&self, connector: &str, key: String) {
