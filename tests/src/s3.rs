@@ -46,6 +46,26 @@ pub fn list_sizes(bucket: &str, prefix: &str) -> Vec<(String, u64)> {
     keys
 }
 
+/// The multipart uploads begun and not completed or aborted in `bucket`: (object key, upload id), by key.
+/// (`uploads=` with an empty value: curl signs a bare `uploads` wrongly.)
+pub fn multipart_uploads(bucket: &str) -> Vec<(String, String)> {
+    let xml = String::from_utf8_lossy(&curl(&format!("/{bucket}?uploads="))).into_owned();
+    let mut uploads: Vec<(String, String)> = xml
+        .split("<Upload>")
+        .skip(1)
+        .map(|u| (tags(u, "Key").into_iter().next().unwrap_or_default(), tags(u, "UploadId").into_iter().next().unwrap_or_default()))
+        .collect();
+    uploads.sort();
+    uploads
+}
+
+/// The parts stored so far in a multipart upload, with their sizes.
+pub fn parts(bucket: &str, key: &str, upload_id: &str) -> Vec<u64> {
+    let path = format!("/{bucket}/{}?uploadId={}", key.split('/').map(encode).collect::<Vec<_>>().join("/"), encode(upload_id));
+    let xml = String::from_utf8_lossy(&curl(&path)).into_owned();
+    xml.split("<Part>").skip(1).filter_map(|p| tags(p, "Size").into_iter().next().and_then(|s| s.parse().ok())).collect()
+}
+
 /// GET an object with an SSE-C key (base64 key, base64 MD5), or without one: the HTTP status and the body.
 /// The request is presigned by the AWS SDK and sent by curl: curl 7.88's own SigV4 signing gets the SSE-C
 /// headers wrong, and the SDK cannot parse SeaweedFS's answer (its key-MD5 response header).

@@ -1,7 +1,7 @@
 //! The S3 sink (Confluent S3SinkConnector configs) against SeaweedFS: the rail-data config with Avro files named
 //! and laid out as Confluent's and read back by fastavro; JSON with gzip under a FieldPartitioner; hourly
 //! rotation by record time; schema changes and unencodable records; a SIGKILL mid-stream giving the same object
-//! set; the store unreachable for 20 s.
+//! set; the store unreachable for 20 s; a large file streamed out in parts while it is written.
 
 use connect_e2e::s3::{self, S3_URL};
 use connect_e2e::*;
@@ -723,5 +723,81 @@ fn customer_key_encryption_covers_single_and_multipart_uploads() {
     }
     let log = worker.log_text();
     assert!(!log.contains(key), "the key is never logged");
+    assert_eq!(worker.stop(), Some(0));
+}
+
+/// A file far larger than a part goes to the store while it is written: its parts are stored before it closes,
+/// and the worker never holds the whole file, so its memory stays well under the file's size (before
+/// 2026-12-07 files were built whole in memory: peak RSS above the file's size).
+#[test]
+fn a_large_file_streams_its_parts_while_written_and_memory_stays_flat() {
+    require_broker();
+    let dir = tempfile::tempdir().unwrap();
+    let (topic, bucket) = (unique("archive_stream"), bucket());
+    // 4 KiB records, different in every line: 24,000 make a 94 MiB file closed by flush.size.
+    let (n, first) = (24_000, 20_000);
+    let record = |i: usize| format!("{i:07} ").repeat(512).into_bytes();
+    produce(&topic, &(0..first).map(|i| (None, Some(record(i)), vec![])).collect::<Vec<_>>());
+    let mut worker = start_sink(
+        dir.path(),
+        &[("value.converter", "org.apache.kafka.connect.converters.ByteArrayConverter")],
+        &topic,
+        &bucket,
+        &[
+            ("format.class", "io.confluent.connect.s3.format.bytearray.ByteArrayFormat"),
+            ("partitioner.class", "io.confluent.connect.storage.partitioner.DefaultPartitioner"),
+            ("flush.size", &n.to_string()),
+            ("s3.part.size", "5242880"),
+        ],
+    );
+    let key = format!("topics/{topic}/partition=0/{topic}+0+0000000000.bin");
+    let mut peak_kib = 0;
+    let mut sample = |worker: &Worker| {
+        if let Some((hwm, _)) = memory_kib(worker.pid()) {
+            peak_kib = peak_kib.max(hwm);
+        }
+    };
+    // The first 20,000 records (80 MiB) are written: at least 14 whole parts of 5 MiB are stored, no object yet.
+    let stored = wait_for_or_explain(
+        "14 parts of the open file stored",
+        Duration::from_secs(180),
+        || {
+            sample(&worker);
+            let upload = s3::multipart_uploads(&bucket).into_iter().find(|(k, _)| *k == key)?;
+            let parts = s3::parts(&bucket, &key, &upload.1);
+            (parts.len() >= 14).then_some(parts)
+        },
+        || format!("uploads {:?}\nobjects {:?}\n{}", s3::multipart_uploads(&bucket), s3::list(&bucket, "topics/"), tail(&worker.log_text(), 30)),
+    );
+    assert!(stored.iter().all(|size| *size == 5_242_880), "every part sent while the file is open is whole: {stored:?}");
+    assert!(s3::list(&bucket, "topics/").is_empty(), "the file is not closed yet, so there is no object");
+    produce(&topic, &(first..n).map(|i| (None, Some(record(i)), vec![])).collect::<Vec<_>>());
+    let keys = wait_for_or_explain(
+        "the file stored",
+        Duration::from_secs(120),
+        || {
+            sample(&worker);
+            let keys = s3::list(&bucket, "topics/");
+            (!keys.is_empty()).then_some(keys)
+        },
+        || format!("uploads {:?}\n{}", s3::multipart_uploads(&bucket), tail(&worker.log_text(), 30)),
+    );
+    assert_eq!(keys, [key.clone()]);
+    let body = s3::get(&bucket, &key);
+    let line = record(0).len() + 1;
+    assert_eq!(body.len(), n * line, "every record once, each with its separator");
+    for (i, chunk) in body.chunks(line).enumerate() {
+        assert!(chunk[..line - 1] == record(i)[..] && chunk[line - 1] == b'\n', "record {i} in its place");
+    }
+    wait_for_or_explain(
+        "no upload left behind",
+        Duration::from_secs(30),
+        || s3::multipart_uploads(&bucket).is_empty().then_some(()),
+        || format!("uploads {:?}", s3::multipart_uploads(&bucket)),
+    );
+    sample(&worker);
+    let file_mib = body.len() as u64 >> 20;
+    eprintln!("peak RSS {} MiB for a {file_mib} MiB file", peak_kib / 1024);
+    assert!(peak_kib < 100 * 1024, "peak RSS {} MiB while writing a {file_mib} MiB file: whole files are held", peak_kib / 1024);
     assert_eq!(worker.stop(), Some(0));
 }

@@ -1,12 +1,15 @@
 //! A file being written: its records encoded as the format says (JSON lines, Avro container, Parquet, raw
-//! bytes), gzip where asked, in memory until it is uploaded.
+//! bytes), gzip where asked. Its bytes are kept in memory until they are cut into parts for the store
+//! ([`FileBuilder::take_parts`]) or the file is finished.
 
 use crate::avro::{self, AvroError};
 use crate::config::{Compatibility, Format};
 use crate::parquet::{ParquetError, ParquetFile, Shredded};
 use connect_core::{Schema, SchemaRef, SchemaType, SinkRecord, Struct, Value};
 use flate2::write::GzEncoder;
+use bytes::Bytes;
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::{Arc, OnceLock};
 
@@ -48,6 +51,29 @@ impl Body {
             Body::Gzip(g) => g.finish().expect("writing to memory"),
         }
     }
+    /// The bytes written out so far (gzip's: compressed, as far as the encoder has emitted them).
+    fn output(&mut self) -> &mut Vec<u8> {
+        match self {
+            Body::Plain(b) => b,
+            Body::Gzip(g) => g.get_mut(),
+        }
+    }
+}
+
+/// Move the whole parts of `part_size` at the front of `buffer` to `into`; the rest (less than a part) stays.
+/// One copy of the rest; the parts share one allocation.
+fn cut_parts(buffer: &mut Vec<u8>, part_size: usize, into: &mut VecDeque<Bytes>) {
+    let whole = buffer.len() / part_size;
+    if whole == 0 {
+        return;
+    }
+    let mut rest = buffer.split_off(whole * part_size);
+    // The file goes on growing to the next part: room for it now saves doubling reallocations on the way.
+    rest.reserve(part_size + part_size / 8);
+    let parts = Bytes::from(std::mem::replace(buffer, rest));
+    for i in 0..whole {
+        into.push_back(parts.slice(i * part_size..(i + 1) * part_size));
+    }
 }
 
 /// The Avro side of a file: its schema (from the first record) and the values not yet encoded.
@@ -70,6 +96,7 @@ pub struct FileBuilder {
     /// The schema of the file's first record (`None`: schemaless); a record with another starts a new file.
     schema: Option<Option<SchemaRef>>,
     records: usize,
+    part_size: usize,
 }
 
 /// What the file needs of a record: the value's schema as the file will record it, and the value (the record's
@@ -122,7 +149,8 @@ fn record_headers_schema() -> SchemaRef {
 impl FileBuilder {
     /// `key`: the object key, from which the Avro sync marker is derived, so a file written again after a crash
     /// has the same bytes.
-    pub fn new(format: &Format, gzip: bool, gzip_level: Option<u32>, key: &str) -> Self {
+    /// `part_size`: the store's part size, which also bounds a Parquet row group's buffered bytes.
+    pub fn new(format: &Format, gzip: bool, gzip_level: Option<u32>, key: &str, part_size: usize) -> Self {
         // Avro and Parquet compress inside the file (avro.codec, parquet.codec).
         let body = if gzip && matches!(format, Format::Json | Format::ByteArray { .. }) {
             let level = gzip_level.map(flate2::Compression::new).unwrap_or_default();
@@ -134,7 +162,7 @@ impl FileBuilder {
         let digest = fnv(key.as_bytes());
         marker[..8].copy_from_slice(&digest.to_le_bytes());
         marker[8..].copy_from_slice(&fnv(&digest.to_le_bytes()).to_le_bytes());
-        FileBuilder { format: format.clone(), body, avro: None, parquet: None, marker, schema: None, records: 0 }
+        FileBuilder { format: format.clone(), body, avro: None, parquet: None, marker, schema: None, records: 0, part_size }
     }
 
     /// The record's value as this format will write it: with Avro and Parquet, a schemaless value gets an
@@ -302,7 +330,7 @@ impl FileBuilder {
             Format::Parquet { codec } => {
                 let schema = prepared.schema.as_deref().ok_or_else(|| EncodeError("no schema".into()))?;
                 if self.parquet.is_none() {
-                    self.parquet = Some(ParquetFile::new(schema, codec)?);
+                    self.parquet = Some(ParquetFile::new(schema, codec, self.part_size)?);
                 }
                 EncodedData::Parquet(self.parquet.as_ref().expect("made above").shred(&prepared.value)?)
             }
@@ -366,7 +394,29 @@ impl FileBuilder {
         self.records
     }
 
-    /// The file's bytes.
+    /// Move the file's bytes written so far, in whole parts of `part_size`, to `into` (records still being
+    /// gathered, an Avro block or a Parquet row group, stay until they are encoded).
+    pub fn take_parts(&mut self, part_size: usize, into: &mut VecDeque<Bytes>) {
+        let output = match &mut self.parquet {
+            Some(file) => file.output(),
+            None => self.body.output(),
+        };
+        cut_parts(output, part_size, into);
+    }
+
+    /// Bytes the file holds in memory: what is written and not yet taken as parts, and records gathered for
+    /// an Avro block (counted as encoded once they are) or a Parquet row group (counted as buffered values).
+    #[cfg(test)]
+    pub fn buffered_bytes(&mut self) -> usize {
+        let gathered = self.parquet.as_ref().map_or(0, ParquetFile::buffered_bytes);
+        let output = match &mut self.parquet {
+            Some(file) => file.output().len(),
+            None => self.body.output().len(),
+        };
+        output + gathered
+    }
+
+    /// The file's bytes not taken as parts yet.
     pub fn finish(mut self) -> Result<Vec<u8>, EncodeError> {
         self.flush_avro()?;
         if let Some(file) = self.parquet.take() {
@@ -391,4 +441,71 @@ fn fnv(bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use connect_core::{RecordData, TimestampType};
+
+    /// Records of about 300 bytes whose values differ, so compression leaves real bytes to cut.
+    fn record(i: usize) -> SinkRecord {
+        let schema = Arc::new(
+            Schema::structure([
+                ("id".to_string(), Arc::new(Schema::new(SchemaType::Int64))),
+                ("text".to_string(), Arc::new(Schema::new(SchemaType::String))),
+            ])
+            .named("Row"),
+        );
+        let mut value = Struct::new();
+        let text: String = (0..40).map(|k| format!("{:x}", (i * 2_654_435_761 + k * 40_503) % 65_521)).collect();
+        value.put("id", Value::Int64(i as i64)).put("text", Value::String(text));
+        SinkRecord::new(RecordData::new("t", Some(schema), Value::Struct(value)), 0, i as i64, TimestampType::CreateTime)
+    }
+
+    /// A file cut into parts while it is written has exactly the bytes of the same file built whole, and holds
+    /// less than a part (plus what it gathers for its next Avro block or Parquet row group) between cuts.
+    #[test]
+    fn a_file_cut_into_parts_while_written_has_the_bytes_of_one_built_whole() {
+        let part = 64 * 1024;
+        let formats = [
+            (Format::Json, false),
+            (Format::Json, true),
+            (Format::ByteArray { extension: ".bin".into(), separator: b"\n".to_vec() }, false),
+            (Format::Avro { codec: "null".into() }, false),
+            (Format::Avro { codec: "deflate".into() }, false),
+            (Format::Parquet { codec: "snappy".into() }, false),
+        ];
+        for (format, gzip) in formats {
+            let what = format!("{format:?} gzip={gzip}");
+            let mut whole = FileBuilder::new(&format, gzip, None, "topics/t/k", part);
+            let mut streamed = FileBuilder::new(&format, gzip, None, "topics/t/k", part);
+            let mut parts = VecDeque::new();
+            let mut peak = 0;
+            for i in 0..6000 {
+                let mut r = record(i);
+                if matches!(format, Format::ByteArray { .. }) {
+                    r.data.value = Value::String(format!("{:?}", r.data.value));
+                    r.data.value_schema = None;
+                }
+                whole.append(FileBuilder::prepare(&format, &r).unwrap()).unwrap();
+                streamed.append(FileBuilder::prepare(&format, &r).unwrap()).unwrap();
+                streamed.take_parts(part, &mut parts);
+                peak = peak.max(streamed.buffered_bytes());
+            }
+            let whole = whole.finish().unwrap();
+            assert!(parts.len() >= 8, "{what}: {} bytes made only {} parts", whole.len(), parts.len());
+            assert!(parts.iter().all(|p| p.len() == part), "{what}: every part cut is whole");
+            let mut joined: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+            joined.extend(streamed.finish().unwrap());
+            assert!(joined == whole, "{what}: {} bytes streamed, {} built whole", joined.len(), whole.len());
+            // Avro gathers 1000 records (~300 KB) before it encodes a block; Parquet a row group of up to a part.
+            let gathered = match format {
+                Format::Avro { .. } => 1000 * 400,
+                Format::Parquet { .. } => part,
+                _ => 0,
+            };
+            assert!(peak < part + gathered + 1024, "{what}: {peak} bytes held between cuts");
+        }
+    }
 }

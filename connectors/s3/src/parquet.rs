@@ -412,12 +412,15 @@ pub struct ParquetFile {
     writer: SerializedFileWriter<Vec<u8>>,
     rows: usize,
     bytes: usize,
+    /// Buffered bytes at which the row group is written.
+    row_group_bytes: usize,
 }
 
 impl ParquetFile {
     /// A file for records of `schema` (a struct: Confluent's format writes records), compressed with `codec`
-    /// (a `parquet.codec` value [`codec`] knows).
-    pub fn new(schema: &Schema, codec_name: &str) -> Result<Self, ParquetError> {
+    /// (a `parquet.codec` value [`codec`] knows). A row group is written at [`ROW_GROUP_ROWS`] rows or once its
+    /// values hold `row_group_bytes` (at most [`ROW_GROUP_BYTES`]), so the file's memory stays near a part.
+    pub fn new(schema: &Schema, codec_name: &str, row_group_bytes: usize) -> Result<Self, ParquetError> {
         if schema.kind != SchemaType::Struct {
             return Err(ParquetError(format!(
                 "ParquetFormat writes records whose value is a struct (or a JSON object); this one is {:?}",
@@ -456,7 +459,7 @@ impl ParquetFile {
             ]))
             .build();
         let writer = SerializedFileWriter::new(Vec::new(), message, Arc::new(properties))?;
-        Ok(ParquetFile { fields, columns: builder.columns, writer, rows: 0, bytes: 0 })
+        Ok(ParquetFile { fields, columns: builder.columns, writer, rows: 0, bytes: 0, row_group_bytes: row_group_bytes.min(ROW_GROUP_BYTES) })
     }
 
     /// A record's entries, checked against the file's schema but not added.
@@ -478,7 +481,7 @@ impl ParquetFile {
             self.bytes += self.columns[cell.column].push(cell);
         }
         self.rows += 1;
-        if self.rows >= ROW_GROUP_ROWS || self.bytes >= ROW_GROUP_BYTES {
+        if self.rows >= ROW_GROUP_ROWS || self.bytes >= self.row_group_bytes {
             self.write_row_group()?;
         }
         Ok(())
@@ -509,6 +512,19 @@ impl ParquetFile {
         self.rows = 0;
         self.bytes = 0;
         Ok(())
+    }
+
+    /// The file's bytes written so far (row groups done), which the caller may take from the front: the writer
+    /// counts its offsets itself.
+    pub fn output(&mut self) -> &mut Vec<u8> {
+        self.writer.flush().expect("writing to memory");
+        self.writer.inner_mut()
+    }
+
+    /// The values gathered for the row group being built.
+    #[cfg(test)]
+    pub fn buffered_bytes(&self) -> usize {
+        self.bytes
     }
 
     /// The file's bytes: the last row group and the footer written.
@@ -590,7 +606,7 @@ mod tests {
             ("by_code".to_string(), optional(map(required(SchemaType::Int32), optional(Schema::new(SchemaType::String))))),
         ])
         .named("io.rail.Movement");
-        let mut file = ParquetFile::new(&schema, "snappy").unwrap();
+        let mut file = ParquetFile::new(&schema, "snappy", ROW_GROUP_BYTES).unwrap();
 
         let mut full = Struct::new();
         full.put("id", Value::String("T1".into()));
@@ -661,7 +677,7 @@ mod tests {
             ("names".to_string(), Arc::new(array(optional(Schema::new(SchemaType::String))))),
             ("nested".to_string(), optional(array(Arc::new(array(required(SchemaType::Int64)))))),
         ]);
-        let mut file = ParquetFile::new(&schema, "none").unwrap();
+        let mut file = ParquetFile::new(&schema, "none", ROW_GROUP_BYTES).unwrap();
         let mut record = Struct::new();
         record.put("tags", Value::String("a".into()));
         record.put("names", Value::Array(vec![Value::String("x".into()), Value::Null, Value::String("y".into())]));
@@ -692,7 +708,7 @@ mod tests {
     #[test]
     fn values_that_do_not_fit_are_errors_of_their_record() {
         let schema = Schema::structure([("n".to_string(), required(SchemaType::Int32))]);
-        let file = ParquetFile::new(&schema, "zstd").unwrap();
+        let file = ParquetFile::new(&schema, "zstd", ROW_GROUP_BYTES).unwrap();
         let mut wrong = Struct::new();
         wrong.put("n", Value::String("seven".into()));
         let err = file.shred(&Value::Struct(wrong)).unwrap_err().to_string();
@@ -703,7 +719,7 @@ mod tests {
             ("small".to_string(), optional(Schema::new(SchemaType::Int8))),
             ("price".to_string(), optional(logical::decimal(2))),
         ]);
-        let file = ParquetFile::new(&typed, "snappy").unwrap();
+        let file = ParquetFile::new(&typed, "snappy", ROW_GROUP_BYTES).unwrap();
         for (field, value) in [
             ("text", Value::Bytes(bytes::Bytes::from_static(b"\xff"))),
             ("small", Value::Int32(1000)),
@@ -714,7 +730,7 @@ mod tests {
             let err = file.shred(&Value::Struct(record)).unwrap_err().to_string();
             assert!(err.contains(&format!("field {field}")), "a value of another type than the schema's is refused: {err}");
         }
-        let err = ParquetFile::new(&Schema::new(SchemaType::String), "snappy").err().unwrap().to_string();
+        let err = ParquetFile::new(&Schema::new(SchemaType::String), "snappy", ROW_GROUP_BYTES).err().unwrap().to_string();
         assert!(err.contains("struct"), "{err}");
     }
 
@@ -724,7 +740,7 @@ mod tests {
             ("n".to_string(), required(SchemaType::Int64)),
             ("s".to_string(), optional(Schema::new(SchemaType::String))),
         ]);
-        let mut file = ParquetFile::new(&schema, "lz4").unwrap();
+        let mut file = ParquetFile::new(&schema, "lz4", ROW_GROUP_BYTES).unwrap();
         let rows = ROW_GROUP_ROWS + 10;
         for i in 0..rows {
             let mut record = Struct::new();

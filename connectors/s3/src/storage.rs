@@ -1,12 +1,14 @@
 //! The store: aws-sdk-s3 against AWS or any S3 endpoint (`store.url`), one object per file: a single PUT, or
-//! a multipart upload in `s3.part.size` parts for a larger file. An upload either completes or leaves no
-//! object (an unfinished multipart upload is aborted), so a reader never sees half a file.
+//! a multipart upload in `s3.part.size` parts for a larger file, whose parts are sent while the file is still
+//! being written. An object exists only once its upload completes, so a reader never sees half a file; an
+//! upload the store refuses, or one of a file a task drops, is aborted.
 
 use crate::config::{CustomerKey, S3SinkConfig};
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ObjectCannedAcl, ServerSideEncryption};
 use bytes::Bytes;
+use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Why an upload did not complete.
@@ -29,6 +31,51 @@ pub struct Store {
     sse_customer_key: Option<CustomerKey>,
     acl: Option<ObjectCannedAcl>,
 }
+
+/// One object on its way to the store: the parts cut from its file and not yet stored, and the multipart
+/// upload they go to once the first one is sent. A file larger than a part streams its parts out while it is
+/// written, so a task holds about a part per open file rather than whole files.
+pub struct ObjectUpload {
+    key: String,
+    multipart: Option<Multipart>,
+    waiting: VecDeque<Bytes>,
+    /// Why the store refused it for good: its parts are gone, so it is never tried again (the task fails and
+    /// writes the file anew from the committed offset).
+    refused: Option<String>,
+}
+
+struct Multipart {
+    id: String,
+    stored: Vec<CompletedPart>,
+}
+
+impl ObjectUpload {
+    pub fn new(key: String) -> Self {
+        ObjectUpload { key, multipart: None, waiting: VecDeque::new(), refused: None }
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Parts cut from the file, in order, not yet stored.
+    pub fn waiting(&self) -> &VecDeque<Bytes> {
+        &self.waiting
+    }
+
+    /// Parts cut from the file, in order, to send.
+    pub fn waiting_mut(&mut self) -> &mut VecDeque<Bytes> {
+        &mut self.waiting
+    }
+
+    /// Parts stored so far in its multipart upload.
+    pub fn parts_stored(&self) -> usize {
+        self.multipart.as_ref().map_or(0, |m| m.stored.len())
+    }
+}
+
+/// How long a stop or a revocation waits for the store to abort the uploads it leaves.
+const ABORT_BUDGET: Duration = Duration::from_secs(10);
 
 /// SSE-C's algorithm: S3 knows no other.
 const SSE_CUSTOMER_ALGORITHM: &str = "AES256";
@@ -118,12 +165,126 @@ impl Store {
         }
     }
 
-    /// Store a whole file under `key` (replacing an object of that name: a file written again after a crash).
-    pub async fn upload(&self, key: &str, bytes: Bytes) -> Result<(), UploadError> {
-        if bytes.len() <= self.part_size {
-            return self.put(key, bytes).await;
+    pub fn part_size(&self) -> usize {
+        self.part_size
+    }
+
+    /// Send the parts waiting in `upload`, starting its multipart upload first if need be. A part leaves the
+    /// queue only once stored, so after a failure the same part is sent again with the same number.
+    pub async fn send_parts(&self, upload: &mut ObjectUpload) -> Result<(), UploadError> {
+        let result = self.send_waiting(upload).await;
+        self.settle(upload, result).await
+    }
+
+    async fn send_waiting(&self, upload: &mut ObjectUpload) -> Result<(), UploadError> {
+        if let Some(reason) = &upload.refused {
+            return Err(UploadError::Fatal(reason.clone()));
         }
-        self.multipart(key, bytes).await
+        if upload.waiting.is_empty() {
+            return Ok(());
+        }
+        let key = upload.key.clone();
+        let id = match &upload.multipart {
+            Some(m) => m.id.clone(),
+            None => {
+                let id = self.start_multipart(&key).await?;
+                upload.multipart = Some(Multipart { id: id.clone(), stored: Vec::new() });
+                id
+            }
+        };
+        while let Some(chunk) = upload.waiting.front() {
+            let multipart = upload.multipart.as_mut().expect("started above");
+            let number = multipart.stored.len() as i32 + 1;
+            let request =
+                self.client.upload_part().bucket(&self.bucket).key(&key).upload_id(&id).part_number(number).body(ByteStream::from(chunk.clone()));
+            let part = with_customer_key!(request, &self.sse_customer_key)
+                .send()
+                .await
+                .map_err(|e| classify(&format!("part {number} of {key}"), e))?;
+            multipart.stored.push(CompletedPart::builder().part_number(number).set_e_tag(part.e_tag().map(str::to_string)).build());
+            upload.waiting.pop_front();
+        }
+        Ok(())
+    }
+
+    /// Store the whole object: a single PUT when it is one part that nothing was streamed for, else the
+    /// remaining parts and the completion.
+    pub async fn finish(&self, upload: &mut ObjectUpload) -> Result<(), UploadError> {
+        let result = if upload.refused.is_none() && upload.multipart.is_none() && upload.waiting.len() <= 1 {
+            let bytes = upload.waiting.front().cloned().unwrap_or_default();
+            let put = self.put(&upload.key, bytes).await;
+            if put.is_ok() {
+                upload.waiting.clear();
+            }
+            put
+        } else {
+            self.complete(upload).await
+        };
+        self.settle(upload, result).await
+    }
+
+    /// After a failure the store will repeat (anything but an outage), the multipart upload is aborted (its
+    /// parts would cost storage until a lifecycle rule removed them) and the object is never tried again: sent
+    /// once more, what is left of it would make a truncated object. After an outage it stays, to be continued.
+    async fn settle(&self, upload: &mut ObjectUpload, result: Result<(), UploadError>) -> Result<(), UploadError> {
+        if let Err(UploadError::Fatal(reason)) = &result {
+            if upload.refused.is_none() {
+                upload.refused = Some(reason.clone());
+                self.abort(upload).await;
+            }
+        }
+        result
+    }
+
+    async fn complete(&self, upload: &mut ObjectUpload) -> Result<(), UploadError> {
+        self.send_waiting(upload).await?;
+        let multipart = upload.multipart.as_ref().expect("parts were sent");
+        let key = &upload.key;
+        let complete = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(&multipart.id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(multipart.stored.clone())).build());
+        // A bucket policy that requires SSE-C checks the completion too.
+        with_customer_key!(complete, &self.sse_customer_key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&format!("completing the upload of {key}"), e))?;
+        upload.multipart = None;
+        Ok(())
+    }
+
+    /// Abort the multipart uploads of these objects, within [`ABORT_BUDGET`] in all: a stop or a revocation
+    /// must not wait for a store that is down (what is left, a lifecycle rule removes).
+    pub async fn abort_all(&self, mut uploads: Vec<ObjectUpload>) {
+        uploads.retain(|u| u.multipart.is_some());
+        if uploads.is_empty() {
+            return;
+        }
+        let count = uploads.len();
+        let all = async {
+            for upload in &mut uploads {
+                self.abort(upload).await;
+            }
+        };
+        if tokio::time::timeout(ABORT_BUDGET, all).await.is_err() {
+            let left = uploads.iter().filter(|u| u.multipart.is_some()).count();
+            tracing::warn!(left, of = count, "gave up aborting multipart uploads; a bucket lifecycle rule removes what is left");
+        }
+    }
+
+    /// Give up an object's multipart upload, if one was started (best effort: a store that does not answer
+    /// keeps the parts until a lifecycle rule removes them).
+    async fn abort(&self, upload: &mut ObjectUpload) {
+        if let Some(multipart) = upload.multipart.take() {
+            let sent = self.client.abort_multipart_upload().bucket(&self.bucket).key(&upload.key).upload_id(&multipart.id).send().await;
+            if let Err(e) = sent {
+                tracing::warn!(key = %upload.key, "could not abort the multipart upload: {}", classify("abort", e));
+            }
+        }
     }
 
     async fn put(&self, key: &str, bytes: Bytes) -> Result<(), UploadError> {
@@ -141,7 +302,7 @@ impl Store {
         request.send().await.map(|_| ()).map_err(|e| classify(&format!("PUT {key}"), e))
     }
 
-    async fn multipart(&self, key: &str, bytes: Bytes) -> Result<(), UploadError> {
+    async fn start_multipart(&self, key: &str) -> Result<String, UploadError> {
         let mut create = self.client.create_multipart_upload().bucket(&self.bucket).key(key);
         if let Some(sse) = &self.sse {
             create = create.server_side_encryption(sse.clone());
@@ -154,46 +315,6 @@ impl Store {
             create = create.acl(acl.clone());
         }
         let created = create.send().await.map_err(|e| classify(&format!("multipart upload of {key}"), e))?;
-        let upload_id = created.upload_id().unwrap_or_default().to_string();
-        let result = self.parts(key, &upload_id, &bytes).await;
-        if result.is_err() {
-            // Nothing half-written stays behind (the parts would cost storage until a lifecycle rule removed them).
-            let _ = self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(&upload_id).send().await;
-        }
-        result
-    }
-
-    async fn parts(&self, key: &str, upload_id: &str, bytes: &Bytes) -> Result<(), UploadError> {
-        let mut completed = Vec::new();
-        for (i, start) in (0..bytes.len()).step_by(self.part_size).enumerate() {
-            let number = i as i32 + 1;
-            let chunk = bytes.slice(start..(start + self.part_size).min(bytes.len()));
-            let request = self
-                .client
-                .upload_part()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .part_number(number)
-                .body(ByteStream::from(chunk));
-            let part = with_customer_key!(request, &self.sse_customer_key)
-                .send()
-                .await
-                .map_err(|e| classify(&format!("part {number} of {key}"), e))?;
-            completed.push(CompletedPart::builder().part_number(number).set_e_tag(part.e_tag().map(str::to_string)).build());
-        }
-        let complete = self
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build());
-        // A bucket policy that requires SSE-C checks the completion too.
-        with_customer_key!(complete, &self.sse_customer_key)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(&format!("completing the upload of {key}"), e))
+        created.upload_id().map(str::to_string).ok_or_else(|| UploadError::Retriable(format!("multipart upload of {key}: no upload id")))
     }
 }

@@ -1,5 +1,5 @@
 //! The sink task: records go to their partition's [`PartitionWriter`]; files that rotation closed are
-//! uploaded before `put` returns. A record that cannot be written (no directory for it, a value the format
+//! uploaded before `put` returns, and so are the whole parts of the files still open. A record that cannot be written (no directory for it, a value the format
 //! cannot encode, a null value with `behavior.on.null.values=fail`) goes to the errant-record reporter. An
 //! upload that fails because the store cannot be reached makes `put` fail retriably: the runtime waits and
 //! redelivers the batch, the records already taken are skipped, and the waiting files are uploaded first.
@@ -177,15 +177,23 @@ impl SinkTask for S3SinkTask {
         Ok(commit)
     }
 
-    /// Revoked partitions drop their open files: the next owner reads those records again.
+    /// Revoked partitions drop their open files (the multipart uploads begun for them are aborted): the next
+    /// owner reads those records again.
     async fn close(&mut self, partitions: &[TopicPartition]) -> Result<()> {
         for tp in partitions {
-            self.writers.remove(tp);
+            if let (Some(mut writer), Some(store)) = (self.writers.remove(tp), self.store.as_ref()) {
+                writer.abandon(store).await;
+            }
         }
         Ok(())
     }
 
     async fn stop(&mut self) -> Result<()> {
+        if let Some(store) = self.store.clone() {
+            for (_, mut writer) in self.writers.drain() {
+                writer.abandon(&store).await;
+            }
+        }
         Ok(())
     }
 }

@@ -11,6 +11,9 @@
 //! With `store.kafka.keys` / `store.kafka.headers`, each file has a keys and a headers file beside it that take
 //! the same records (a record goes into all of them or none) and close with it.
 //!
+//! An open file's bytes go to the store in `s3.part.size` parts while it is written ([`PartitionWriter::upload`]
+//! sends the whole parts it holds), so a partition holds about a part per open file, not whole files.
+//!
 //! Closed files wait to be uploaded; the offset to commit moves only when they all are, to the offset after
 //! the last Kafka record they took whole (a transform such as Explode makes several records of one Kafka
 //! record: a file may end between them, and the commit then stops before that Kafka record). Records already
@@ -18,8 +21,7 @@
 
 use crate::config::{Compatibility, S3SinkConfig, View};
 use crate::format::{EncodeError, Encoded, FileBuilder, Prepared};
-use crate::storage::{Store, UploadError};
-use bytes::Bytes;
+use crate::storage::{ObjectUpload, Store, UploadError};
 use chrono::{TimeZone, Utc};
 
 /// Why a record was not written.
@@ -48,18 +50,18 @@ pub struct Views<'a> {
 
 struct OpenFile {
     directory: String,
-    key: String,
+    upload: ObjectUpload,
     builder: FileBuilder,
-    /// The keys and headers files beside it (object key and builder), when stored.
-    keys: Option<(String, FileBuilder)>,
-    headers: Option<(String, FileBuilder)>,
+    /// The keys and headers files beside it (their uploads and builders), when stored.
+    keys: Option<(ObjectUpload, FileBuilder)>,
+    headers: Option<(ObjectUpload, FileBuilder)>,
 }
 
 impl OpenFile {
     /// Encode a record for the file and the files beside it, adding nothing yet.
     fn encode(&mut self, views: Views<'_>) -> Result<(Encoded, Option<Encoded>, Option<Encoded>), EncodeError> {
         let value = self.builder.encode(views.value)?;
-        let beside = |file: &mut Option<(String, FileBuilder)>, view: Option<Prepared<'_>>, name: &str| match (file, view) {
+        let beside = |file: &mut Option<(ObjectUpload, FileBuilder)>, view: Option<Prepared<'_>>, name: &str| match (file, view) {
             (Some((_, builder)), Some(prepared)) => builder.encode(prepared).map(Some),
             (None, None) => Ok(None),
             _ => Err(EncodeError(format!("the record's {name} do not match the files being written"))),
@@ -85,7 +87,7 @@ impl OpenFile {
     /// Confluent's sink considers value schemas alone): a different schema in any of them starts new files (an
     /// Avro file has one schema). The value is rewritten only once the others are accepted.
     fn fit(&self, views: &mut Views<'_>, compatibility: Compatibility) -> Result<bool, EncodeError> {
-        let beside = |file: &Option<(String, FileBuilder)>, view: &Option<Prepared<'_>>| match (file, view) {
+        let beside = |file: &Option<(ObjectUpload, FileBuilder)>, view: &Option<Prepared<'_>>| match (file, view) {
             (Some((_, builder)), Some(prepared)) => builder.accepts(prepared),
             _ => true,
         };
@@ -94,13 +96,20 @@ impl OpenFile {
         }
         self.builder.fit(&mut views.value, compatibility)
     }
+
+    /// The file and the files beside it, each with its upload.
+    fn outputs(&mut self) -> impl Iterator<Item = (&mut ObjectUpload, &mut FileBuilder)> {
+        std::iter::once((&mut self.upload, &mut self.builder))
+            .chain(self.keys.as_mut().map(|(u, b)| (u, b)))
+            .chain(self.headers.as_mut().map(|(u, b)| (u, b)))
+    }
 }
 
 /// A file waiting for its upload, and the offset to commit once it (and those before it) are stored: set only
 /// on the last of the files closed together, so nothing is committed until all of them are stored.
 struct Closed {
-    key: String,
-    bytes: Bytes,
+    /// Its bytes not yet stored, as parts.
+    upload: ObjectUpload,
     commit_after: Option<i64>,
 }
 
@@ -118,6 +127,8 @@ pub struct PartitionWriter {
     /// The offset to commit if the files were closed now: after the last Kafka record taken whole.
     commit_point: Option<i64>,
     closed: Vec<Closed>,
+    /// Uploads of files that could not be finished, to abort.
+    abandoned: Vec<ObjectUpload>,
     offset_to_commit: Option<i64>,
     next_scheduled: Option<i64>,
 }
@@ -134,6 +145,7 @@ impl PartitionWriter {
             last_taken: None,
             commit_point: None,
             closed: Vec::new(),
+            abandoned: Vec::new(),
             offset_to_commit: None,
             next_scheduled: None,
         }
@@ -191,15 +203,15 @@ impl PartitionWriter {
             None => {
                 // Named after its first record's Kafka offset, as Confluent's.
                 let key = config.object_key(&self.topic, &directory, self.partition, position.0);
-                let builder = FileBuilder::new(&config.format, config.gzip, config.gzip_level, &key);
+                let builder = FileBuilder::new(&config.format, config.gzip, config.gzip_level, &key, config.part_size);
                 let beside = |view: View, format: &Option<crate::config::Format>| {
                     let name = config.view_key(&key, view)?;
-                    let builder = FileBuilder::new(format.as_ref()?, config.gzip, config.gzip_level, &name);
-                    Some((name, builder))
+                    let builder = FileBuilder::new(format.as_ref()?, config.gzip, config.gzip_level, &name, config.part_size);
+                    Some((ObjectUpload::new(name), builder))
                 };
                 let keys = beside(View::Keys, &config.keys_format);
                 let headers = beside(View::Headers, &config.headers_format);
-                self.files.push(OpenFile { directory: directory.clone(), key, builder, keys, headers });
+                self.files.push(OpenFile { directory: directory.clone(), upload: ObjectUpload::new(key), builder, keys, headers });
                 self.files.len() - 1
             }
         };
@@ -230,17 +242,43 @@ impl PartitionWriter {
     fn close_files(&mut self, config: &S3SinkConfig, now: i64) -> Result<(), EncodeError> {
         let commit_after = self.commit_point.unwrap_or_default();
         let mut finished = Vec::new();
+        let mut failure = None;
         for file in std::mem::take(&mut self.files) {
-            finished.push((file.key, file.builder.finish()?));
-            for (key, builder) in [file.keys, file.headers].into_iter().flatten() {
-                finished.push((key, builder.finish()?));
+            for (mut upload, builder) in [Some((file.upload, file.builder)), file.keys, file.headers].into_iter().flatten() {
+                if failure.is_some() {
+                    self.abandoned.push(upload);
+                    continue;
+                }
+                // What is left, in parts: all whole but the last, as S3 requires. A file that is empty still
+                // makes an object.
+                let tail = match builder.finish() {
+                    Ok(tail) => bytes::Bytes::from(tail),
+                    Err(e) => {
+                        failure = Some(e);
+                        self.abandoned.push(upload);
+                        continue;
+                    }
+                };
+                let part = config.part_size;
+                let whole = tail.len().saturating_sub(1) / part;
+                upload.waiting_mut().extend((0..whole).map(|i| tail.slice(i * part..(i + 1) * part)));
+                let last = tail.slice(whole * part..);
+                if !last.is_empty() || (upload.waiting_mut().is_empty() && upload.parts_stored() == 0) {
+                    upload.waiting_mut().push_back(last);
+                }
+                finished.push(upload);
             }
+        }
+        if let Some(e) = failure {
+            // The task fails; the uploads begun for these files are aborted when it stops.
+            self.abandoned.extend(finished);
+            return Err(e);
         }
         // Only the last file closed now carries the offset: the records before it may be in any of them (one
         // file per directory, and the keys and headers files), so the offset moves once all are stored.
         let last = finished.len().saturating_sub(1);
-        for (i, (key, bytes)) in finished.into_iter().enumerate() {
-            self.closed.push(Closed { key, bytes: Bytes::from(bytes), commit_after: (i == last).then_some(commit_after) });
+        for (i, upload) in finished.into_iter().enumerate() {
+            self.closed.push(Closed { upload, commit_after: (i == last).then_some(commit_after) });
         }
         self.record_count = 0;
         self.base_timestamp = None;
@@ -256,19 +294,38 @@ impl PartitionWriter {
         Ok(())
     }
 
-    /// Upload the closed files in order; the offset to commit moves with each one stored.
+    /// Upload the closed files in order (the offset to commit moves with each one stored), then the whole parts
+    /// the open files hold.
     pub async fn upload(&mut self, store: &Store) -> Result<usize, UploadError> {
         let mut uploaded = 0;
-        while let Some(file) = self.closed.first() {
-            store.upload(&file.key, file.bytes.clone()).await?;
-            tracing::debug!(key = %file.key, bytes = file.bytes.len(), "uploaded");
+        while let Some(file) = self.closed.first_mut() {
+            store.finish(&mut file.upload).await?;
+            tracing::debug!(key = %file.upload.key(), "uploaded");
             let file = self.closed.remove(0);
             if let Some(offset) = file.commit_after {
                 self.offset_to_commit = Some(offset);
             }
             uploaded += 1;
         }
+        let part_size = store.part_size();
+        for file in &mut self.files {
+            for (upload, builder) in file.outputs() {
+                builder.take_parts(part_size, upload.waiting_mut());
+                store.send_parts(upload).await?;
+            }
+        }
         Ok(uploaded)
+    }
+
+    /// Give up the uploads begun for files not stored (the partition was revoked or the task stops): their
+    /// records are read again from the committed offset.
+    pub async fn abandon(&mut self, store: &Store) {
+        let mut uploads = std::mem::take(&mut self.abandoned);
+        for file in std::mem::take(&mut self.files) {
+            uploads.extend([Some(file.upload), file.keys.map(|(u, _)| u), file.headers.map(|(u, _)| u)].into_iter().flatten());
+        }
+        uploads.extend(std::mem::take(&mut self.closed).into_iter().map(|c| c.upload));
+        store.abort_all(uploads).await;
     }
 
     /// The offset after the last file stored (asked again after a commit that failed, it is the same).
@@ -350,8 +407,12 @@ mod tests {
         )
     }
 
+    /// A part size for unit tests (files there stay smaller).
+    const PART: usize = 5 << 20;
+
     fn lines(closed: &Closed) -> Vec<String> {
-        String::from_utf8(closed.bytes.to_vec()).unwrap().lines().map(str::to_string).collect()
+        let bytes: Vec<u8> = closed.upload.waiting().iter().flat_map(|b| b.iter().copied()).collect();
+        String::from_utf8(bytes).unwrap().lines().map(str::to_string).collect()
     }
 
     #[test]
@@ -403,7 +464,7 @@ mod tests {
         // Two directories, one record each: flush.size 2 closes both files (and their keys and headers files).
         write(&mut w, &c, &record(0), "partition=a").unwrap();
         write(&mut w, &c, &record(1), "partition=b").unwrap();
-        let closed: Vec<(&str, Option<i64>)> = w.closed.iter().map(|f| (f.key.as_str(), f.commit_after)).collect();
+        let closed: Vec<(&str, Option<i64>)> = w.closed.iter().map(|f| (f.upload.key(), f.commit_after)).collect();
         assert_eq!(
             closed,
             [
@@ -443,9 +504,9 @@ mod tests {
         let mut other = record(1);
         other.data.key = Value::Map(vec![(Value::String("id".into()), Value::Int64(1))]);
         write(&mut w, &c, &other, "d").unwrap();
-        let closed: Vec<&str> = w.closed.iter().map(|f| f.key.as_str()).collect();
+        let closed: Vec<&str> = w.closed.iter().map(|f| f.upload.key()).collect();
         assert_eq!(closed, ["topics/t/d/t+0+0000000000.json", "topics/t/d/t+0+0000000000.keys.avro"], "the string-keyed files closed");
-        assert_eq!(w.files[0].key, "topics/t/d/t+0+0000000001.json");
+        assert_eq!(w.files[0].upload.key(), "topics/t/d/t+0+0000000001.json");
     }
 
     #[test]
@@ -453,7 +514,7 @@ mod tests {
         let mut r = record(0);
         r.data.headers.add("trace", Value::Bytes(vec![0xff, 0x00].into()));
         let prepared = FileBuilder::prepare_headers(&crate::config::Format::Json, &r).unwrap();
-        let mut file = FileBuilder::new(&crate::config::Format::Json, false, None, "k");
+        let mut file = FileBuilder::new(&crate::config::Format::Json, false, None, "k", PART);
         file.append(prepared).unwrap();
         let line = String::from_utf8(file.finish().unwrap()).unwrap();
         assert_eq!(line, "{\"headers\":[{\"key\":\"h\",\"value\":\"x\"},{\"key\":\"trace\",\"value\":\"/wA=\"}]}\n");
@@ -471,7 +532,7 @@ mod tests {
         assert_eq!(schema.name.as_deref(), Some("RecordKey"));
         assert_eq!(schema.fields.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["key"]);
         assert_eq!(schema.fields[0].schema.kind, connect_core::SchemaType::String, "a schemaless string key, inferred");
-        let mut file = FileBuilder::new(&parquet, false, None, "k");
+        let mut file = FileBuilder::new(&parquet, false, None, "k", PART);
         file.append(key).unwrap();
         assert!(file.finish().unwrap().starts_with(b"PAR1"));
 
@@ -480,7 +541,7 @@ mod tests {
         assert_eq!(schema.name.as_deref(), Some("RecordHeaders"));
         assert_eq!(schema.fields[0].name, "headers");
         assert_eq!(schema.fields[0].schema.kind, connect_core::SchemaType::Array);
-        let mut file = FileBuilder::new(&parquet, false, None, "h");
+        let mut file = FileBuilder::new(&parquet, false, None, "h", PART);
         file.append(headers).unwrap();
         assert!(file.finish().unwrap().starts_with(b"PAR1"));
     }
