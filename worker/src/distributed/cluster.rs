@@ -316,7 +316,11 @@ impl Local {
                 _ => None,
             })
             .collect();
-        LocalShare { instance: self.owned.contains(&Unit::Connector(name.to_string())), tasks }
+        LocalShare {
+            instance: self.owned.contains(&Unit::Connector(name.to_string())),
+            tasks,
+            connector_config: config.applied.get(name).cloned(),
+        }
     }
 
     /// Make what runs here match what is owned and what the config topic says.

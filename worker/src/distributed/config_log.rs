@@ -35,6 +35,10 @@ pub struct ConfigState {
     pub targets: BTreeMap<String, TargetState>,
     /// Committed task configs.
     pub tasks: BTreeMap<String, Vec<Config>>,
+    /// Per connector, its config when its task configs were last committed (Kafka Connect's "applied connector
+    /// config", KAFKA-9228): tasks run with that pair, and a connector config that changed since makes its
+    /// task configs be written again even if they are the same, so its tasks pick up the change.
+    pub applied: BTreeMap<String, Config>,
     pub restarts: BTreeMap<String, RestartRequest>,
     /// Task configs read but not yet committed.
     pending_tasks: BTreeMap<String, BTreeMap<u32, Config>>,
@@ -66,6 +70,7 @@ impl ConfigState {
                     self.connectors.remove(name);
                     self.targets.remove(name);
                     self.tasks.remove(name);
+                    self.applied.remove(name);
                     self.pending_tasks.remove(name);
                     self.restarts.remove(name);
                 }
@@ -91,6 +96,10 @@ impl ConfigState {
             match configs {
                 Some(configs) => {
                     self.tasks.insert(name.to_string(), configs);
+                    match self.connectors.get(name) {
+                        Some(config) => self.applied.insert(name.to_string(), config.clone()),
+                        None => self.applied.remove(name),
+                    };
                 }
                 None => {
                     tracing::warn!(connector = name, "config topic: a commit record without all its task configs; kept the last committed")
@@ -272,6 +281,26 @@ mod tests {
         ]);
         assert_eq!(state.tasks["a"][0]["x"], "1");
         assert!(!state.connectors.contains_key("b"));
+    }
+
+    /// The connector config a commit was made under is the one tasks run with, until the next commit.
+    #[test]
+    fn a_commit_records_the_connector_config_its_task_configs_were_made_with() {
+        let mut state = apply_all(&[
+            ("connector-a", Some(json!({"properties": {"name": "a", "v": "1"}}))),
+            ("task-a-0", Some(json!({"properties": {"x": "1"}}))),
+            ("commit-a", Some(json!({"tasks": 1}))),
+            ("connector-a", Some(json!({"properties": {"name": "a", "v": "2"}}))),
+        ]);
+        assert_eq!(state.applied["a"]["v"], "1", "a new connector config is not applied until its task configs are committed");
+        state.apply("task-a-0", Some(&json!({"properties": {"x": "1"}})), 4);
+        state.apply("commit-a", Some(&json!({"tasks": 1})), 5);
+        assert_eq!(state.applied["a"]["v"], "2", "the same task configs, committed again under the new config");
+        state.apply("connector-a", None, 6);
+        assert!(!state.applied.contains_key("a"));
+        state.apply("task-b-0", Some(&json!({"properties": {"x": "1"}})), 7);
+        state.apply("commit-b", Some(&json!({"tasks": 1})), 8);
+        assert!(!state.applied.contains_key("b"), "a commit for a connector without a config applies none");
     }
 
     #[test]
