@@ -63,7 +63,7 @@ pub async fn report(cluster: Arc<ClusterState>, herder: Arc<Herder>, stop: Cance
                 let current = config.connectors.get(&name) == Some(&generated_from);
                 let stale = committed.is_none_or(|c| *c != generated) || config.applied.get(&name) != Some(&generated_from);
                 if settled && current && stale && !(generated.is_empty() && committed.is_none()) {
-                    if let Err(e) = cluster.config.put_task_configs(&name, &generated).await {
+                    if let Err(e) = cluster.config.put_task_configs(&name, &generated, &generated_from).await {
                         tracing::warn!(connector = %name, error = %e, "cannot write task configs to the config topic");
                     }
                 }
