@@ -276,17 +276,26 @@ fn distributed_pipeline_moves_lines(dir: &Path, workers: &[&Worker], n: usize) {
 
 /// Distributed mode on a SCRAM cluster (before 2026-12-07 it refused any `security.protocol` but PLAINTEXT at
 /// start): two workers form their group through the coordinator over SASL_PLAINTEXT SCRAM-SHA-512 and run a
-/// pipeline; a worker with a wrong password says so.
+/// pipeline. A worker whose group login is refused (a wrong top-level password, while its `producer.`,
+/// `consumer.` and `admin.` clients have the right one) says so in `/health`.
 #[test]
 fn distributed_workers_form_their_group_over_sasl_scram() {
     let dir = tempfile::tempdir().unwrap();
     let broker = SecuredBroker::start(dir.path(), &[("carol", "carol-s3cret", "scram512")]);
     let jaas = |password: &str| format!(r#"{SCRAM} required username="carol" password="{password}";"#);
     let right = jaas("carol-s3cret");
-    let security = |jaas: &str| vec![("security.protocol", "SASL_PLAINTEXT"), ("sasl.mechanism", "SCRAM-SHA-512"), ("sasl.jaas.config", jaas)];
+    fn security<'a>(prefix: &'a str, jaas: &'a str) -> Vec<(String, &'a str)> {
+        vec![
+            (format!("{prefix}security.protocol"), "SASL_PLAINTEXT"),
+            (format!("{prefix}sasl.mechanism"), "SCRAM-SHA-512"),
+            (format!("{prefix}sasl.jaas.config"), jaas),
+        ]
+    }
+    let keys = security("", &right);
+    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     let prefix = unique("scram-dist");
-    let mut first = distributed_setup(&dir.path().join("w0"), &broker.bootstrap(), &prefix, &security(&right)).start_distributed();
-    let mut second = distributed_setup(&dir.path().join("w1"), &broker.bootstrap(), &prefix, &security(&right)).start_distributed();
+    let mut first = distributed_setup(&dir.path().join("w0"), &broker.bootstrap(), &prefix, &keys).start_distributed();
+    let mut second = distributed_setup(&dir.path().join("w1"), &broker.bootstrap(), &prefix, &keys).start_distributed();
     distributed_pipeline_moves_lines(dir.path(), &[&first, &second], 2000);
     assert_eq!(second.stop(), Some(0));
     assert_eq!(first.stop(), Some(0));
@@ -295,8 +304,14 @@ fn distributed_workers_form_their_group_over_sasl_scram() {
     }
 
     let wrong = jaas("not-her-password");
-    let refused = distributed_setup(&dir.path().join("w2"), &broker.bootstrap(), &unique("scram-wrong"), &security(&wrong)).start_distributed();
-    let message = refused_with(&refused, &["authentication", "sasl"]);
+    let mut keys = security("", &wrong);
+    for prefix in ["producer.", "consumer.", "admin."] {
+        keys.extend(security(prefix, &right));
+    }
+    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let refused = distributed_setup(&dir.path().join("w2"), &broker.bootstrap(), &unique("scram-wrong"), &keys).start_distributed();
+    let message = refused_with(&refused, &["worker group"]);
+    assert!(message.contains("authentication"), "{message}");
     assert!(!message.contains("not-her-password") && !refused.log_text().contains("not-her-password"), "{message}");
 }
 

@@ -141,7 +141,9 @@ pub struct Scram {
     expected_signature: Option<Vec<u8>>,
 }
 
-/// Kafka's SCRAM iteration floor is 4096; a server asking far more is refused rather than obeyed.
+/// Kafka's SCRAM iteration floor (its Java client refuses fewer, which would make a captured proof cheap to
+/// attack); a server asking far more is refused rather than obeyed.
+const MIN_ITERATIONS: u32 = 4096;
 const MAX_ITERATIONS: u32 = 1 << 20;
 
 impl Scram {
@@ -197,7 +199,7 @@ impl Scram {
             .ok_or_else(|| self.error("the server's first message has no salt"))?;
         let iterations: u32 = attribute('i')
             .and_then(|i| i.parse().ok())
-            .filter(|i| (1..=MAX_ITERATIONS).contains(i))
+            .filter(|i| (MIN_ITERATIONS..=MAX_ITERATIONS).contains(i))
             .ok_or_else(|| self.error("the server's first message has no usable iteration count"))?;
         let salted = self.hash.salted_password(self.password.as_bytes(), &salt, iterations);
         let client_key = self.hash.hmac(&salted, b"Client Key");
@@ -272,6 +274,8 @@ mod tests {
         let creds = credentials(Mechanism::ScramSha256, "u", "p");
         let mut exchange = Exchange::start(&creds, "abc");
         assert!(exchange.reply(b"r=xyz123,s=QSXCR+Q6sek8bf92,i=4096").is_err());
+        let mut exchange = Exchange::start(&creds, "abc");
+        assert!(exchange.reply(b"r=abcdef,s=QSXCR+Q6sek8bf92,i=1").is_err(), "fewer iterations than Kafka's floor");
         let mut exchange = Exchange::start(&creds, "abc");
         let refused = exchange.reply(b"e=unknown-user").err().unwrap();
         assert!(refused.to_string().contains("unknown-user"), "{refused}");

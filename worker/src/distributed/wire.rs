@@ -162,8 +162,8 @@ impl ServerCertVerifier for BrokerVerifier {
 }
 
 /// A byte stream to a broker: TCP, or TLS over it.
-trait BrokerStream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> BrokerStream for T {}
+trait BrokerStream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> BrokerStream for T {}
 
 pub struct Connection {
     address: String,
@@ -257,6 +257,8 @@ impl Connection {
         let address = self.address.clone();
         let exchange = async {
             self.stream.write_all(&body).await?;
+            // TLS may hold encrypted bytes back until flushed.
+            self.stream.flush().await?;
             let size = self.stream.read_i32().await?;
             if size < 4 || size as usize > MAX_RESPONSE {
                 return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("response size {size}")));
