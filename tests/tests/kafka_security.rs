@@ -215,3 +215,139 @@ fn a_mechanism_this_build_lacks_stops_the_worker_at_start() {
     assert_ne!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("GSSAPI") && stderr.contains("client settings"), "{stderr}");
 }
+
+/// A distributed worker's setup on `bootstrap` (its group and storage topics named after `prefix`) with
+/// `security` keys at the top level, where Kafka Connect's group member and clients read them.
+fn distributed_setup(dir: &Path, bootstrap: &str, prefix: &str, security: &[(&str, &str)]) -> WorkerSetup {
+    std::fs::create_dir_all(dir).unwrap();
+    let (group, configs, offsets, status) =
+        (format!("{prefix}-group"), format!("{prefix}-configs"), format!("{prefix}-offsets"), format!("{prefix}-status"));
+    let mut keys: Vec<(&str, &str)> = vec![
+        ("bootstrap.servers", bootstrap),
+        ("group.id", &group),
+        ("config.storage.topic", &configs),
+        ("offset.storage.topic", &offsets),
+        ("status.storage.topic", &status),
+        ("config.storage.replication.factor", "1"),
+        ("offset.storage.replication.factor", "1"),
+        ("status.storage.replication.factor", "1"),
+        ("offset.storage.partitions", "3"),
+        ("status.storage.partitions", "2"),
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "1000"),
+    ];
+    keys.extend_from_slice(security);
+    WorkerSetup::new(dir, &keys)
+}
+
+/// Through `workers[0]`'s REST: a file source and sink; every line comes out, and `workers[1..]` see both
+/// connectors RUNNING (they read the same config and status topics).
+fn distributed_pipeline_moves_lines(dir: &Path, workers: &[&Worker], n: usize) {
+    let input = dir.join("in.txt");
+    let output = dir.join("out.txt");
+    std::fs::write(&input, numbered_lines(0..n, 30)).unwrap();
+    let topic = unique("secured-dist");
+    for (name, config) in [
+        ("dist-source", json!({"connector.class": "FileStreamSource", "file": input, "topic": topic})),
+        ("dist-sink", json!({"connector.class": "FileStreamSink", "file": output, "topics": topic})),
+    ] {
+        connect_e2e::cluster::create(workers[0].port, name, config);
+    }
+    wait_for_or_explain(
+        "every line through the secured cluster, in distributed mode",
+        Duration::from_secs(120),
+        || (line_count(&output) >= n).then_some(()),
+        || workers.iter().map(|w| tail(&w.log_text(), 25)).collect::<Vec<_>>().join("\n---\n"),
+    );
+    assert_eq!(read_lines(&output), read_lines(&input), "the same lines, in order");
+    for worker in workers {
+        wait_for_or_explain(
+            "both connectors RUNNING as every worker sees them",
+            Duration::from_secs(60),
+            || {
+                let s = connect_e2e::cluster::statuses(worker.port);
+                let running = |name: &str| s.get(name).is_some_and(|(state, _, tasks)| state == "RUNNING" && tasks.iter().all(|t| t.0 == "RUNNING"));
+                (running("dist-source") && running("dist-sink")).then_some(())
+            },
+            || format!("{:?}", connect_e2e::cluster::statuses(worker.port)),
+        );
+    }
+}
+
+/// Distributed mode on a SCRAM cluster (before 2026-12-07 it refused any `security.protocol` but PLAINTEXT at
+/// start): two workers form their group through the coordinator over SASL_PLAINTEXT SCRAM-SHA-512 and run a
+/// pipeline. A worker whose group login is refused (a wrong top-level password, while its `producer.`,
+/// `consumer.` and `admin.` clients have the right one) says so in `/health`.
+#[test]
+fn distributed_workers_form_their_group_over_sasl_scram() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = SecuredBroker::start(dir.path(), &[("carol", "carol-s3cret", "scram512")]);
+    let jaas = |password: &str| format!(r#"{SCRAM} required username="carol" password="{password}";"#);
+    let right = jaas("carol-s3cret");
+    fn security<'a>(prefix: &'a str, jaas: &'a str) -> Vec<(String, &'a str)> {
+        vec![
+            (format!("{prefix}security.protocol"), "SASL_PLAINTEXT"),
+            (format!("{prefix}sasl.mechanism"), "SCRAM-SHA-512"),
+            (format!("{prefix}sasl.jaas.config"), jaas),
+        ]
+    }
+    let keys = security("", &right);
+    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let prefix = unique("scram-dist");
+    let mut first = distributed_setup(&dir.path().join("w0"), &broker.bootstrap(), &prefix, &keys).start_distributed();
+    let mut second = distributed_setup(&dir.path().join("w1"), &broker.bootstrap(), &prefix, &keys).start_distributed();
+    distributed_pipeline_moves_lines(dir.path(), &[&first, &second], 2000);
+    assert_eq!(second.stop(), Some(0));
+    assert_eq!(first.stop(), Some(0));
+    for log in [first.log_text(), second.log_text()] {
+        assert!(!log.contains("carol-s3cret"), "the password never reaches the log");
+    }
+
+    let wrong = jaas("not-her-password");
+    let mut keys = security("", &wrong);
+    for prefix in ["producer.", "consumer.", "admin."] {
+        keys.extend(security(prefix, &right));
+    }
+    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let refused = distributed_setup(&dir.path().join("w2"), &broker.bootstrap(), &unique("scram-wrong"), &keys).start_distributed();
+    let message = refused_with(&refused, &["worker group"]);
+    assert!(message.contains("authentication"), "{message}");
+    assert!(!message.contains("not-her-password") && !refused.log_text().contains("not-her-password"), "{message}");
+}
+
+/// Distributed mode over SASL_SSL with a client certificate (PEM stores, host names checked) through the TLS
+/// terminator: the group connection's TLS and the librdkafka clients' both get in.
+#[test]
+fn a_distributed_worker_runs_over_sasl_ssl_with_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_cert = ca("connect-rs Kafka test CA");
+    let (server, server_key) = leaf(&ca_cert, &["127.0.0.1", "localhost"], ExtendedKeyUsagePurpose::ServerAuth);
+    let (client, client_key) = leaf(&ca_cert, &["connect-worker"], ExtendedKeyUsagePurpose::ClientAuth);
+    let ca_pem = dir.path().join("ca.pem");
+    std::fs::write(&ca_pem, ca_cert.pem()).unwrap();
+    let keystore_pem = dir.path().join("keystore.pem");
+    std::fs::write(&keystore_pem, format!("{}{}", client_key.serialize_pem(), client.pem())).unwrap();
+    let broker_port = free_port();
+    let proxy = TlsProxy::start(
+        &format!("127.0.0.1:{broker_port}"),
+        &format!("{}{}", server.pem(), ca_cert.pem()),
+        &server_key.serialize_pem(),
+        Some(&ca_cert.pem()),
+    );
+    let _broker = SecuredBroker::start_on(dir.path(), broker_port, &[("dave", "dave-s3cret", "scram256")], Some(proxy.port));
+    let bootstrap = format!("127.0.0.1:{}", proxy.port);
+    let jaas = format!(r#"{SCRAM} required username="dave" password="dave-s3cret";"#);
+    let security = [
+        ("security.protocol", "SASL_SSL"),
+        ("sasl.mechanism", "SCRAM-SHA-256"),
+        ("sasl.jaas.config", jaas.as_str()),
+        ("ssl.truststore.location", ca_pem.to_str().unwrap()),
+        ("ssl.truststore.type", "PEM"),
+        ("ssl.keystore.location", keystore_pem.to_str().unwrap()),
+        ("ssl.keystore.type", "PEM"),
+        ("ssl.endpoint.identification.algorithm", "https"),
+    ];
+    let mut worker = distributed_setup(&dir.path().join("w0"), &bootstrap, &unique("tls-dist"), &security).start_distributed();
+    distributed_pipeline_moves_lines(dir.path(), &[&worker], 1000);
+    assert_eq!(worker.stop(), Some(0));
+}

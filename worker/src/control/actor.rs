@@ -188,8 +188,9 @@ impl Actor {
                 self.insert_and_start(&name, config, target, Vec::new(), Some(share)).await;
                 return Ok(());
             }
-            Some(existing) if existing.config != config => {
-                // Replaced in its new target state directly, so a stopped connector never runs its new config.
+            Some(existing) if existing.config != config && existing.config.get(CONNECTOR_CLASS) != config.get(CONNECTOR_CLASS) => {
+                // Another class: replaced in its new target state directly, so a stopped connector never runs its
+                // new config. (Its tasks wait for task configs of the new class: see `task_connector_config`.)
                 let topics = existing.topic_list();
                 if let Some(mut old) = self.connectors.remove(&name) {
                     stop_connector_entry(&name, &mut old, self.grace()).await;
@@ -202,9 +203,20 @@ impl Actor {
         let entry = self.connectors.get_mut(&name).expect("matched above");
         let was = entry.target;
         let instance_moved = entry.runs_instance() != share.instance;
-        // The instance comes here: it starts in its target state, except that a STOPPED connector stays
-        // stopped and a pause of a STOPPED one leaves it PAUSED with no tasks until it resumes.
-        let start_here = instance_moved
+        // A new config (same class): the instance restarts with it and generates new task configs, while the
+        // tasks go on with the pair they run (the committed task configs and the connector config they were
+        // committed with) until the new ones are committed; then each task whose pair changed restarts, once.
+        let reconfigured = entry.config != config;
+        if reconfigured {
+            entry.config = config;
+            if entry.runs_instance() {
+                stop_instance(&name, entry).await;
+            }
+        }
+        // The instance comes here, or restarts for a new config: it starts in its target state, except that a
+        // STOPPED connector stays stopped and a pause of a STOPPED one leaves it PAUSED with no tasks until it
+        // resumes.
+        let start_here = (instance_moved || reconfigured)
             && share.instance
             && !entry.started
             && !matches!((was, target), (_, TargetState::Stopped) | (TargetState::Stopped, TargetState::Paused));
@@ -212,6 +224,10 @@ impl Actor {
             stop_instance(&name, entry).await;
         }
         entry.share = Some(share);
+        if reconfigured && !entry.runs_instance() {
+            self.resolve_connector_config(&name);
+        }
+        let entry = self.connectors.get_mut(&name).expect("matched above");
         if start_here {
             // So that a resume below starts it, whatever an earlier run here left in the cell.
             entry.status.set(State::Restarting);
@@ -224,7 +240,10 @@ impl Actor {
             }
         }
         if start_here && (was == target || target == TargetState::Paused) {
-            self.start_connector(&name, 0).await; // reconciles the tasks too
+            self.start_connector(&name, 0).await;
+            // Tasks run from the config topic's configs, even if the instance failed to start (which skips its
+            // own reconciliation): a task revoked meanwhile must stop, one assigned must start.
+            self.reconcile_tasks(&name).await;
         } else {
             self.reconcile_tasks(&name).await;
         }
@@ -377,7 +396,8 @@ impl Actor {
         };
         task.stop(name, grace).await;
         let (config, shown) = (task.config.clone(), task.shown_config.clone());
-        let handle = self.spawn_task(name, id, config, shown);
+        let connector = self.task_connector_config(name);
+        let handle = self.spawn_task(name, id, config, shown, &connector);
         self.connectors.get_mut(name).expect("checked above").tasks.insert(id, handle);
         Ok(())
     }
@@ -434,10 +454,11 @@ impl Actor {
                 self.reconcile_tasks(name).await;
             }
         } else {
+            let connector = self.task_connector_config(name);
             for id in chosen {
                 let task = &self.connectors[name].tasks[&id];
                 let (config, shown) = (task.config.clone(), task.shown_config.clone());
-                let handle = self.spawn_task(name, id, config, shown);
+                let handle = self.spawn_task(name, id, config, shown, &connector);
                 self.connectors.get_mut(name).expect("checked above").tasks.insert(id, handle);
             }
         }
@@ -525,7 +546,10 @@ impl Actor {
         if entry.target == TargetState::Stopped {
             return;
         }
+        let connector = self.task_connector_config(name);
         let wanted: Vec<(u32, Config, Config)> = match &entry.share {
+            // Task configs another class generated do not run on this one: its own are committed soon.
+            Some(_) if connector.0.get(CONNECTOR_CLASS) != entry.config.get(CONNECTOR_CLASS) => Vec::new(),
             None => entry
                 .generated
                 .iter()
@@ -539,9 +563,9 @@ impl Actor {
         let mut kept = BTreeMap::new();
         let mut to_start = Vec::new();
         for (id, config, shown) in wanted {
-            // A task still running with the same config is kept; the replaced one stays in `previous` to stop.
+            // A task still running with the same configs is kept; the replaced one stays in `previous` to stop.
             match previous.get(&id) {
-                Some(old) if !old.was_stopped() && old.config == config => {
+                Some(old) if !old.was_stopped() && old.config == config && old.connector_config == connector.0 => {
                     kept.insert(id, previous.remove(&id).expect("just found"));
                 }
                 _ => to_start.push((id, config, shown)),
@@ -553,7 +577,7 @@ impl Actor {
         // too). This orders the tasks of this worker; workers read the config topic each on their own.
         futures::future::join_all(previous.values_mut().map(|t| t.stop(name, grace))).await;
         for (id, config, shown) in to_start {
-            kept.insert(id, self.spawn_task(name, id, config, shown));
+            kept.insert(id, self.spawn_task(name, id, config, shown, &connector));
         }
         self.connectors.get_mut(name).expect("caller checked").tasks = kept;
     }
@@ -598,21 +622,33 @@ impl Actor {
         });
     }
 
-    fn spawn_task(&self, name: &str, id: u32, task_config: Config, shown_config: Config) -> TaskHandle {
+    /// The connector config its tasks run with, unresolved and resolved: distributed, the one the config topic
+    /// committed their task configs with (so a task never runs new task configs with an old connector config,
+    /// or the other way round); standalone, or when the topic does not say, the connector's own.
+    fn task_connector_config(&self, name: &str) -> (Config, Config) {
+        let entry = &self.connectors[name];
+        match entry.share.as_ref().and_then(|s| s.connector_config.as_ref()) {
+            Some(committed) if *committed != entry.config => (committed.clone(), self.resolve_task_config(name, committed)),
+            _ => (entry.config.clone(), entry.resolved.clone()),
+        }
+    }
+
+    /// `connector`: its connector config, unresolved and resolved ([`Self::task_connector_config`]).
+    fn spawn_task(&self, name: &str, id: u32, task_config: Config, shown_config: Config, connector: &(Config, Config)) -> TaskHandle {
         let entry = &self.connectors[name];
         let spec = TaskSpec {
             ctx: self.ctx.clone(),
             connector: name.to_string(),
-            connector_config: entry.resolved.clone(),
+            connector_config: connector.1.clone(),
             instance: entry.instance.clone(),
             id,
             task_config,
-            policy: self.policy(&entry.config),
+            policy: self.policy(&connector.0),
             metrics: Arc::new(TaskMetrics::new()),
             paused: entry.paused.subscribe(),
             topics: entry.topics.clone(),
         };
-        TaskHandle::spawn(spec, shown_config)
+        TaskHandle::spawn(spec, shown_config, connector.0.clone())
     }
 }
 

@@ -72,6 +72,9 @@ pub struct LocalShare {
     pub instance: bool,
     /// Task id → its config as the config topic holds it (placeholders unresolved).
     pub tasks: BTreeMap<u32, Config>,
+    /// The connector config those task configs were committed with (unresolved), which the tasks run with;
+    /// `None` when the config topic does not say (the connector's current config is used).
+    pub connector_config: Option<Config>,
 }
 
 impl LocalShare {

@@ -15,6 +15,7 @@ use super::assignor::{assign, from_allocation, to_allocation, units, LeaderState
 use super::config_log::{ConfigLog, ConfigState};
 use super::kafka_log::KafkaLog;
 use super::membership::{GroupError, Member};
+use super::wire::WireError;
 use super::protocol::{Allocation, Assignment, WorkerMetadata, CONFIG_MISMATCH, NO_ERROR};
 use super::status_log::{StatusLog, StatusRecord};
 use crate::control::{Cluster, Herder, HerderError, LocalShare};
@@ -183,6 +184,10 @@ pub async fn run_member(
                 if !matches!(e, GroupError::Rebalance) {
                     tracing::warn!(error = %e, "joining the worker group failed; retrying");
                 }
+                // A refused login or TLS handshake will not pass by itself: `/health` says so until it does.
+                if matches!(e, GroupError::Wire(WireError::Authentication { .. } | WireError::Tls { .. })) {
+                    herder.context().health.set_group_problem(Some(format!("cannot join the worker group: {e}")));
+                }
                 // A short pause even for "rebalance in progress", so an early sync never becomes a tight loop.
                 let pause = if matches!(e, GroupError::Rebalance) { Duration::from_millis(100) } else { backoff };
                 tokio::select! {
@@ -196,6 +201,7 @@ pub async fn run_member(
             }
         };
         backoff = Duration::from_millis(100);
+        herder.context().health.set_group_problem(None);
         session_valid_until = Instant::now() + settings.session_timeout;
         // Heartbeats from now on, whatever this loop is busy with.
         let (beats_tx, mut beats) = tokio::sync::mpsc::channel(1);
@@ -316,7 +322,11 @@ impl Local {
                 _ => None,
             })
             .collect();
-        LocalShare { instance: self.owned.contains(&Unit::Connector(name.to_string())), tasks }
+        LocalShare {
+            instance: self.owned.contains(&Unit::Connector(name.to_string())),
+            tasks,
+            connector_config: config.applied.get(name).cloned(),
+        }
     }
 
     /// Make what runs here match what is owned and what the config topic says.

@@ -35,6 +35,13 @@ pub struct ConfigState {
     pub targets: BTreeMap<String, TargetState>,
     /// Committed task configs.
     pub tasks: BTreeMap<String, Vec<Config>>,
+    /// Per connector, the connector config its committed task configs were generated from (Kafka Connect's
+    /// "applied connector config", KAFKA-9228): tasks run with that pair, and a connector config that changed
+    /// since makes its task configs be written again even if they are the same, so its tasks pick up the
+    /// change. Known when the commit record names it (connect-rs writes a digest of it, [`COMMIT_CONFIG_DIGEST`])
+    /// and it is still the connector's config when the commit is read; otherwise absent, and tasks run with the
+    /// connector's current config, as Kafka Connect's do.
+    pub applied: BTreeMap<String, Config>,
     pub restarts: BTreeMap<String, RestartRequest>,
     /// Task configs read but not yet committed.
     pending_tasks: BTreeMap<String, BTreeMap<u32, Config>>,
@@ -66,6 +73,7 @@ impl ConfigState {
                     self.connectors.remove(name);
                     self.targets.remove(name);
                     self.tasks.remove(name);
+                    self.applied.remove(name);
                     self.pending_tasks.remove(name);
                     self.restarts.remove(name);
                 }
@@ -91,6 +99,13 @@ impl ConfigState {
             match configs {
                 Some(configs) => {
                     self.tasks.insert(name.to_string(), configs);
+                    let digest = value.and_then(|v| v.get(COMMIT_CONFIG_DIGEST)).and_then(Value::as_str);
+                    match self.connectors.get(name) {
+                        Some(config) if digest == Some(config_digest(config).as_str()) => {
+                            self.applied.insert(name.to_string(), config.clone())
+                        }
+                        _ => self.applied.remove(name),
+                    };
                 }
                 None => {
                     tracing::warn!(connector = name, "config topic: a commit record without all its task configs; kept the last committed")
@@ -104,6 +119,23 @@ impl ConfigState {
             }
         }
     }
+}
+
+/// The commit record's field with the digest of the connector config the task configs were generated from.
+/// Kafka Connect's reader takes `tasks` and ignores other fields.
+pub const COMMIT_CONFIG_DIGEST: &str = "connector-config-digest";
+
+/// A digest of a connector config that is the same on every worker and version: FNV-1a 64 over its keys and
+/// values in order, as hex. (It tells configs apart; it is no protection against anyone.)
+pub fn config_digest(config: &Config) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for (key, value) in config {
+        for byte in key.bytes().chain([0]).chain(value.bytes()).chain([0]) {
+            hash ^= byte as u64;
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
 }
 
 fn properties(v: &Value) -> Option<Config> {
@@ -213,13 +245,15 @@ impl ConfigLog {
     }
 
     /// The task configs a connector generated, then the commit record that makes them current.
-    pub async fn put_task_configs(&self, name: &str, configs: &[Config]) -> Result<(), LogError> {
+    /// `connector_config`: the connector config they were generated from, named in the commit record.
+    pub async fn put_task_configs(&self, name: &str, configs: &[Config], connector_config: &Config) -> Result<(), LogError> {
         let mut records: Vec<(String, Option<Vec<u8>>)> = configs
             .iter()
             .enumerate()
             .map(|(i, c)| (format!("task-{name}-{i}"), Some(serde_json::to_vec(&json!({ "properties": c })).expect("plain JSON"))))
             .collect();
-        records.push((format!("commit-{name}"), Some(serde_json::to_vec(&json!({"tasks": configs.len()})).expect("plain JSON"))));
+        let commit = json!({"tasks": configs.len(), COMMIT_CONFIG_DIGEST: config_digest(connector_config)});
+        records.push((format!("commit-{name}"), Some(serde_json::to_vec(&commit).expect("plain JSON"))));
         self.write(&records).await
     }
 }
@@ -272,6 +306,35 @@ mod tests {
         ]);
         assert_eq!(state.tasks["a"][0]["x"], "1");
         assert!(!state.connectors.contains_key("b"));
+    }
+
+    /// The connector config a commit names is the one tasks run with, until the next commit; a commit that
+    /// names none (Kafka Connect's) or another config than the connector's applies none.
+    #[test]
+    fn a_commit_records_the_connector_config_its_task_configs_were_made_with() {
+        let config = |v: &str| -> Config { [("name", "a"), ("v", v)].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() };
+        let commit = |v: &str| json!({"tasks": 1, COMMIT_CONFIG_DIGEST: config_digest(&config(v))});
+        let mut state = apply_all(&[
+            ("connector-a", Some(json!({"properties": config("1")}))),
+            ("task-a-0", Some(json!({"properties": {"x": "1"}}))),
+            ("commit-a", Some(commit("1"))),
+            ("connector-a", Some(json!({"properties": config("2")}))),
+        ]);
+        assert_eq!(state.applied["a"]["v"], "1", "a new connector config is not applied until task configs are committed for it");
+        state.apply("task-a-0", Some(&json!({"properties": {"x": "1"}})), 4);
+        state.apply("commit-a", Some(&commit("2")), 5);
+        assert_eq!(state.applied["a"]["v"], "2", "the same task configs, committed again for the new config");
+        state.apply("connector-a", Some(&json!({"properties": config("3")})), 6);
+        state.apply("task-a-0", Some(&json!({"properties": {"x": "1"}})), 7);
+        state.apply("commit-a", Some(&commit("2")), 8);
+        assert!(!state.applied.contains_key("a"), "a commit for config 2 read when the connector has config 3");
+        state.apply("task-a-0", Some(&json!({"properties": {"x": "1"}})), 9);
+        state.apply("commit-a", Some(&json!({"tasks": 1})), 10);
+        assert!(!state.applied.contains_key("a"), "Kafka Connect's commit names no config");
+        state.apply("commit-a", Some(&commit("3")), 11);
+        state.apply("connector-a", None, 12);
+        assert!(!state.applied.contains_key("a"), "deleted");
+        assert_ne!(config_digest(&config("1")), config_digest(&config("2")));
     }
 
     #[test]

@@ -75,6 +75,8 @@ pub struct GroupSettings {
     pub rebalance_timeout: Duration,
     pub heartbeat_interval: Duration,
     pub request_timeout: Duration,
+    /// TLS and SASL for every connection to a broker.
+    pub security: super::wire::Security,
 }
 
 /// The result of a join: this member's generation, and, for the leader, every member's metadata.
@@ -130,7 +132,7 @@ impl Member {
         let mut last_error = None;
         for broker in &self.settings.bootstrap {
             let attempt = async {
-                let mut conn = Connection::open(broker, &self.settings.client_id, timeout).await?;
+                let mut conn = Connection::open(broker, &self.settings.client_id, &self.settings.security, timeout).await?;
                 let request = FindCoordinatorRequest::default().with_key(str_bytes(&self.settings.group_id)).with_key_type(0);
                 let response = conn.call(request, FIND_COORDINATOR_VERSION, timeout).await?;
                 if response.error_code != 0 {
@@ -140,7 +142,7 @@ impl Member {
                 if address == conn.address() {
                     return Ok(conn);
                 }
-                Ok(Connection::open(&address, &self.settings.client_id, timeout).await?)
+                Ok(Connection::open(&address, &self.settings.client_id, &self.settings.security, timeout).await?)
             };
             match attempt.await {
                 Ok(conn) => return Ok(conn),
@@ -268,7 +270,7 @@ impl Heartbeater {
     pub async fn beat(&mut self, timeout: Duration) -> Result<(), GroupError> {
         if self.conn.is_none() {
             let address = self.address.clone().ok_or_else(|| GroupError::NoCoordinator(self.settings.bootstrap.join(",")))?;
-            self.conn = Some(Connection::open(&address, &self.settings.client_id, timeout).await?);
+            self.conn = Some(Connection::open(&address, &self.settings.client_id, &self.settings.security, timeout).await?);
         }
         let request = HeartbeatRequest::default()
             .with_group_id(GroupId(str_bytes(&self.settings.group_id)))

@@ -19,6 +19,7 @@ pub mod kafka_log;
 pub mod membership;
 pub mod protocol;
 pub mod report;
+pub mod sasl;
 pub mod status_log;
 pub mod wire;
 
@@ -115,12 +116,6 @@ impl DistributedConfig {
         if raw.get("rest.advertised.listener").is_some_and(|l| l.trim().eq_ignore_ascii_case("https")) {
             return Err("rest.advertised.listener=https: forwarding between workers is over http only so far".into());
         }
-        let protocol = raw.get("security.protocol").map(|v| v.trim().to_ascii_uppercase()).unwrap_or_else(|| "PLAINTEXT".into());
-        if protocol != "PLAINTEXT" {
-            return Err(format!(
-                "security.protocol={protocol}: distributed mode speaks to the group coordinator in plaintext only so far; run standalone workers against secured clusters"
-            ));
-        }
         Ok(settings)
     }
 }
@@ -146,6 +141,8 @@ pub async fn run(worker_file: PathBuf) -> Result<(), StartupError> {
     let worker = WorkerConfig::from_config(read_config_file(&worker_file)?).map_err(StartupError::WorkerConfig)?;
     let settings = DistributedConfig::from_worker(&worker.raw).map_err(StartupError::WorkerConfig)?;
     crate::kafka::check_worker_security(&worker).map_err(StartupError::WorkerConfig)?;
+    // The group connection's TLS and SASL, checked now so a setting it cannot use stops the worker here.
+    let group_security = wire::Security::from_worker(&worker).map_err(StartupError::WorkerConfig)?;
     let stop_requested = crate::shutdown::install(worker.shutdown_timeout).map_err(StartupError::Signals)?;
     let listeners = Listeners::bind(&worker).await?;
     if listeners.first_is_https() {
@@ -215,6 +212,7 @@ pub async fn run(worker_file: PathBuf) -> Result<(), StartupError> {
         rebalance_timeout: settings.rebalance_timeout,
         heartbeat_interval: settings.heartbeat_interval,
         request_timeout: Duration::from_secs(30),
+        security: group_security,
     });
     let stop = CancellationToken::new();
     let loop_settings = cluster::LoopSettings {
@@ -277,8 +275,5 @@ mod tests {
         let mut keys = BASE.to_vec();
         keys.push(("config.storage.partitions", "3"));
         assert!(DistributedConfig::from_worker(&raw(&keys)).is_err());
-        let mut keys = BASE.to_vec();
-        keys.push(("security.protocol", "SASL_SSL"));
-        assert!(DistributedConfig::from_worker(&raw(&keys)).unwrap_err().contains("plaintext"));
     }
 }

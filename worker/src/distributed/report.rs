@@ -44,8 +44,9 @@ pub async fn report(cluster: Arc<ClusterState>, herder: Arc<Herder>, stop: Cance
         let config = cluster.config.state();
         let mut local = std::collections::BTreeSet::new();
         for name in herder.local_names() {
-            let Some((runs_instance, connector, tasks, generated)) = herder.with_local(&name, |v| {
-                (v.runs_instance(), v.status.get(), v.tasks.iter().map(|t| (t.id, t.status.get())).collect::<Vec<_>>(), v.generated.clone())
+            let Some((runs_instance, connector, tasks, generated, generated_from)) = herder.with_local(&name, |v| {
+                let tasks = v.tasks.iter().map(|t| (t.id, t.status.get())).collect::<Vec<_>>();
+                (v.runs_instance(), v.status.get(), tasks, v.generated.clone(), v.config.clone())
             }) else {
                 continue;
             };
@@ -54,10 +55,15 @@ pub async fn report(cluster: Arc<ClusterState>, herder: Arc<Herder>, stop: Cance
                 // Task configs first, so a reader that sees a task's status also knows the task.
                 // A STOPPED connector has no tasks, which is written too (Kafka Connect's empty task set,
                 // KIP-875), so other workers stop listing and running its old ones.
+                // They are written once the instance runs the topic's latest connector config, when they changed
+                // or that config did since they were committed (KAFKA-9228: a change the task configs do not show,
+                // such as a converter's, reaches the tasks only through a new commit).
                 let committed = config.tasks.get(&name);
                 let settled = matches!(connector.state, State::Running | State::Paused | State::Stopped);
-                if settled && committed.is_none_or(|c| *c != generated) && !(generated.is_empty() && committed.is_none()) {
-                    if let Err(e) = cluster.config.put_task_configs(&name, &generated).await {
+                let current = config.connectors.get(&name) == Some(&generated_from);
+                let stale = committed.is_none_or(|c| *c != generated) || config.applied.get(&name) != Some(&generated_from);
+                if settled && current && stale && !(generated.is_empty() && committed.is_none()) {
+                    if let Err(e) = cluster.config.put_task_configs(&name, &generated, &generated_from).await {
                         tracing::warn!(connector = %name, error = %e, "cannot write task configs to the config topic");
                     }
                 }

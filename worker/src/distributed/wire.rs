@@ -1,15 +1,20 @@
 //! One connection to a Kafka broker for the group requests librdkafka cannot make (a group of protocol
-//! type `connect`): request framing over TCP with the `kafka-protocol` crate's codecs.
-//!
-//! Plaintext only so far: a worker whose `security.protocol` is not PLAINTEXT is refused at start in
-//! distributed mode (see `DistributedConfig`).
+//! type `connect`): request framing with the `kafka-protocol` crate's codecs, over TCP or TLS (rustls), with
+//! SASL PLAIN or SCRAM ([`super::sasl`]) when the worker's `security.protocol` asks for it, from the same
+//! worker keys as its librdkafka clients ([`Security::from_worker`]).
 
 use bytes::{Buf, BufMut, BytesMut};
-use kafka_protocol::messages::RequestHeader;
+use kafka_protocol::messages::{RequestHeader, SaslAuthenticateRequest, SaslHandshakeRequest};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::sasl::{Credentials, Exchange, Mechanism};
+use crate::config::WorkerConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
@@ -23,11 +28,146 @@ pub enum WireError {
     Codec(String),
     #[error("answer to another request (correlation id {got}, expected {expected})")]
     Correlation { got: i32, expected: i32 },
+    #[error("TLS handshake with {address} failed: {source}")]
+    Tls { address: String, source: std::io::Error },
+    #[error("SASL authentication with {address} failed: {message}")]
+    Authentication { address: String, message: String },
 }
+
+/// How the group connection reaches brokers: TLS and SASL as the worker's `security.protocol`, `ssl.*` and
+/// `sasl.*` keys say (the same keys its librdkafka clients use).
+#[derive(Clone, Default)]
+pub struct Security {
+    tls: Option<tokio_rustls::TlsConnector>,
+    sasl: Option<Credentials>,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security").field("tls", &self.tls.is_some()).field("sasl", &self.sasl).finish()
+    }
+}
+
+/// SaslHandshake v1: the exchange then goes in SaslAuthenticate requests.
+const SASL_HANDSHAKE_VERSION: i16 = 1;
+const SASL_AUTHENTICATE_VERSION: i16 = 1;
+
+impl Security {
+    /// From the worker's top-level security keys (Kafka Connect's group member uses those, not `producer.`,
+    /// `consumer.` or `admin.` ones). What the group connection cannot do is an error naming the key.
+    pub fn from_worker(worker: &WorkerConfig) -> Result<Self, String> {
+        let keys: connect_core::Config =
+            worker.raw.iter().filter(|(k, _)| crate::kafka::security::is_security_key(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let translated = crate::kafka::security::translate(&keys).map_err(|e| format!("Kafka security settings: {e}"))?;
+        let protocol = translated.get("security.protocol").unwrap_or("PLAINTEXT");
+        let (tls, sasl) = match protocol {
+            "SSL" => (true, false),
+            "SASL_PLAINTEXT" => (false, true),
+            "SASL_SSL" => (true, true),
+            _ => (false, false),
+        };
+        let mut security = Security::default();
+        if sasl {
+            let name = translated.get("sasl.mechanisms").unwrap_or("GSSAPI");
+            let mechanism = Mechanism::parse(name).ok_or_else(|| {
+                format!("sasl.mechanism={name}: distributed mode's group connection speaks PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512")
+            })?;
+            let username = translated.get("sasl.username").ok_or("sasl.jaas.config: no username for the group connection")?;
+            let password = translated.get("sasl.password").ok_or("sasl.jaas.config: no password for the group connection")?;
+            security.sasl = Some(Credentials { mechanism, username: username.to_string(), password: password.to_string() });
+        }
+        if tls {
+            if translated.get("enable.ssl.certificate.verification").is_some_and(|v| v.eq_ignore_ascii_case("false")) {
+                return Err("enable.ssl.certificate.verification=false is not supported by distributed mode's group connection".into());
+            }
+            let check_host = translated.get("ssl.endpoint.identification.algorithm") != Some("none");
+            let (roots, identity) =
+                crate::rest::tls::kafka_client_material(&worker.raw).map_err(|e| format!("Kafka TLS settings: {e}"))?;
+            let roots = match roots {
+                Some(roots) => roots,
+                None => {
+                    let mut roots = rustls::RootCertStore::empty();
+                    let native = rustls_native_certs::load_native_certs();
+                    roots.add_parsable_certificates(native.certs);
+                    roots
+                }
+            };
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| format!("Kafka TLS settings: the truststore: {e}"))?;
+            let builder = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("Kafka TLS settings: {e}"))?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(BrokerVerifier { inner: verifier, check_host }));
+            let config = match identity {
+                Some((chain, key)) => {
+                    builder.with_client_auth_cert(chain, key).map_err(|e| format!("Kafka TLS settings: the keystore: {e}"))?
+                }
+                None => builder.with_no_client_auth(),
+            };
+            security.tls = Some(tokio_rustls::TlsConnector::from(Arc::new(config)));
+        }
+        Ok(security)
+    }
+}
+
+/// The brokers' certificates checked against the truststore, and their host names unless
+/// `ssl.endpoint.identification.algorithm` is empty (Kafka's way of turning that check off).
+#[derive(Debug)]
+struct BrokerVerifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    check_host: bool,
+}
+
+impl ServerCertVerifier for BrokerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName | rustls::CertificateError::NotValidForNameContext { .. },
+            )) if !self.check_host => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A byte stream to a broker: TCP, or TLS over it.
+trait BrokerStream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> BrokerStream for T {}
 
 pub struct Connection {
     address: String,
-    stream: TcpStream,
+    stream: Box<dyn BrokerStream>,
     next_correlation: i32,
     client_id: StrBytes,
 }
@@ -36,13 +176,63 @@ pub struct Connection {
 const MAX_RESPONSE: usize = 64 * 1024 * 1024;
 
 impl Connection {
-    pub async fn open(address: &str, client_id: &str, timeout: Duration) -> Result<Self, WireError> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+    /// Connect, with TLS and SASL as `security` says, each step within `timeout`.
+    pub async fn open(address: &str, client_id: &str, security: &Security, timeout: Duration) -> Result<Self, WireError> {
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(address))
             .await
             .map_err(|_| WireError::Timeout { address: address.into(), timeout })?
             .map_err(|source| WireError::Connect { address: address.into(), source })?;
-        let _ = stream.set_nodelay(true);
-        Ok(Connection { address: address.into(), stream, next_correlation: 1, client_id: StrBytes::from_string(client_id.into()) })
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn BrokerStream> = match &security.tls {
+            None => Box::new(tcp),
+            Some(connector) => {
+                let host = address.rsplit_once(':').map_or(address, |(host, _)| host).trim_start_matches('[').trim_end_matches(']');
+                let name = ServerName::try_from(host.to_string()).map_err(|e| WireError::Tls {
+                    address: address.into(),
+                    source: std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()),
+                })?;
+                let tls = tokio::time::timeout(timeout, connector.connect(name, tcp))
+                    .await
+                    .map_err(|_| WireError::Timeout { address: address.into(), timeout })?
+                    .map_err(|source| WireError::Tls { address: address.into(), source })?;
+                Box::new(tls)
+            }
+        };
+        let mut connection =
+            Connection { address: address.into(), stream, next_correlation: 1, client_id: StrBytes::from_string(client_id.into()) };
+        if let Some(credentials) = &security.sasl {
+            connection.authenticate(credentials, timeout).await?;
+        }
+        Ok(connection)
+    }
+
+    /// SaslHandshake, then the mechanism's messages in SaslAuthenticate requests until it is done.
+    async fn authenticate(&mut self, credentials: &Credentials, timeout: Duration) -> Result<(), WireError> {
+        let refused = |address: &str, message: String| WireError::Authentication { address: address.to_string(), message };
+        let name = credentials.mechanism.name();
+        let handshake = self.call(SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(name)), SASL_HANDSHAKE_VERSION, timeout).await?;
+        if handshake.error_code != 0 {
+            let offered: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(refused(&self.address, format!("the broker does not take {name} (error {}; it offers {offered:?})", handshake.error_code)));
+        }
+        let mut nonce = [0u8; 18];
+        rustls::crypto::ring::default_provider()
+            .secure_random
+            .fill(&mut nonce)
+            .map_err(|_| refused(&self.address, "no system randomness for the SCRAM nonce".into()))?;
+        let nonce = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, nonce);
+        let mut exchange = Exchange::start(credentials, &nonce);
+        let mut message = Some(exchange.first_message());
+        while let Some(bytes) = message.take() {
+            let request = SaslAuthenticateRequest::default().with_auth_bytes(bytes::Bytes::from(bytes));
+            let response = self.call(request, SASL_AUTHENTICATE_VERSION, timeout).await?;
+            if response.error_code != 0 {
+                let why = response.error_message.map(|m| m.to_string()).unwrap_or_default();
+                return Err(refused(&self.address, format!("{name} as {}: error {} {why}", credentials.username, response.error_code)));
+            }
+            message = exchange.reply(&response.auth_bytes).map_err(|e| refused(&self.address, e.to_string()))?;
+        }
+        Ok(())
     }
 
     pub fn address(&self) -> &str {
@@ -67,6 +257,8 @@ impl Connection {
         let address = self.address.clone();
         let exchange = async {
             self.stream.write_all(&body).await?;
+            // TLS may hold encrypted bytes back until flushed.
+            self.stream.flush().await?;
             let size = self.stream.read_i32().await?;
             if size < 4 || size as usize > MAX_RESPONSE {
                 return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("response size {size}")));

@@ -18,24 +18,31 @@ pub enum WorkerHealth {
 }
 
 /// The worker's health, and the Kafka cluster's id once the cluster answered (`GET /` shows it, as UIs
-/// such as Redpanda Console and kafbat kafka-ui display it).
+/// such as Redpanda Console and kafbat kafka-ui display it). Distributed mode adds its group connection's
+/// state: a worker that cannot join its group (its login refused) is unhealthy though its clients get in.
 #[derive(Debug, Clone)]
-pub struct HealthCell(Arc<Mutex<(bool, Option<String>)>>, Arc<OnceLock<String>>);
+pub struct HealthCell(Arc<Mutex<(bool, Option<String>)>>, Arc<OnceLock<String>>, Arc<Mutex<Option<String>>>);
 
 impl Default for HealthCell {
     fn default() -> Self {
-        HealthCell(Arc::new(Mutex::new((false, None))), Arc::new(OnceLock::new()))
+        HealthCell(Arc::new(Mutex::new((false, None))), Arc::new(OnceLock::new()), Arc::new(Mutex::new(None)))
     }
 }
 
 impl HealthCell {
     pub fn get(&self) -> WorkerHealth {
+        let group = self.2.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let g = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match (&g.0, &g.1) {
-            (false, _) => WorkerHealth::Starting,
-            (true, Some(problem)) => WorkerHealth::Unhealthy(problem.clone()),
-            (true, None) => WorkerHealth::Healthy,
+        match (&g.0, &g.1, group) {
+            (false, _, _) => WorkerHealth::Starting,
+            (true, Some(problem), _) => WorkerHealth::Unhealthy(problem.clone()),
+            (true, None, Some(problem)) => WorkerHealth::Unhealthy(problem),
+            (true, None, None) => WorkerHealth::Healthy,
         }
+    }
+    /// Distributed mode: why the worker cannot join its group (`None`: it can, or may yet).
+    pub fn set_group_problem(&self, problem: Option<String>) {
+        *self.2.lock().unwrap_or_else(|p| p.into_inner()) = problem;
     }
     /// The Kafka cluster's id, once the cluster answered.
     pub fn cluster_id(&self) -> Option<&str> {

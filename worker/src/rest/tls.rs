@@ -237,6 +237,19 @@ impl HttpsConfig {
     }
 }
 
+/// The TLS material of the worker's own Kafka clients, from the plain `ssl.*` keys as the Kafka clients read
+/// them: the brokers' CA certificates (`None`: the system's) and the client's key and chain (`None`: no client
+/// certificate). For the distributed group connection, which librdkafka does not make.
+pub fn kafka_client_material(raw: &Config) -> Result<(Option<RootCertStore>, Option<KeyAndChain>), ListenerConfigError> {
+    let ssl = SslSettings { raw, prefix: "" };
+    let identity = match load_keystore(&ssl) {
+        Ok(identity) => Some(identity),
+        Err(ListenerConfigError::NoKeystore { .. }) => None,
+        Err(e) => return Err(e),
+    };
+    Ok((load_truststore(&ssl)?, identity))
+}
+
 fn keystore_name(ssl: &SslSettings) -> String {
     match ssl.get("ssl.keystore.location") {
         Some(path) => format!("{}={path}", ssl.key("ssl.keystore.location")),
@@ -264,7 +277,7 @@ fn protocol_versions(ssl: &SslSettings) -> Result<Vec<&'static rustls::Supported
     Ok(versions)
 }
 
-type KeyAndChain = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+pub type KeyAndChain = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
 /// The server's certificate chain and private key, from a PEM or PKCS12 file or inline PEM.
 fn load_keystore(ssl: &SslSettings) -> Result<KeyAndChain, ListenerConfigError> {

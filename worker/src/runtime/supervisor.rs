@@ -211,6 +211,9 @@ pub struct TaskHandle {
     pub config: Config,
     /// The same with the connector's placeholders put back, for REST.
     pub shown_config: Config,
+    /// The connector config it runs with (placeholders unresolved): with its task config, the pair it was
+    /// started for.
+    pub connector_config: Config,
     cancel: CancellationToken,
     /// `None` once stopped: stopping again returns at once.
     supervisor: Option<JoinHandle<()>>,
@@ -218,12 +221,12 @@ pub struct TaskHandle {
 
 impl TaskHandle {
     /// Start a task under its supervisor.
-    pub fn spawn(spec: TaskSpec, shown_config: Config) -> Self {
+    pub fn spawn(spec: TaskSpec, shown_config: Config, connector_config: Config) -> Self {
         let status = StatusCell::new(&spec.ctx.worker_id);
         let cancel = CancellationToken::new();
         let (metrics, config) = (spec.metrics.clone(), spec.task_config.clone());
         let supervisor = tokio::spawn(spec.supervise(status.clone(), cancel.clone()));
-        TaskHandle { status, metrics, config, shown_config, cancel, supervisor: Some(supervisor) }
+        TaskHandle { status, metrics, config, shown_config, connector_config, cancel, supervisor: Some(supervisor) }
     }
 
     /// Whether the task's supervisor still runs (it ends when the task stops or gives up restarting).
