@@ -266,7 +266,8 @@ fn distributed_pipeline_moves_lines(dir: &Path, workers: &[&Worker], n: usize) {
             Duration::from_secs(60),
             || {
                 let s = connect_e2e::cluster::statuses(worker.port);
-                let running = |name: &str| s.get(name).is_some_and(|(state, _, tasks)| state == "RUNNING" && tasks.iter().all(|t| t.0 == "RUNNING"));
+                let running =
+                    |name: &str| s.get(name).is_some_and(|(state, _, tasks)| state == "RUNNING" && tasks.iter().all(|t| t.0 == "RUNNING"));
                 (running("dist-source") && running("dist-sink")).then_some(())
             },
             || format!("{:?}", connect_e2e::cluster::statuses(worker.port)),

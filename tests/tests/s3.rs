@@ -778,7 +778,14 @@ fn a_large_file_streams_its_parts_while_written_and_memory_stays_flat() {
             let parts = s3::parts(&bucket, &key, &upload.1);
             (parts.len() >= 22).then_some(parts)
         },
-        || format!("uploads {:?}\nobjects {:?}\n{}", s3::multipart_uploads(&bucket), s3::list(&bucket, "topics/"), tail(&worker.log_text(), 30)),
+        || {
+            format!(
+                "uploads {:?}\nobjects {:?}\n{}",
+                s3::multipart_uploads(&bucket),
+                s3::list(&bucket, "topics/"),
+                tail(&worker.log_text(), 30)
+            )
+        },
     );
     assert!(stored.iter().all(|size| *size == 5_242_880), "every part sent while the file is open is whole: {stored:?}");
     assert!(s3::list(&bucket, "topics/").is_empty(), "the file is not closed yet, so there is no object");
@@ -793,7 +800,7 @@ fn a_large_file_streams_its_parts_while_written_and_memory_stays_flat() {
         },
         || format!("uploads {:?}\n{}", s3::multipart_uploads(&bucket), tail(&worker.log_text(), 30)),
     );
-    assert_eq!(keys, [key.clone()]);
+    assert_eq!(keys, std::slice::from_ref(&key));
     let body = s3::get(&bucket, &key);
     let line = record(0).len() + 1;
     assert_eq!(body.len(), n * line, "every record once, each with its separator");

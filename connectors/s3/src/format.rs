@@ -5,9 +5,9 @@
 use crate::avro::{self, AvroError};
 use crate::config::{Compatibility, Format};
 use crate::parquet::{ParquetError, ParquetFile, Shredded};
+use bytes::Bytes;
 use connect_core::{Schema, SchemaRef, SchemaType, SinkRecord, Struct, Value};
 use flate2::write::GzEncoder;
-use bytes::Bytes;
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io::Write;

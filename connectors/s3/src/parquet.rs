@@ -459,7 +459,14 @@ impl ParquetFile {
             ]))
             .build();
         let writer = SerializedFileWriter::new(Vec::new(), message, Arc::new(properties))?;
-        Ok(ParquetFile { fields, columns: builder.columns, writer, rows: 0, bytes: 0, row_group_bytes: row_group_bytes.min(ROW_GROUP_BYTES) })
+        Ok(ParquetFile {
+            fields,
+            columns: builder.columns,
+            writer,
+            rows: 0,
+            bytes: 0,
+            row_group_bytes: row_group_bytes.min(ROW_GROUP_BYTES),
+        })
     }
 
     /// A record's entries, checked against the file's schema but not added.

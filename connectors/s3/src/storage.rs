@@ -195,8 +195,14 @@ impl Store {
         while let Some(chunk) = upload.waiting.front() {
             let multipart = upload.multipart.as_mut().expect("started above");
             let number = multipart.stored.len() as i32 + 1;
-            let request =
-                self.client.upload_part().bucket(&self.bucket).key(&key).upload_id(&id).part_number(number).body(ByteStream::from(chunk.clone()));
+            let request = self
+                .client
+                .upload_part()
+                .bucket(&self.bucket)
+                .key(&key)
+                .upload_id(&id)
+                .part_number(number)
+                .body(ByteStream::from(chunk.clone()));
             let part = with_customer_key!(request, &self.sse_customer_key)
                 .send()
                 .await

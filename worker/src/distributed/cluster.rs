@@ -15,9 +15,9 @@ use super::assignor::{assign, from_allocation, to_allocation, units, LeaderState
 use super::config_log::{ConfigLog, ConfigState};
 use super::kafka_log::KafkaLog;
 use super::membership::{GroupError, Member};
-use super::wire::WireError;
 use super::protocol::{Allocation, Assignment, WorkerMetadata, CONFIG_MISMATCH, NO_ERROR};
 use super::status_log::{StatusLog, StatusRecord};
+use super::wire::WireError;
 use crate::control::{Cluster, Herder, HerderError, LocalShare};
 use crate::runtime::status::Status;
 use crate::store::connectors::TargetState;

@@ -248,13 +248,13 @@ mod tests {
         let server_first = "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096";
         let client_final = String::from_utf8(exchange.reply(server_first.as_bytes()).unwrap().unwrap()).unwrap();
         // What the server computes from its stored keys.
-        let salted = Hash::Sha512.salted_password(b"pencil", &base64::engine::general_purpose::STANDARD.decode("QSXCR+Q6sek8bf92").unwrap(), 4096);
+        let salted =
+            Hash::Sha512.salted_password(b"pencil", &base64::engine::general_purpose::STANDARD.decode("QSXCR+Q6sek8bf92").unwrap(), 4096);
         let without_proof = client_final.rsplit_once(",p=").unwrap().0;
         let auth = format!("n=user=2Ca=3Db,r=fyko+d2lbbFgONRv9qkxdawL,{server_first},{without_proof}");
         let stored_key = Hash::Sha512.digest(&Hash::Sha512.hmac(&salted, b"Client Key"));
         let proof = base64::engine::general_purpose::STANDARD.decode(client_final.rsplit_once(",p=").unwrap().1).unwrap();
-        let client_key: Vec<u8> =
-            proof.iter().zip(Hash::Sha512.hmac(&stored_key, auth.as_bytes())).map(|(p, s)| p ^ s).collect();
+        let client_key: Vec<u8> = proof.iter().zip(Hash::Sha512.hmac(&stored_key, auth.as_bytes())).map(|(p, s)| p ^ s).collect();
         assert_eq!(Hash::Sha512.digest(&client_key), stored_key, "the proof proves the password");
         let signature = Hash::Sha512.hmac(&Hash::Sha512.hmac(&salted, b"Server Key"), auth.as_bytes());
         let mut forged = exchange_after_first(&creds, server_first);

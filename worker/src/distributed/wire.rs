@@ -81,8 +81,7 @@ impl Security {
                 return Err("enable.ssl.certificate.verification=false is not supported by distributed mode's group connection".into());
             }
             let check_host = translated.get("ssl.endpoint.identification.algorithm") != Some("none");
-            let (roots, identity) =
-                crate::rest::tls::kafka_client_material(&worker.raw).map_err(|e| format!("Kafka TLS settings: {e}"))?;
+            let (roots, identity) = crate::rest::tls::kafka_client_material(&worker.raw).map_err(|e| format!("Kafka TLS settings: {e}"))?;
             let roots = match roots {
                 Some(roots) => roots,
                 None => {
@@ -210,10 +209,15 @@ impl Connection {
     async fn authenticate(&mut self, credentials: &Credentials, timeout: Duration) -> Result<(), WireError> {
         let refused = |address: &str, message: String| WireError::Authentication { address: address.to_string(), message };
         let name = credentials.mechanism.name();
-        let handshake = self.call(SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(name)), SASL_HANDSHAKE_VERSION, timeout).await?;
+        let handshake = self
+            .call(SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(name)), SASL_HANDSHAKE_VERSION, timeout)
+            .await?;
         if handshake.error_code != 0 {
             let offered: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
-            return Err(refused(&self.address, format!("the broker does not take {name} (error {}; it offers {offered:?})", handshake.error_code)));
+            return Err(refused(
+                &self.address,
+                format!("the broker does not take {name} (error {}; it offers {offered:?})", handshake.error_code),
+            ));
         }
         let mut nonce = [0u8; 18];
         rustls::crypto::ring::default_provider()
