@@ -13,7 +13,6 @@ use std::time::Duration;
 /// One cluster: its broker, group and topics; short sessions so a killed worker is noticed soon.
 pub struct TestCluster {
     broker: SecuredBroker,
-    group: String,
     prefix: String,
 }
 
@@ -22,7 +21,7 @@ impl TestCluster {
         let prefix = unique(name);
         let broker_dir = dir.join("broker");
         std::fs::create_dir_all(&broker_dir).unwrap();
-        TestCluster { broker: SecuredBroker::start_open(&broker_dir), group: format!("{prefix}-group"), prefix }
+        TestCluster { broker: SecuredBroker::start_open(&broker_dir), prefix }
     }
 
     pub fn bootstrap(&self) -> String {
@@ -40,28 +39,36 @@ impl TestCluster {
     pub fn setup(&self, dir: &Path, index: usize) -> WorkerSetup {
         let dir = dir.join(format!("worker-{index}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let (configs, offsets, status) = (self.topic("configs"), self.topic("offsets"), self.topic("status"));
-        WorkerSetup::new(
-            &dir,
-            &[
-                ("bootstrap.servers", &self.bootstrap()),
-                ("group.id", &self.group),
-                ("config.storage.topic", &configs),
-                ("offset.storage.topic", &offsets),
-                ("status.storage.topic", &status),
-                ("config.storage.replication.factor", "1"),
-                ("offset.storage.replication.factor", "1"),
-                ("status.storage.replication.factor", "1"),
-                ("offset.storage.partitions", "3"),
-                ("status.storage.partitions", "2"),
-                ("session.timeout.ms", "6000"),
-                ("heartbeat.interval.ms", "1000"),
-                // A killed worker's sink consumers hold their partitions for the consumer session (45 s by default).
-                ("consumer.session.timeout.ms", "6000"),
-                ("consumer.heartbeat.interval.ms", "1000"),
-            ],
-        )
+        let mut keys = distributed_keys(&self.bootstrap(), &self.prefix);
+        // A killed worker's sink consumers hold their partitions for the consumer session (45 s by default).
+        keys.extend(
+            [("consumer.session.timeout.ms", "6000"), ("consumer.heartbeat.interval.ms", "1000")].map(|(k, v)| (k.into(), v.into())),
+        );
+        let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        WorkerSetup::new(&dir, &keys)
     }
+}
+
+/// A distributed worker's keys on `bootstrap`: the group `<prefix>-group` and the storage topics
+/// `<prefix>-configs`, `-offsets`, `-status` (one replica; a 6 s session).
+pub fn distributed_keys(bootstrap: &str, prefix: &str) -> Vec<(String, String)> {
+    [
+        ("bootstrap.servers", bootstrap.to_string()),
+        ("group.id", format!("{prefix}-group")),
+        ("config.storage.topic", format!("{prefix}-configs")),
+        ("offset.storage.topic", format!("{prefix}-offsets")),
+        ("status.storage.topic", format!("{prefix}-status")),
+        ("config.storage.replication.factor", "1".into()),
+        ("offset.storage.replication.factor", "1".into()),
+        ("status.storage.replication.factor", "1".into()),
+        ("offset.storage.partitions", "3".into()),
+        ("status.storage.partitions", "2".into()),
+        ("session.timeout.ms", "6000".into()),
+        ("heartbeat.interval.ms", "1000".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 pub fn source(file: &Path, topic: &str) -> Value {

@@ -102,6 +102,27 @@ fn scram_with_a_jaas_line_from_a_config_provider_and_a_wrong_password_named() {
     assert!(!message.contains("not-her-password"), "{message}");
 }
 
+/// A SCRAM-SHA-256 broker with `user` behind the TLS terminator, which serves `server`'s certificate and asks
+/// for a client certificate signed by `ca_cert`; the bootstrap address is the terminator's.
+fn broker_behind_tls(
+    dir: &Path,
+    ca_cert: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    server: &rcgen::Certificate,
+    server_key: &rcgen::KeyPair,
+    (user, password): (&str, &str),
+) -> (TlsProxy, SecuredBroker, String) {
+    let broker_port = free_port();
+    let proxy = TlsProxy::start(
+        &format!("127.0.0.1:{broker_port}"),
+        &format!("{}{}", server.pem(), ca_cert.pem()),
+        &server_key.serialize_pem(),
+        Some(&ca_cert.pem()),
+    );
+    let broker = SecuredBroker::start_on(dir, broker_port, &[(user, password, "scram256")], Some(proxy.port));
+    let bootstrap = format!("127.0.0.1:{}", proxy.port);
+    (proxy, broker, bootstrap)
+}
+
 /// SASL_SSL with client certificates: PKCS12 truststore and keystore in one worker, PEM stores in another,
 /// host names checked (the broker's certificate names 127.0.0.1); without a client certificate the TLS
 /// handshake is refused and `/health` says so.
@@ -130,15 +151,7 @@ fn sasl_ssl_with_mutual_tls_from_pkcs12_and_pem_stores() {
     let keystore_p12 = write("keystore.p12", &keys.writer("changeit").write().unwrap());
     let keystore_pem = write("keystore.pem", format!("{}{}", client_key.serialize_pem(), client.pem()).as_bytes());
 
-    let broker_port = free_port();
-    let proxy = TlsProxy::start(
-        &format!("127.0.0.1:{broker_port}"),
-        &format!("{}{}", server.pem(), ca_cert.pem()),
-        &server_key.serialize_pem(),
-        Some(&ca_cert.pem()),
-    );
-    let _broker = SecuredBroker::start_on(dir.path(), broker_port, &[("bob", "bob-s3cret", "scram256")], Some(proxy.port));
-    let bootstrap = format!("127.0.0.1:{}", proxy.port);
+    let (_proxy, _broker, bootstrap) = broker_behind_tls(dir.path(), &ca_cert, &server, &server_key, ("bob", "bob-s3cret"));
     let jaas = format!(r#"{SCRAM} required username="bob" password="bob-s3cret";"#);
     let sasl = [("security.protocol", "SASL_SSL"), ("sasl.mechanism", "SCRAM-SHA-256"), ("sasl.jaas.config", jaas.as_str())];
 
@@ -220,22 +233,8 @@ fn a_mechanism_this_build_lacks_stops_the_worker_at_start() {
 /// `security` keys at the top level, where Kafka Connect's group member and clients read them.
 fn distributed_setup(dir: &Path, bootstrap: &str, prefix: &str, security: &[(&str, &str)]) -> WorkerSetup {
     std::fs::create_dir_all(dir).unwrap();
-    let (group, configs, offsets, status) =
-        (format!("{prefix}-group"), format!("{prefix}-configs"), format!("{prefix}-offsets"), format!("{prefix}-status"));
-    let mut keys: Vec<(&str, &str)> = vec![
-        ("bootstrap.servers", bootstrap),
-        ("group.id", &group),
-        ("config.storage.topic", &configs),
-        ("offset.storage.topic", &offsets),
-        ("status.storage.topic", &status),
-        ("config.storage.replication.factor", "1"),
-        ("offset.storage.replication.factor", "1"),
-        ("status.storage.replication.factor", "1"),
-        ("offset.storage.partitions", "3"),
-        ("status.storage.partitions", "2"),
-        ("session.timeout.ms", "6000"),
-        ("heartbeat.interval.ms", "1000"),
-    ];
+    let keys = connect_e2e::cluster::distributed_keys(bootstrap, prefix);
+    let mut keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     keys.extend_from_slice(security);
     WorkerSetup::new(dir, &keys)
 }
@@ -328,15 +327,7 @@ fn a_distributed_worker_runs_over_sasl_ssl_with_mutual_tls() {
     std::fs::write(&ca_pem, ca_cert.pem()).unwrap();
     let keystore_pem = dir.path().join("keystore.pem");
     std::fs::write(&keystore_pem, format!("{}{}", client_key.serialize_pem(), client.pem())).unwrap();
-    let broker_port = free_port();
-    let proxy = TlsProxy::start(
-        &format!("127.0.0.1:{broker_port}"),
-        &format!("{}{}", server.pem(), ca_cert.pem()),
-        &server_key.serialize_pem(),
-        Some(&ca_cert.pem()),
-    );
-    let _broker = SecuredBroker::start_on(dir.path(), broker_port, &[("dave", "dave-s3cret", "scram256")], Some(proxy.port));
-    let bootstrap = format!("127.0.0.1:{}", proxy.port);
+    let (_proxy, _broker, bootstrap) = broker_behind_tls(dir.path(), &ca_cert, &server, &server_key, ("dave", "dave-s3cret"));
     let jaas = format!(r#"{SCRAM} required username="dave" password="dave-s3cret";"#);
     let security = [
         ("security.protocol", "SASL_SSL"),
