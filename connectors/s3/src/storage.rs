@@ -47,6 +47,8 @@ pub struct ObjectUpload {
 struct Multipart {
     id: String,
     stored: Vec<CompletedPart>,
+    /// Bytes in the parts stored.
+    stored_bytes: i64,
 }
 
 impl ObjectUpload {
@@ -188,7 +190,7 @@ impl Store {
             Some(m) => m.id.clone(),
             None => {
                 let id = self.start_multipart(&key).await?;
-                upload.multipart = Some(Multipart { id: id.clone(), stored: Vec::new() });
+                upload.multipart = Some(Multipart { id: id.clone(), stored: Vec::new(), stored_bytes: 0 });
                 id
             }
         };
@@ -208,6 +210,7 @@ impl Store {
                 .await
                 .map_err(|e| classify(&format!("part {number} of {key}"), e))?;
             multipart.stored.push(CompletedPart::builder().part_number(number).set_e_tag(part.e_tag().map(str::to_string)).build());
+            multipart.stored_bytes += chunk.len() as i64;
             upload.waiting.pop_front();
         }
         Ok(())
@@ -254,13 +257,25 @@ impl Store {
             .upload_id(&multipart.id)
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(multipart.stored.clone())).build());
         // A bucket policy that requires SSE-C checks the completion too.
-        with_customer_key!(complete, &self.sse_customer_key)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(&format!("completing the upload of {key}"), e))?;
+        if let Err(e) = with_customer_key!(complete, &self.sse_customer_key).send().await {
+            use aws_sdk_s3::error::ProvideErrorMetadata;
+            // A completion sent again after its answer was lost finds no upload: the object may be stored.
+            let gone = e.code() == Some("NoSuchUpload");
+            let error = classify(&format!("completing the upload of {key}"), e);
+            if !(gone && self.holds(key, multipart.stored_bytes).await) {
+                return Err(error);
+            }
+            tracing::info!(key = %key, "the upload was completed by an earlier attempt whose answer was lost");
+        }
         upload.multipart = None;
         Ok(())
+    }
+
+    /// Whether the store holds `key` with exactly `size` bytes.
+    async fn holds(&self, key: &str, size: i64) -> bool {
+        let head = self.client.head_object().bucket(&self.bucket).key(key);
+        let head = with_customer_key!(head, &self.sse_customer_key).send().await;
+        head.ok().and_then(|h| h.content_length()) == Some(size)
     }
 
     /// Abort the multipart uploads of these objects, within [`ABORT_BUDGET`] in all: a stop or a revocation

@@ -180,19 +180,17 @@ impl SinkTask for S3SinkTask {
     /// Revoked partitions drop their open files (the multipart uploads begun for them are aborted): the next
     /// owner reads those records again.
     async fn close(&mut self, partitions: &[TopicPartition]) -> Result<()> {
-        for tp in partitions {
-            if let (Some(mut writer), Some(store)) = (self.writers.remove(tp), self.store.as_ref()) {
-                writer.abandon(store).await;
-            }
+        let uploads = partitions.iter().filter_map(|tp| self.writers.remove(tp)).flat_map(PartitionWriter::abandon).collect();
+        if let Some(store) = &self.store {
+            store.abort_all(uploads).await;
         }
         Ok(())
     }
 
     async fn stop(&mut self) -> Result<()> {
-        if let Some(store) = self.store.clone() {
-            for (_, mut writer) in self.writers.drain() {
-                writer.abandon(&store).await;
-            }
+        let uploads = self.writers.drain().flat_map(|(_, writer)| writer.abandon()).collect();
+        if let Some(store) = &self.store {
+            store.abort_all(uploads).await;
         }
         Ok(())
     }

@@ -317,15 +317,15 @@ impl PartitionWriter {
         Ok(uploaded)
     }
 
-    /// Give up the uploads begun for files not stored (the partition was revoked or the task stops): their
-    /// records are read again from the committed offset.
-    pub async fn abandon(&mut self, store: &Store) {
-        let mut uploads = std::mem::take(&mut self.abandoned);
-        for file in std::mem::take(&mut self.files) {
+    /// Give up the files not stored (the partition was revoked or the task stops): their records are read
+    /// again from the committed offset. Returns their uploads, for the caller to abort ([`Store::abort_all`]).
+    pub fn abandon(self) -> Vec<ObjectUpload> {
+        let mut uploads = self.abandoned;
+        for file in self.files {
             uploads.extend([Some(file.upload), file.keys.map(|(u, _)| u), file.headers.map(|(u, _)| u)].into_iter().flatten());
         }
-        uploads.extend(std::mem::take(&mut self.closed).into_iter().map(|c| c.upload));
-        store.abort_all(uploads).await;
+        uploads.extend(self.closed.into_iter().map(|c| c.upload));
+        uploads
     }
 
     /// The offset after the last file stored (asked again after a commit that failed, it is the same).

@@ -185,7 +185,13 @@ pub async fn run_member(
                     tracing::warn!(error = %e, "joining the worker group failed; retrying");
                 }
                 // A refused login or TLS handshake will not pass by itself: `/health` says so until it does.
-                if matches!(e, GroupError::Wire(WireError::Authentication { .. } | WireError::Tls { .. })) {
+                // (A TLS failure is one rustls reports, as InvalidData; a reset or closed connection is an outage.)
+                let refused = match &e {
+                    GroupError::Wire(WireError::Authentication { .. }) => true,
+                    GroupError::Wire(WireError::Tls { source, .. }) => source.kind() == std::io::ErrorKind::InvalidData,
+                    _ => false,
+                };
+                if refused {
                     herder.context().health.set_group_problem(Some(format!("cannot join the worker group: {e}")));
                 }
                 // A short pause even for "rebalance in progress", so an early sync never becomes a tight loop.

@@ -234,7 +234,16 @@ impl Connection {
                 let why = response.error_message.map(|m| m.to_string()).unwrap_or_default();
                 return Err(refused(&self.address, format!("{name} as {}: error {} {why}", credentials.username, response.error_code)));
             }
-            message = exchange.reply(&response.auth_bytes).map_err(|e| refused(&self.address, e.to_string()))?;
+            // SCRAM's key derivation runs thousands of HMAC rounds: off the async threads.
+            let server = response.auth_bytes;
+            let (back, reply) = tokio::task::spawn_blocking(move || {
+                let reply = exchange.reply(&server);
+                (exchange, reply)
+            })
+            .await
+            .map_err(|e| refused(&self.address, format!("the SASL exchange stopped: {e}")))?;
+            exchange = back;
+            message = reply.map_err(|e| refused(&self.address, e.to_string()))?;
         }
         Ok(())
     }
