@@ -63,17 +63,20 @@ impl Body {
 /// Move the whole parts of `part_size` at the front of `buffer` to `into`; the rest (less than a part) stays.
 /// One copy of the rest; the parts share one allocation.
 fn cut_parts(buffer: &mut Vec<u8>, part_size: usize, into: &mut VecDeque<Bytes>) {
-    let whole = buffer.len() / part_size;
-    if whole == 0 {
+    if buffer.len() < part_size {
         return;
     }
-    let mut rest = buffer.split_off(whole * part_size);
+    let mut rest = buffer.split_off(buffer.len() / part_size * part_size);
     // The file goes on growing to the next part: room for it now saves doubling reallocations on the way.
     rest.reserve(part_size + part_size / 8);
-    let parts = Bytes::from(std::mem::replace(buffer, rest));
-    for i in 0..whole {
-        into.push_back(parts.slice(i * part_size..(i + 1) * part_size));
-    }
+    push_parts(Bytes::from(std::mem::replace(buffer, rest)), part_size, into);
+}
+
+/// Move the whole parts of `part_size` at the front of `bytes` to `into`, without copying; returns the rest.
+pub fn push_parts(bytes: Bytes, part_size: usize, into: &mut VecDeque<Bytes>) -> Bytes {
+    let whole = bytes.len() / part_size;
+    into.extend((0..whole).map(|i| bytes.slice(i * part_size..(i + 1) * part_size)));
+    bytes.slice(whole * part_size..)
 }
 
 /// The Avro side of a file: its schema (from the first record) and the values not yet encoded.

@@ -20,7 +20,7 @@
 //! taken, counted by (offset, part), are skipped when the runtime redelivers a batch.
 
 use crate::config::{Compatibility, S3SinkConfig, View};
-use crate::format::{EncodeError, Encoded, FileBuilder, Prepared};
+use crate::format::{push_parts, EncodeError, Encoded, FileBuilder, Prepared};
 use crate::storage::{ObjectUpload, Store, UploadError};
 use chrono::{TimeZone, Utc};
 
@@ -249,20 +249,17 @@ impl PartitionWriter {
                     self.abandoned.push(upload);
                     continue;
                 }
-                // What is left, in parts: all whole but the last, as S3 requires. A file that is empty still
-                // makes an object.
                 let tail = match builder.finish() {
-                    Ok(tail) => bytes::Bytes::from(tail),
+                    Ok(tail) => tail,
                     Err(e) => {
                         failure = Some(e);
                         self.abandoned.push(upload);
                         continue;
                     }
                 };
-                let part = config.part_size;
-                let whole = tail.len().saturating_sub(1) / part;
-                upload.waiting_mut().extend((0..whole).map(|i| tail.slice(i * part..(i + 1) * part)));
-                let last = tail.slice(whole * part..);
+                // What is left, in parts: all whole but the last, as S3 requires. A file that is empty still
+                // makes an object.
+                let last = push_parts(tail.into(), config.part_size, upload.waiting_mut());
                 if !last.is_empty() || (upload.waiting_mut().is_empty() && upload.parts_stored() == 0) {
                     upload.waiting_mut().push_back(last);
                 }

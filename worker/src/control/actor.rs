@@ -241,12 +241,10 @@ impl Actor {
         }
         if start_here && (was == target || target == TargetState::Paused) {
             self.start_connector(&name, 0).await;
-            // Tasks run from the config topic's configs, even if the instance failed to start (which skips its
-            // own reconciliation): a task revoked meanwhile must stop, one assigned must start.
-            self.reconcile_tasks(&name).await;
-        } else {
-            self.reconcile_tasks(&name).await;
         }
+        // Tasks run from the config topic's configs, even if the instance failed to start (which skips its own
+        // reconciliation): a task revoked meanwhile must stop, one assigned must start.
+        self.reconcile_tasks(&name).await;
         Ok(())
     }
 

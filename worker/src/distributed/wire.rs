@@ -56,16 +56,9 @@ impl Security {
     /// From the worker's top-level security keys (Kafka Connect's group member uses those, not `producer.`,
     /// `consumer.` or `admin.` ones). What the group connection cannot do is an error naming the key.
     pub fn from_worker(worker: &WorkerConfig) -> Result<Self, String> {
-        let keys: connect_core::Config =
-            worker.raw.iter().filter(|(k, _)| crate::kafka::security::is_security_key(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
-        let translated = crate::kafka::security::translate(&keys).map_err(|e| format!("Kafka security settings: {e}"))?;
-        let protocol = translated.get("security.protocol").unwrap_or("PLAINTEXT");
-        let (tls, sasl) = match protocol {
-            "SSL" => (true, false),
-            "SASL_PLAINTEXT" => (false, true),
-            "SASL_SSL" => (true, true),
-            _ => (false, false),
-        };
+        // The translation looks at the security keys only; prefixed ones (`producer.` ...) are not among them.
+        let translated = crate::kafka::security::translate(&worker.raw).map_err(|e| format!("Kafka security settings: {e}"))?;
+        let (tls, sasl) = translated.layers();
         let mut security = Security::default();
         if sasl {
             let name = translated.get("sasl.mechanisms").unwrap_or("GSSAPI");

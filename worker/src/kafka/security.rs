@@ -82,6 +82,22 @@ impl Translated {
     pub fn get(&self, key: &str) -> Option<&str> {
         self.set.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
+
+    /// Whether the clients speak TLS and SASL (`security.protocol`, PLAINTEXT when unset).
+    pub fn layers(&self) -> (bool, bool) {
+        self.get("security.protocol").and_then(protocol_layers).unwrap_or((false, false))
+    }
+}
+
+/// TLS and SASL of an upper-case `security.protocol` value; `None` for one Kafka does not know.
+fn protocol_layers(protocol: &str) -> Option<(bool, bool)> {
+    match protocol {
+        "PLAINTEXT" => Some((false, false)),
+        "SSL" => Some((true, false)),
+        "SASL_PLAINTEXT" => Some((false, true)),
+        "SASL_SSL" => Some((true, true)),
+        _ => None,
+    }
 }
 
 /// Secret values are hidden, so a `{:?}` in a log line cannot leak them.
@@ -320,19 +336,11 @@ impl<'a> Translator<'a> {
             return Ok((false, false));
         };
         let upper = value.to_ascii_uppercase();
-        let modes = match upper.as_str() {
-            "PLAINTEXT" => (false, false),
-            "SSL" => (true, false),
-            "SASL_PLAINTEXT" => (false, true),
-            "SASL_SSL" => (true, true),
-            _ => {
-                return Err(SecurityConfigError::InvalidValue {
-                    key: "security.protocol".into(),
-                    value: value.to_string(),
-                    expected: "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
-                })
-            }
-        };
+        let modes = protocol_layers(&upper).ok_or_else(|| SecurityConfigError::InvalidValue {
+            key: "security.protocol".into(),
+            value: value.to_string(),
+            expected: "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+        })?;
         // librdkafka compares enum values case-insensitively; Kafka's upper-case form is kept.
         self.put("security.protocol", upper, "security.protocol")?;
         Ok(modes)
