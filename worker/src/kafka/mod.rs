@@ -8,6 +8,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use std::collections::HashSet;
 use std::time::Duration;
 
+pub mod deliveries;
 pub mod health;
 pub mod security;
 
@@ -146,6 +147,20 @@ pub const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     ("batch.num.messages", "10000"),
 ];
 
+/// A task's producer for its dead-letter queue (a sink's only producer; beside a source's record producer,
+/// which reports deliveries by ticket and so cannot hand out the delivery futures the DLQ path waits on).
+pub fn dlq_producer(
+    worker: &WorkerConfig,
+    connector: &Config,
+    name: &str,
+    task: u32,
+) -> Result<rdkafka::producer::FutureProducer, ConnectError> {
+    client_config(worker, "producer", Some(connector), PRODUCER_DEFAULTS)?
+        .set("client.id", format!("connector-dlq-producer-{name}-{task}"))
+        .create()
+        .map_err(|e| kafka_error("cannot create the dead-letter queue producer", e))
+}
+
 /// Consumer defaults of a Kafka Connect sink task: manual commits, start from the beginning.
 pub const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.auto.commit", "false"),
@@ -220,6 +235,12 @@ impl TopicCreator {
             partitions: int("topic.creation.default.partitions", 1),
             replication: int("topic.creation.default.replication.factor", 1),
         })
+    }
+
+    /// Take `topic` as existing without asking the broker.
+    #[cfg(test)]
+    pub fn assume_exists(&mut self, topic: &str) {
+        self.known.insert(topic.to_string());
     }
 
     /// Make sure `topic` exists (cached after the first success), and track it as used.

@@ -126,7 +126,7 @@ pub struct ErrorHandler {
     pub connector: String,
     pub task_id: u32,
     pub metrics: Arc<TaskMetrics>,
-    /// Producer for the DLQ (a sink task's own; a source task uses its record producer).
+    /// Producer for the DLQ, the task's own ([`crate::kafka::dlq_producer`]).
     pub dlq_producer: Option<FutureProducer>,
 }
 

@@ -1,23 +1,23 @@
 //! The source task loop: poll → convert → transform → produce → (ack) commit_record → offset commit.
 //!
 //! Invariant: a source offset reaches the offset store only after Kafka acknowledged its record and
-//! every record polled before it. Acks are consumed in poll order (a `FuturesOrdered`), so the latest
-//! acknowledged offset per partition is always safe to store.
+//! every record polled before it. Acks are consumed in poll order (an [`AckQueue`], whose sent records
+//! carry tickets of the producer's delivery reports), so the latest acknowledged offset per partition is
+//! always safe to store; once an ack fails, no later offset is stored at all.
 
 use connect_core::connector::RecordMetadata;
 use connect_core::{Config, ConnectError, RecordData, SourceRecord, SourceTask, SourceTaskContext, Value};
 use futures::FutureExt;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, Producer};
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+use crate::kafka::deliveries::{record_to, Delivered, TicketProducer, Tickets};
 use crate::kafka::{kafka_error, TopicCreator};
 use crate::runtime::errors::{Disposition, ErrorHandler, Origin, RawRecord, Stage};
 use crate::runtime::metrics::{CommitOutcome, TaskMetrics};
@@ -37,7 +37,9 @@ pub struct SourceTaskRunner {
     pub task_config: Config,
     pub pipeline: Pipeline,
     pub errors: ErrorHandler,
-    pub producer: FutureProducer,
+    pub producer: TicketProducer,
+    /// The producer's delivery outcomes; moved into the loop's state when it starts.
+    pub tickets: Option<Tickets>,
     pub topics: TopicCreator,
     pub offsets: Arc<OffsetStore>,
     pub flush_interval: Duration,
@@ -51,90 +53,78 @@ pub struct SourceTaskRunner {
     pub poll_cancel_safe: bool,
 }
 
-/// The outcome of one produced record (or of a record that produced nothing).
+/// A resolved entry of the ack queue.
 struct Ack {
     /// Set on the last Kafka record a source record turned into: its offset is committable once this
     /// resolves, because every earlier piece resolved before it.
     source: Option<SourceRecord>,
-    result: Result<Option<RecordMetadata>, KafkaError>,
-}
-
-/// Resolves when Kafka acknowledged a record; a hand-written future so no allocation per record.
-struct AckFuture {
-    delivery: Option<DeliveryFuture>,
+    /// The topic a transformed record's last piece went to; `None`: the source record's own topic.
     topic: Option<String>,
-    source: Option<SourceRecord>,
-    /// The delivery is to the dead-letter queue: success means "handled", with no metadata to report.
-    dead_letter: bool,
+    /// Where Kafka stored the record (`None`: dead-lettered or skipped, nothing to report).
+    result: Result<Option<Delivered>, KafkaError>,
 }
 
 /// What became of one record on its way to Kafka.
 enum Produced {
-    Sent(DeliveryFuture),
+    /// Sent with this ticket ([`Tickets`]).
+    Sent(u64),
     DeadLettered(DeliveryFuture),
     Skipped,
 }
 
-impl AckFuture {
-    fn new(produced: Produced, topic: Option<String>, source: Option<SourceRecord>) -> Self {
-        match produced {
-            Produced::Sent(d) => AckFuture { delivery: Some(d), topic, source, dead_letter: false },
-            Produced::DeadLettered(d) => AckFuture { delivery: Some(d), topic: None, source, dead_letter: true },
-            Produced::Skipped => AckFuture { delivery: None, topic: None, source, dead_letter: false },
-        }
-    }
+/// One record (or piece of a record) in flight, in poll order.
+struct PendingAck {
+    produced: Produced,
+    topic: Option<String>,
+    source: Option<SourceRecord>,
 }
 
-impl Future for AckFuture {
-    type Output = Ack;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Ack> {
-        let this = &mut *self;
-        let result = match this.delivery.as_mut() {
-            None => Ok(None),
-            Some(d) => match d.poll_unpin(cx) {
+/// Records in flight in poll order, and the tickets of those sent. Only the front is ever waited for:
+/// acks are handled in order anyway, and neither needs an allocation per record.
+struct AckQueue {
+    pending: VecDeque<PendingAck>,
+    tickets: Tickets,
+}
+
+impl AckQueue {
+    fn push_back(&mut self, produced: Produced, topic: Option<String>, source: Option<SourceRecord>) {
+        self.pending.push_back(PendingAck { produced, topic, source });
+    }
+    fn len(&self) -> usize {
+        self.pending.len()
+    }
+    fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+    /// The front's result once known; `Ready(None)` when nothing is in flight.
+    fn poll_front(&mut self, cx: &mut Context<'_>) -> Poll<Option<Ack>> {
+        let Some(front) = self.pending.front_mut() else { return Poll::Ready(None) };
+        let result = match &mut front.produced {
+            Produced::Skipped => Ok(None),
+            Produced::Sent(ticket) => match self.tickets.poll_take(*ticket, cx) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(Ok(_))) if this.dead_letter => Ok(None),
-                Poll::Ready(Ok(Ok(delivery))) => Ok(Some(RecordMetadata {
-                    topic: this.topic.take().unwrap_or_default(),
-                    partition: delivery.partition,
-                    offset: delivery.offset,
-                })),
+                Poll::Ready(outcome) => outcome.map(Some),
+            },
+            Produced::DeadLettered(delivery) => match delivery.poll_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(Ok(_))) => Ok(None),
                 Poll::Ready(Ok(Err((e, _)))) => Err(e),
                 Poll::Ready(Err(_canceled)) => Err(KafkaError::Canceled),
             },
         };
-        Poll::Ready(Ack { source: this.source.take(), result })
-    }
-}
-
-#[derive(Default)]
-struct AckQueue(VecDeque<AckFuture>);
-
-impl AckQueue {
-    fn push_back(&mut self, ack: AckFuture) {
-        self.0.push_back(ack);
-    }
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        let front = self.pending.pop_front().expect("the front was just looked at");
+        Poll::Ready(Some(Ack { source: front.source, topic: front.topic, result }))
     }
     /// The front ack if it is resolved now.
     fn try_next(&mut self) -> Option<Ack> {
-        let ack = self.0.front_mut()?.now_or_never()?;
-        self.0.pop_front();
-        Some(ack)
+        match self.poll_front(&mut Context::from_waker(futures::task::noop_waker_ref())) {
+            Poll::Ready(ack) => ack,
+            Poll::Pending => None,
+        }
     }
     /// Wait for the front ack; `None` when nothing is in flight.
     async fn next(&mut self) -> Option<Ack> {
-        let ack = std::future::poll_fn(|cx| match self.0.front_mut() {
-            None => Poll::Ready(None),
-            Some(front) => front.poll_unpin(cx).map(Some),
-        })
-        .await?;
-        self.0.pop_front();
-        Some(ack)
+        std::future::poll_fn(|cx| self.poll_front(cx)).await
     }
 }
 
@@ -158,15 +148,14 @@ fn fallback_bytes(value: &Value) -> Option<Vec<u8>> {
 }
 
 /// What the loop carries between iterations.
-#[derive(Default)]
 struct InFlight {
-    /// In poll order. Only the front is ever awaited: acks are handled in order anyway, and a queue
-    /// avoids a per-record allocation that a `FuturesOrdered` would make.
     acks: AckQueue,
     /// Offsets Kafka acknowledged, not yet in the store.
     pending: PendingOffsets,
     /// Reused output buffer of the transform chain.
     scratch: Vec<RecordData>,
+    /// An ack failed: the task is failing, and no offset after that record may be stored.
+    failed: bool,
 }
 
 impl SourceTaskRunner {
@@ -181,7 +170,13 @@ impl SourceTaskRunner {
         self.status.set(State::Running);
         tracing::info!(connector = %self.connector, task = self.task_id, "source task running");
 
-        let mut state = InFlight::default();
+        let tickets = self.tickets.take().expect("a source task runs once");
+        let mut state = InFlight {
+            acks: AckQueue { pending: VecDeque::new(), tickets },
+            pending: PendingOffsets::default(),
+            scratch: Vec::new(),
+            failed: false,
+        };
         let result = self.main_loop(&mut state).await;
         // Whatever happened, store what Kafka acknowledged, then stop the task.
         let drained = self.drain(&mut state).await;
@@ -264,7 +259,7 @@ impl SourceTaskRunner {
     async fn send(&mut self, state: &mut InFlight, record: SourceRecord) -> Result<(), ConnectError> {
         if let Some(why) = &record.unreadable {
             let produced = self.fail_unreadable(&record, ConnectError::data(why.clone()))?;
-            state.acks.push_back(AckFuture::new(produced, None, Some(record)));
+            state.acks.push_back(produced, None, Some(record));
             return Ok(());
         }
         let mut outputs = std::mem::take(&mut state.scratch);
@@ -277,30 +272,29 @@ impl SourceTaskRunner {
         if let Err(e) = transformed {
             let class = e.class.clone();
             let produced = self.fail_record(Stage::Transformation, &class, &record, &record.data, ConnectError::data(e.to_string()))?;
-            state.acks.push_back(AckFuture::new(produced, None, Some(record)));
+            state.acks.push_back(produced, None, Some(record));
             state.scratch = outputs;
             return Ok(());
         }
         if self.pipeline.transforms.is_empty() {
             // The common case: one source record, one Kafka record, no allocation on the way.
             let produced = self.produce(state, &record.data, &record).await?;
-            let topic = matches!(produced, Produced::Sent(_)).then(|| record.data.topic.clone());
-            state.acks.push_back(AckFuture::new(produced, topic, Some(record)));
+            state.acks.push_back(produced, None, Some(record));
             state.scratch = outputs;
             return Ok(());
         }
-        let mut pieces = Vec::with_capacity(outputs.len());
-        for data in &outputs {
-            let produced = self.produce(state, data, &record).await?;
-            pieces.push((produced, data.topic.clone()));
-        }
-        let last = pieces.pop();
-        for (produced, _) in pieces {
-            state.acks.push_back(AckFuture::new(produced, None, None));
-        }
-        match last {
-            Some((produced, topic)) => state.acks.push_back(AckFuture::new(produced, Some(topic), Some(record))),
-            None => state.acks.push_back(AckFuture::new(Produced::Skipped, None, Some(record))),
+        // Each piece joins the ack queue as soon as it is sent, so every ticket handed out has its entry
+        // even if a later piece fails; the source record rides on the last piece.
+        match outputs.split_last() {
+            None => state.acks.push_back(Produced::Skipped, None, Some(record)),
+            Some((last, init)) => {
+                for data in init {
+                    let produced = self.produce(state, data, &record).await?;
+                    state.acks.push_back(produced, None, None);
+                }
+                let produced = self.produce(state, last, &record).await?;
+                state.acks.push_back(produced, Some(last.topic.clone()), Some(record));
+            }
         }
         state.scratch = outputs;
         Ok(())
@@ -411,7 +405,7 @@ impl SourceTaskRunner {
             }
         }
         self.topics.ensure(topic).await?;
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+        let mut record = record_to(topic);
         if let Some(k) = key.as_deref() {
             record = record.key(k);
         }
@@ -432,14 +426,16 @@ impl SourceTaskRunner {
             record = record.headers(headers);
         }
         loop {
-            match self.producer.send_result(record) {
-                Ok(delivery) => return Ok(Produced::Sent(delivery)),
+            match state.acks.tickets.send(&self.producer, record) {
+                Ok(ticket) => return Ok(Produced::Sent(ticket)),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     // The client's queue is full: wait for the oldest ack (or a moment), then try again.
                     record = returned;
                     match state.acks.try_next() {
                         Some(ack) => self.handle_ack(state, ack).await?,
-                        _ => {
+                        // Nothing of this task's in flight (the queue is full of others' records): a moment.
+                        None if state.acks.is_empty() => tokio::time::sleep(Duration::from_millis(10)).await,
+                        None => {
                             if let Some(ack) = tokio::time::timeout(Duration::from_millis(100), state.acks.next()).await.ok().flatten() {
                                 self.handle_ack(state, ack).await?;
                             }
@@ -453,7 +449,17 @@ impl SourceTaskRunner {
         }
     }
 
+    /// Settle the oldest record in flight. An error fails the task and stops offsets here: a later
+    /// record's offset stored past this one would skip it on restart.
     async fn handle_ack(&mut self, state: &mut InFlight, ack: Ack) -> Result<(), ConnectError> {
+        let settled = self.settle(state, ack).await;
+        if settled.is_err() {
+            state.failed = true;
+        }
+        settled
+    }
+
+    async fn settle(&mut self, state: &mut InFlight, ack: Ack) -> Result<(), ConnectError> {
         let metadata = match ack.result {
             Ok(m) => m,
             Err(e) => {
@@ -480,8 +486,15 @@ impl SourceTaskRunner {
             TaskMetrics::add(&self.errors.metrics.records_written, 1);
         }
         if let Some(record) = ack.source {
+            let metadata = metadata.map(|(partition, offset)| RecordMetadata {
+                topic: ack.topic.unwrap_or_else(|| record.data.topic.clone()),
+                partition,
+                offset,
+            });
             self.task.commit_record(&record, metadata.as_ref()).await.map_err(|e| e.context("commit_record failed"))?;
-            state.pending.record(record.source_partition, record.source_offset);
+            if !state.failed {
+                state.pending.record(record.source_partition, record.source_offset);
+            }
         }
         Ok(())
     }
@@ -528,5 +541,111 @@ impl Drop for SourceTaskRunner {
     fn drop(&mut self) {
         // Give librdkafka a moment to send what is queued; offsets of unsent records were not stored.
         let _ = self.producer.flush(Duration::from_millis(500));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::WorkerConfig;
+    use crate::kafka::deliveries::ticket_producer;
+    use crate::registry::Registry;
+    use crate::runtime::errors::ErrorPolicy;
+    use async_trait::async_trait;
+    use connect_core::SourceMap;
+    use rdkafka::config::ClientConfig;
+
+    /// Polls two records once (offsets 1 and 2 of one partition, to topics `kept` and `dropped`), then
+    /// nothing.
+    struct TwoRecords {
+        polled: bool,
+    }
+
+    #[async_trait]
+    impl SourceTask for TwoRecords {
+        async fn start(&mut self, _: SourceTaskContext, _: Config) -> connect_core::Result<()> {
+            Ok(())
+        }
+        async fn poll(&mut self) -> connect_core::Result<Vec<SourceRecord>> {
+            if std::mem::replace(&mut self.polled, true) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                return Ok(Vec::new());
+            }
+            let partition: Arc<SourceMap> = Arc::new([("file".to_string(), serde_json::json!("f"))].into_iter().collect());
+            let record = |topic: &str, position: u64| {
+                let offset: SourceMap = [("position".to_string(), serde_json::json!(position))].into_iter().collect();
+                SourceRecord::new(partition.clone(), offset, RecordData::new(topic, None, Value::String(format!("line {position}"))))
+            };
+            Ok(vec![record("kept", 1), record("dropped", 2)])
+        }
+        async fn stop(&mut self) -> connect_core::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The first record is never acknowledged (no broker: it times out) and fails the task; the second is
+    /// filtered out, so its ack is ready at once. Its offset must not be stored: on restart the source
+    /// would resume after the first record, which never reached Kafka.
+    #[tokio::test]
+    async fn after_a_failed_ack_no_later_offset_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let offsets_file = dir.path().join("connect.offsets");
+        let worker_config: Config =
+            [("bootstrap.servers", "127.0.0.1:1"), ("offset.storage.file.filename", offsets_file.to_str().unwrap())]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        let worker = WorkerConfig::from_config(worker_config).unwrap();
+        let connector: Config = [
+            ("connector.class", "TwoRecords"),
+            ("value.converter", "org.apache.kafka.connect.storage.StringConverter"),
+            ("transforms", "drop"),
+            ("transforms.drop.type", "org.apache.kafka.connect.transforms.Filter"),
+            ("transforms.drop.predicate", "isDropped"),
+            ("predicates", "isDropped"),
+            ("predicates.isDropped.type", "org.apache.kafka.connect.transforms.predicates.TopicNameMatches"),
+            ("predicates.isDropped.pattern", "dropped"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let pipeline = Pipeline::build(&Registry::default(), &worker, &connector).unwrap();
+        let mut topics = TopicCreator::new(&worker, &connector, Default::default()).unwrap();
+        topics.assume_exists("kept");
+        let mut producer_config = ClientConfig::new();
+        producer_config.set("bootstrap.servers", "127.0.0.1:1").set("message.timeout.ms", "300");
+        let (producer, tickets) = ticket_producer(&producer_config).unwrap();
+        let offsets = OffsetStore::open(&offsets_file).unwrap();
+        let cancel = CancellationToken::new();
+        let (_paused_tx, paused) = tokio::sync::watch::channel(false);
+        let runner = SourceTaskRunner {
+            connector: "two".into(),
+            task_id: 0,
+            task: Box::new(TwoRecords { polled: false }),
+            task_config: connector.clone(),
+            pipeline,
+            errors: ErrorHandler {
+                policy: ErrorPolicy::from_connector(&connector),
+                connector: "two".into(),
+                task_id: 0,
+                metrics: Arc::default(),
+                dlq_producer: None,
+            },
+            producer,
+            tickets: Some(tickets),
+            topics,
+            offsets: offsets.clone(),
+            flush_interval: Duration::from_millis(50),
+            shutdown_timeout: Duration::from_secs(5),
+            cancel: cancel.clone(),
+            status: StatusCell::new("w"),
+            pause: PauseGate::new(paused, cancel, Duration::from_millis(50)),
+            poll_cancel_safe: false,
+        };
+        let failed = tokio::time::timeout(Duration::from_secs(30), runner.run()).await.expect("the task ends");
+        let error = failed.expect_err("an unacknowledged record fails the task under errors.tolerance=none");
+        assert!(error.chain().contains("KAFKA_PRODUCE"), "{}", error.chain());
+        let partition: SourceMap = [("file".to_string(), serde_json::json!("f"))].into_iter().collect();
+        assert_eq!(offsets.get("two", &partition), None, "no offset may pass the record that never reached Kafka");
     }
 }

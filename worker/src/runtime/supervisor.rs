@@ -16,7 +16,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::config::connector::{TOPICS, TOPICS_REGEX};
-use crate::kafka::{client_config, kafka_error, TopicCreator, TrackedTopics, CONSUMER_DEFAULTS, MAX_POLL_RECORDS, PRODUCER_DEFAULTS};
+use crate::kafka::deliveries::ticket_producer;
+use crate::kafka::{
+    client_config, dlq_producer, kafka_error, TopicCreator, TrackedTopics, CONSUMER_DEFAULTS, MAX_POLL_RECORDS, PRODUCER_DEFAULTS,
+};
 use crate::runtime::errors::{ErrorHandler, ErrorPolicy};
 use crate::runtime::metrics::TaskMetrics;
 use crate::runtime::paused::PauseGate;
@@ -70,13 +73,12 @@ impl TaskSpec {
         let instance = self.instance.lock().await;
         match &*instance {
             AnyConnector::Source(connector) => {
-                let producer: rdkafka::producer::FutureProducer =
-                    client_config(worker, "producer", Some(&self.connector_config), PRODUCER_DEFAULTS)?
-                        .set("client.id", format!("connector-producer-{name}-{id}"))
-                        .create()
-                        .map_err(|e| kafka_error("cannot create the Kafka producer", e))?;
+                let config = client_config(worker, "producer", Some(&self.connector_config), PRODUCER_DEFAULTS)?
+                    .set("client.id", format!("connector-producer-{name}-{id}"))
+                    .clone();
+                let (producer, tickets) = ticket_producer(&config).map_err(|e| kafka_error("cannot create the Kafka producer", e))?;
                 if errors.policy.dlq_topic.is_some() {
-                    errors.dlq_producer = Some(producer.clone());
+                    errors.dlq_producer = Some(dlq_producer(worker, &self.connector_config, name, id)?);
                 }
                 let runner = SourceTaskRunner {
                     connector: name.to_string(),
@@ -86,6 +88,7 @@ impl TaskSpec {
                     pipeline,
                     errors,
                     producer,
+                    tickets: Some(tickets),
                     topics,
                     offsets: ctx.offsets.clone(),
                     flush_interval: worker.offset_flush_interval,
@@ -116,11 +119,7 @@ impl TaskSpec {
                 }
                 let (consumer, rebalances, approved) = sink_consumer(consumer_config, self.metrics.clone())?;
                 if errors.policy.dlq_topic.is_some() {
-                    let producer = client_config(worker, "producer", Some(&self.connector_config), PRODUCER_DEFAULTS)?
-                        .set("client.id", format!("connector-dlq-producer-{name}-{id}"))
-                        .create()
-                        .map_err(|e| kafka_error("cannot create the dead-letter queue producer", e))?;
-                    errors.dlq_producer = Some(producer);
+                    errors.dlq_producer = Some(dlq_producer(worker, &self.connector_config, name, id)?);
                 }
                 let topics = connect_core::config::parse_list(self.connector_config.get(TOPICS).map(String::as_str).unwrap_or(""));
                 let topics_regex = self.connector_config.get(TOPICS_REGEX).filter(|r| !r.trim().is_empty()).cloned();
