@@ -510,6 +510,23 @@ fn status_kib(pid: u32, first: &str, second: &str) -> Option<(u64, u64)> {
     Some((field(first)?, field(second)?))
 }
 
+/// CPU time a process used so far, all its threads, user and system, in seconds (`pid` 0: this process).
+pub fn cpu_secs(pid: u32) -> Option<f64> {
+    let path = if pid == 0 { "/proc/self/stat".to_string() } else { format!("/proc/{pid}/stat") };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces: utime and stime are the
+    // 14th and 15th fields of the line, the 12th and 13th after the name.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let ticks: u64 = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+    static CLOCK_TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let per_sec = *CLOCK_TICKS.get_or_init(|| {
+        let out = Command::new("getconf").arg("CLK_TCK").output().ok();
+        out.and_then(|o| String::from_utf8(o.stdout).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(100.0)
+    });
+    Some(ticks as f64 / per_sec)
+}
+
 /// Peak (VmHWM) and current (VmRSS) resident memory of a process, in KiB.
 pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
     status_kib(pid, "VmHWM:", "VmRSS:")
