@@ -433,7 +433,8 @@ impl SourceTaskRunner {
                     record = returned;
                     match state.acks.try_next() {
                         Some(ack) => self.handle_ack(state, ack).await?,
-                        // Nothing of this task's in flight (the queue is full of others' records): a moment.
+                        // Nothing of this task's left to wait for (librdkafka still counts messages it has
+                        // reported): a moment.
                         None if state.acks.is_empty() => tokio::time::sleep(Duration::from_millis(10)).await,
                         None => {
                             if let Some(ack) = tokio::time::timeout(Duration::from_millis(100), state.acks.next()).await.ok().flatten() {
