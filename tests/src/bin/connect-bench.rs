@@ -33,7 +33,7 @@ fn main() {
     let raw_topic = unique("bench-raw");
     rt.block_on(create_topic(&raw_topic));
     let producer: ThreadedProducer<DefaultProducerContext> = plain_producer_config().create().unwrap();
-    let cpu_before = cpu_secs(0).unwrap_or(0.0);
+    let cpu_before = cpu_secs(std::process::id()).unwrap_or(0.0);
     let start = Instant::now();
     for line in &lines {
         let mut record = BaseRecord::<(), str>::to(&raw_topic).payload(*line);
@@ -49,7 +49,7 @@ fn main() {
     }
     producer.flush(Duration::from_secs(120)).unwrap();
     let produce_secs = start.elapsed().as_secs_f64();
-    let produce_cpu = cpu_secs(0).unwrap_or(0.0) - cpu_before;
+    let produce_cpu = cpu_secs(std::process::id()).unwrap_or(0.0) - cpu_before;
 
     // 2. The limit for a sink: a plain consumer reading them all.
     let consume_secs = plain_consume_secs(&raw_topic, n);
@@ -167,18 +167,6 @@ fn first_record_watch(topic: &str) -> std::thread::JoinHandle<Instant> {
             (high > 0).then_some(asked)
         })
     })
-}
-
-/// [`wait_for`] with a chosen interval between checks.
-fn wait_for_every<T>(what: &str, every: Duration, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(every);
-    }
 }
 
 /// The sink alone: seconds from its first written line to the last (the group join is not throughput),

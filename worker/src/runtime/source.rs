@@ -38,8 +38,6 @@ pub struct SourceTaskRunner {
     pub pipeline: Pipeline,
     pub errors: ErrorHandler,
     pub producer: TicketProducer,
-    /// The producer's delivery outcomes; moved into the loop's state when it starts.
-    pub tickets: Option<Tickets>,
     pub topics: TopicCreator,
     pub offsets: Arc<OffsetStore>,
     pub flush_interval: Duration,
@@ -159,7 +157,8 @@ struct InFlight {
 }
 
 impl SourceTaskRunner {
-    pub async fn run(mut self) -> Result<(), ConnectError> {
+    /// Run the task until it stops; `tickets` takes the outcomes of `producer`'s deliveries.
+    pub async fn run(mut self, tickets: Tickets) -> Result<(), ConnectError> {
         let context = SourceTaskContext {
             connector_name: self.connector.clone(),
             task_id: self.task_id,
@@ -170,7 +169,6 @@ impl SourceTaskRunner {
         self.status.set(State::Running);
         tracing::info!(connector = %self.connector, task = self.task_id, "source task running");
 
-        let tickets = self.tickets.take().expect("a source task runs once");
         let mut state = InFlight {
             acks: AckQueue { pending: VecDeque::new(), tickets },
             pending: PendingOffsets::default(),
@@ -431,16 +429,12 @@ impl SourceTaskRunner {
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     // The client's queue is full: wait for the oldest ack (or a moment), then try again.
                     record = returned;
-                    match state.acks.try_next() {
-                        Some(ack) => self.handle_ack(state, ack).await?,
+                    if state.acks.is_empty() {
                         // Nothing of this task's left to wait for (librdkafka still counts messages it has
                         // reported): a moment.
-                        None if state.acks.is_empty() => tokio::time::sleep(Duration::from_millis(10)).await,
-                        None => {
-                            if let Some(ack) = tokio::time::timeout(Duration::from_millis(100), state.acks.next()).await.ok().flatten() {
-                                self.handle_ack(state, ack).await?;
-                            }
-                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    } else if let Some(ack) = tokio::time::timeout(Duration::from_millis(100), state.acks.next()).await.ok().flatten() {
+                        self.handle_ack(state, ack).await?;
                     }
                 }
                 Err((e, _)) => {
@@ -633,7 +627,6 @@ mod tests {
                 dlq_producer: None,
             },
             producer,
-            tickets: Some(tickets),
             topics,
             offsets: offsets.clone(),
             flush_interval: Duration::from_millis(50),
@@ -643,7 +636,7 @@ mod tests {
             pause: PauseGate::new(paused, cancel, Duration::from_millis(50)),
             poll_cancel_safe: false,
         };
-        let failed = tokio::time::timeout(Duration::from_secs(30), runner.run()).await.expect("the task ends");
+        let failed = tokio::time::timeout(Duration::from_secs(30), runner.run(tickets)).await.expect("the task ends");
         let error = failed.expect_err("an unacknowledged record fails the task under errors.tolerance=none");
         assert!(error.chain().contains("KAFKA_PRODUCE"), "{}", error.chain());
         let partition: SourceMap = [("file".to_string(), serde_json::json!("f"))].into_iter().collect();

@@ -88,7 +88,6 @@ impl TaskSpec {
                     pipeline,
                     errors,
                     producer,
-                    tickets: Some(tickets),
                     topics,
                     offsets: ctx.offsets.clone(),
                     flush_interval: worker.offset_flush_interval,
@@ -98,7 +97,7 @@ impl TaskSpec {
                     pause,
                     poll_cancel_safe: false,
                 };
-                Ok(Box::pin(runner.run()))
+                Ok(Box::pin(runner.run(tickets)))
             }
             AnyConnector::Sink(connector) => {
                 let mut consumer_config = client_config(worker, "consumer", Some(&self.connector_config), CONSUMER_DEFAULTS)?
