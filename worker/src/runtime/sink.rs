@@ -216,7 +216,10 @@ impl ErrantRecordReporter for DeadLetterReporter {
     }
 }
 
-/// Apply queued rebalance events: `open` assigned partitions, `close` revoked ones (returned).
+/// Apply queued rebalance events: `open` assigned partitions, `close` revoked ones. Returns the partitions
+/// revoked and not assigned back by a later event of the same drain: an eager rebalance revokes every
+/// partition and assigns most back at once, and the records of those already fetched come from the new
+/// assignment (they must be put, not dropped: nothing would fetch them again).
 async fn handle_rebalances(
     rebalances: &mut mpsc::UnboundedReceiver<RebalanceEvent>,
     task: &mut dyn SinkTask,
@@ -232,6 +235,7 @@ async fn handle_rebalances(
                 let mut all = context.assignment();
                 all.extend(parts.iter().cloned());
                 context.set_assignment(all);
+                all_revoked.retain(|tp| !parts.contains(tp));
                 task.open(&parts).await.map_err(|e| e.context("open failed"))?;
             }
             RebalanceEvent::Revoked(parts) => {
@@ -737,5 +741,55 @@ mod tests {
         assert_eq!(left.get(&p0), None, "the revoked partition's approval is gone");
         assert_eq!(left.get(&p1), Some(&7), "the others stay");
         assert!(matches!(events.try_recv(), Ok(RebalanceEvent::Revoked(parts)) if parts == vec![p0]));
+    }
+
+    /// A sink task that only counts its calls.
+    #[derive(Default)]
+    struct Counting {
+        opened: Vec<TopicPartition>,
+        closed: Vec<TopicPartition>,
+    }
+
+    #[async_trait::async_trait]
+    impl SinkTask for Counting {
+        async fn start(&mut self, _: SinkTaskContext, _: connect_core::Config) -> Result<(), ConnectError> {
+            Ok(())
+        }
+        async fn open(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
+            self.opened.extend_from_slice(partitions);
+            Ok(())
+        }
+        async fn put(&mut self, _: &[SinkRecord]) -> Result<(), ConnectError> {
+            Ok(())
+        }
+        async fn close(&mut self, partitions: &[TopicPartition]) -> Result<(), ConnectError> {
+            self.closed.extend_from_slice(partitions);
+            Ok(())
+        }
+        async fn stop(&mut self) -> Result<(), ConnectError> {
+            Ok(())
+        }
+    }
+
+    /// An eager rebalance revokes every partition and assigns them back; the events reach the loop together with
+    /// a batch fetched from the new assignment. Its records must not be dropped as if their partitions had gone:
+    /// the consumer's position is already past them, so they would be skipped for good. Only a partition whose
+    /// last event is a revocation is reported revoked.
+    #[tokio::test]
+    async fn a_partition_revoked_and_assigned_back_in_one_drain_keeps_its_fetched_records() {
+        let (tx, mut events) = mpsc::unbounded_channel();
+        let (p0, p1) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+        tx.send(RebalanceEvent::Assigned(vec![p0.clone(), p1.clone()])).unwrap();
+        tx.send(RebalanceEvent::Revoked(vec![p0.clone(), p1.clone()])).unwrap();
+        tx.send(RebalanceEvent::Assigned(vec![p0.clone()])).unwrap();
+        let mut task = Counting::default();
+        let context = SinkTaskContext::new("c", 0, None);
+        let mut positions: OffsetMap = [(p0.clone(), 10), (p1.clone(), 20)].into_iter().collect();
+        let revoked =
+            handle_rebalances(&mut events, &mut task, &crate::kafka::TrackedTopics::default(), &context, &mut positions).await.unwrap();
+        assert_eq!(revoked, vec![p1.clone()], "p0 came back: its fetched records stay");
+        assert_eq!(context.assignment(), vec![p0.clone()]);
+        assert_eq!((task.opened.len(), task.closed.len()), (3, 2), "every event still reaches the task");
+        assert!(positions.is_empty(), "positions of revoked partitions are forgotten either way");
     }
 }
