@@ -162,6 +162,10 @@ pub struct SinkRequests {
     pub pause: Vec<TopicPartition>,
     pub resume: Vec<TopicPartition>,
     pub commit_requested: bool,
+    /// Call `pre_commit` by then at the latest (the earliest of the deadlines asked for): a sink that holds
+    /// records it has not made durable yet (an open COPY) asks for this instead of waiting for
+    /// `offset.flush.interval.ms`.
+    pub commit_by: Option<std::time::Instant>,
 }
 
 /// What the runtime gives a sink task: a way to report bad records, ask for a retry delay, pause and
@@ -210,6 +214,13 @@ impl SinkTaskContext {
     pub fn request_commit(&self) {
         self.lock().requests.commit_requested = true;
     }
+    /// Ask for `pre_commit` within `delay`, even if no records arrive meanwhile (see [`SinkRequests::commit_by`]).
+    pub fn request_commit_within(&self, delay: Duration) {
+        let Some(due) = std::time::Instant::now().checked_add(delay) else { return };
+        let mut shared = self.lock();
+        let by = &mut shared.requests.commit_by;
+        *by = Some(by.map_or(due, |earlier| earlier.min(due)));
+    }
     /// The partitions this task currently owns.
     pub fn assignment(&self) -> Vec<TopicPartition> {
         self.lock().assignment.clone()
@@ -219,6 +230,10 @@ impl SinkTaskContext {
     /// rewind and commit requests for the runtime's loop to apply.
     pub fn take_timeout(&self) -> Option<Duration> {
         self.lock().requests.timeout.take()
+    }
+    /// Runtime side: take only the rewinds asked for (by `pre_commit`, applied right after the commit).
+    pub fn take_offset_requests(&self) -> HashMap<TopicPartition, i64> {
+        std::mem::take(&mut self.lock().requests.offsets)
     }
     /// Runtime side: take the pending requests.
     pub fn take_requests(&self) -> SinkRequests {

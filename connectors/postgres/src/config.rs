@@ -45,6 +45,8 @@ pub struct PostgresSinkConfig {
     pub fields_whitelist: Vec<String>,
     pub table_name_format: String,
     pub batch_size: usize,
+    /// Insert mode: how long one COPY may stay open across puts (zero: each put's rows in COPYs of their own).
+    pub copy_linger: Duration,
     pub delete_enabled: bool,
     pub auto_create: bool,
     pub auto_evolve: bool,
@@ -90,6 +92,15 @@ pub fn def() -> ConfigDef {
         .define(key("table.name.format", ConfigType::String, Some("${topic}"), "Destination table name; ${topic} is the record's topic."))
         .define(key("table.types", ConfigType::List, Some("TABLE"), "Accepted for compatibility."))
         .define(key("batch.size", ConfigType::Int, Some("3000"), "Records per transaction.").validator(Validator::at_least(1.0)))
+        .define(
+            key(
+                "copy.linger.ms",
+                ConfigType::Long,
+                Some("200"),
+                "connect-rs: how long one COPY (insert) or one staged transaction (upsert, update) may stay open across batches, so PostgreSQL sets a COPY up once per many batches and parses one while the next is encoded; rows are visible and offsets committed when it ends. 0: each batch is written when it is put, as the JDBC sink does.",
+            )
+            .validator(Validator::between(0.0, 3_600_000.0)),
+        )
         .define(key("delete.enabled", ConfigType::Boolean, Some("false"), "Tombstones delete the row with the record key (needs pk.mode=record_key)."))
         .define(key("auto.create", ConfigType::Boolean, Some("false"), "CREATE TABLE from the records' fields when the table is missing."))
         .define(key("auto.evolve", ConfigType::Boolean, Some("false"), "ALTER TABLE ADD COLUMN for fields the table lacks."))
@@ -170,6 +181,7 @@ impl PostgresSinkConfig {
             fields_whitelist: p.list("fields.whitelist"),
             table_name_format: p.string("table.name.format"),
             batch_size: p.int("batch.size") as usize,
+            copy_linger: Duration::from_millis(p.int("copy.linger.ms") as u64),
             delete_enabled,
             auto_create: p.boolean("auto.create"),
             auto_evolve: p.boolean("auto.evolve"),

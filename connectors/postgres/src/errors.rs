@@ -11,6 +11,16 @@ pub(crate) enum WriteError {
     NeedsTransaction,
 }
 
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::Rows(m) => write!(f, "{m}"),
+            WriteError::Database(e) => write!(f, "{e}"),
+            WriteError::NeedsTransaction => write!(f, "rows needed a transaction"),
+        }
+    }
+}
+
 /// PostgreSQL's own message with its detail, hint and context (COPY says which line and column).
 pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {

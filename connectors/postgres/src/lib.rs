@@ -6,7 +6,8 @@
 //! Files by concern, the template for new sinks: `connector` (config validation, task configs), `task` (the
 //! `SinkTask`: chunks, reporting, the retry budget), `session` (the connection and what lives in it:
 //! prepared statements, staging tables), `schema` (tables and columns, auto.create / auto.evolve), `write`
-//! (transactions, COPY, bisection of bad rows through `connect_kit::isolate`), `errors` (the rows' fault or
+//! (transactions, COPY, bisection of bad rows through `connect_kit::isolate`), `open_copy` (one COPY across
+//! many puts in insert mode, rewound through Kafka if it fails), `errors` (the rows' fault or
 //! the database's), plus `config`, `dialect`, `binary` and `tls`.
 //!
 //! Depends on connect-core, connect-kit and tokio-postgres; it must not depend on a Kafka client or the worker.
@@ -16,6 +17,7 @@ pub mod config;
 mod connector;
 pub mod dialect;
 mod errors;
+mod open_copy;
 mod schema;
 mod session;
 mod task;

@@ -1,15 +1,18 @@
 //! The sink task: turns each `put` into chunks of `batch.size` rows, writes them (`write`), reports rows the
 //! database refuses, and keeps one retry budget for everything that fails for the database's sake.
 
-use crate::config::PostgresSinkConfig;
-use crate::dialect::{ident, row_of, Row};
-use crate::errors::{db_error, describe};
+use crate::config::{InsertMode, PostgresSinkConfig};
+use crate::dialect::{ident, row_of, Row, RowOp};
+use crate::errors::{classify, db_error, describe, WriteError};
+use crate::open_copy::{key_hash, OpenCopy, Spans, Staged};
 use crate::schema::Columns;
 use crate::session::{self, Session};
-use crate::write::write_transaction;
-use connect_core::{async_trait, Config, ConnectError, ErrorKind, Result, SinkRecord, SinkTask, SinkTaskContext, TopicPartition};
+use crate::write::{column_types, quoted_names, staged_statement, write_transaction};
+use connect_core::{
+    async_trait, Config, ConnectError, ErrorKind, OffsetMap, Result, SinkRecord, SinkTask, SinkTaskContext, TopicPartition,
+};
 use connect_kit::{Backoff, BackoffPolicy};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +31,25 @@ pub struct PostgresSinkTask {
     /// `table.name.format` applied, per topic.
     table_names: HashMap<String, Arc<str>>,
     session: Session,
+    /// Insert mode: the COPY that stays open across puts (`copy.linger.ms`).
+    copy: Option<OpenCopy>,
+    /// Partitions rewound after a COPY across puts failed, to their first offset in it: no later offset is
+    /// committed before the records come again (the runtime seeks before the next put).
+    rewound: HashMap<TopicPartition, i64>,
+    /// Up to which offset (exclusive) records of a rewound partition are written batch by batch, so that the
+    /// rows that failed the COPY are found and reported, not sent into another COPY that fails the same way.
+    replay_until: HashMap<TopicPartition, i64>,
+}
+
+/// What became of a chunk offered to the open COPY.
+enum Spanned {
+    /// It is in the open COPY.
+    Yes,
+    /// It cannot go into a COPY across puts (or one could not be opened): write it batch by batch. No open
+    /// COPY failed.
+    No,
+    /// The open COPY failed and its partitions were rewound: the chunk must come again too.
+    Failed,
 }
 
 /// One budget for everything that fails for the database's sake: every failed connection attempt and every
@@ -58,6 +80,8 @@ impl PostgresSinkTask {
     /// The open connection, or a new one (at most `connection.attempts` tries, `connection.backoff.ms` apart,
     /// each spending from the retry budget).
     pub(crate) async fn client(&mut self) -> Result<&mut tokio_postgres::Client> {
+        // A statement sent while a COPY is open would wait behind it: the task would wait for itself.
+        debug_assert!(self.copy.is_none(), "the connection is busy with an open COPY");
         if self.client.as_ref().is_some_and(|c| c.is_closed()) {
             self.client = None;
         }
@@ -85,6 +109,183 @@ impl PostgresSinkTask {
             self.session = Session::default();
         }
         Ok(self.client.as_mut().expect("connected"))
+    }
+
+    /// Whether a chunk may go into a COPY across puts: not with exactly-once (whose offsets are written with
+    /// each batch's rows), no deletes, one table and one column list, no record of it to be replayed.
+    fn may_span(&self, config: &PostgresSinkConfig, rows: &[(Row<'_>, usize)], spans: &Spans) -> bool {
+        let Some((first, _)) = rows.first() else { return false };
+        !config.copy_linger.is_zero()
+            && !config.exactly_once
+            && rows.iter().all(|(r, _)| {
+                r.op == RowOp::Write && r.table == first.table && r.columns().map(|c| &c.column).eq(first.columns().map(|c| &c.column))
+            })
+            && !spans.iter().any(|(tp, first, _)| self.replay_until.get(tp).is_some_and(|until| first < until))
+    }
+
+    /// Put a chunk into the open COPY, opening one if none is open (or the open one is for other columns, or
+    /// already stages one of the chunk's keys).
+    async fn span(&mut self, rows: &[(Row<'_>, usize)], spans: &Spans) -> Spanned {
+        let staged = self.config().insert_mode != InsertMode::Insert;
+        let keys: Vec<u64> = if staged { rows.iter().map(|(r, _)| key_hash(r)).collect() } else { Vec::new() };
+        // Within one statement a key may appear once: a chunk with a key twice goes batch by batch, where the
+        // last row for a key wins.
+        let mut seen = HashSet::with_capacity(keys.len());
+        if !keys.iter().all(|k| seen.insert(*k)) {
+            return Spanned::No;
+        }
+        if self.copy.as_ref().is_some_and(|copy| !copy.takes(&rows[0].0) || copy.has_any_key(&keys)) && !self.end_copy(&[]).await {
+            return Spanned::Failed;
+        }
+        if let Some(copy) = &mut self.copy {
+            return match copy.append(rows, spans, &keys).await {
+                Ok(true) => Spanned::Yes,
+                Ok(false) => Spanned::No,
+                Err(e) => {
+                    let copy = self.copy.take().expect("open");
+                    self.copy_failed(copy.spans, copy.staged.is_some(), e, &[]).await;
+                    Spanned::Failed
+                }
+            };
+        }
+        // Opening one needs the connection and the tables as they should be; anything that goes wrong here is
+        // left to the batch-by-batch path, which retries and reports.
+        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
+            return Spanned::No;
+        }
+        match self.prepare_tables(rows).await {
+            Ok(refused) if refused.is_empty() => {}
+            _ => return Spanned::No,
+        }
+        let config = self.config.clone().expect("started");
+        let types = column_types(&config, &self.tables, &rows[0].0);
+        let (table, column_list) = quoted_names(&config, &rows[0].0);
+        let client = self.client.as_ref().expect("checked above");
+        let session = &mut self.session;
+        let opened = async {
+            let (target, staging) = if staged {
+                client.batch_execute("BEGIN").await.map_err(classify)?;
+                let stage = session.stage(client, &rows[0].0.table, &table, &column_list, false).await?;
+                let apply = match staged_statement(&config, &rows[0].0, &table, &stage, &column_list) {
+                    Some(sql) => Some(session.statement(client, &sql).await?),
+                    None => None,
+                };
+                (stage, Some((Staged::new(apply), &keys[..])))
+            } else {
+                (table, None)
+            };
+            OpenCopy::open(client, session, &target, &column_list, types, rows, spans.clone(), staging).await
+        }
+        .await;
+        match opened {
+            Ok(Some(copy)) => {
+                self.copy = Some(copy);
+                Spanned::Yes
+            }
+            other => {
+                if let Err(e) = other {
+                    tracing::warn!(error = %e, "cannot open a COPY across batches; writing batch by batch");
+                }
+                if staged {
+                    self.roll_back().await;
+                }
+                Spanned::No
+            }
+        }
+    }
+
+    /// End the open COPY, if any. `false` if it failed: then nothing of it was written and its partitions (but
+    /// those in `leaving`, being revoked) were rewound to their first offset in it.
+    async fn end_copy(&mut self, leaving: &[TopicPartition]) -> bool {
+        let Some(copy) = self.copy.take() else { return true };
+        let (spans, staged) = (copy.spans.clone(), copy.staged.is_some());
+        let outcome = match &self.client {
+            Some(client) => copy.finish(client).await,
+            None => Err(WriteError::Database(ConnectError::retriable("PostgreSQL connection: closed"))),
+        };
+        match outcome {
+            Ok(rows) => {
+                tracing::debug!(rows, "COPY across batches ended");
+                if staged {
+                    self.session.committed();
+                }
+                self.retries.as_mut().expect("started").reset();
+                true
+            }
+            Err(e) => {
+                self.copy_failed(spans, staged, e, leaving).await;
+                false
+            }
+        }
+    }
+
+    /// A COPY across batches failed: roll its transaction back (if staged) and rewind its partitions.
+    async fn copy_failed(&mut self, spans: Spans, staged: bool, error: WriteError, leaving: &[TopicPartition]) {
+        tracing::warn!(
+            error = %error,
+            "a COPY across batches failed, so none of its rows were written; its records are read again from Kafka and written batch by batch"
+        );
+        if matches!(error, WriteError::Database(_)) {
+            self.client = None;
+        }
+        if staged {
+            self.roll_back().await;
+        }
+        self.rewind(spans.into_iter().filter(|(tp, _, _)| !leaving.contains(tp)));
+    }
+
+    /// End the transaction of a staged COPY that failed or could not be opened (the connection is dropped if
+    /// even that fails).
+    async fn roll_back(&mut self) {
+        if let Some(client) = &self.client {
+            if let Err(e) = client.batch_execute("ROLLBACK").await {
+                tracing::warn!(error = %describe(&e), "ROLLBACK failed; reconnecting");
+                self.client = None;
+            }
+        }
+        self.session.rolled_back();
+    }
+
+    /// Rewind every partition of these records (from the first of each) that is not rewound further back already.
+    fn rewind_records(&mut self, records: &[SinkRecord]) {
+        let mut spans: Spans = Vec::new();
+        for r in records {
+            let (topic, partition, offset) = (r.original_topic(), r.original_partition(), r.original_offset());
+            match spans.iter_mut().find(|(tp, _, _)| tp.partition == partition && tp.topic == topic) {
+                Some((_, first, next)) => {
+                    *first = (*first).min(offset);
+                    *next = (*next).max(offset + 1);
+                }
+                None => spans.push((TopicPartition::new(topic, partition), offset, offset + 1)),
+            }
+        }
+        self.rewind(spans.into_iter());
+    }
+
+    fn rewind(&mut self, spans: impl Iterator<Item = (TopicPartition, i64, i64)>) {
+        for (tp, first, next) in spans {
+            let first = self.rewound.get(&tp).map_or(first, |earlier| first.min(*earlier));
+            if let Some(context) = &self.context {
+                context.offset(tp.clone(), first);
+            }
+            self.rewound.insert(tp.clone(), first);
+            let until = self.replay_until.entry(tp).or_insert(next);
+            *until = (*until).max(next);
+        }
+    }
+
+    /// These records were written (or are in the open COPY): a rewound partition's records came again, so its
+    /// rewind was applied; one replayed to the end is spanned again.
+    fn passed(&mut self, spans: &Spans) {
+        if self.rewound.is_empty() && self.replay_until.is_empty() {
+            return;
+        }
+        for (tp, _, next) in spans {
+            self.rewound.remove(tp);
+            if self.replay_until.get(tp).is_some_and(|until| next >= until) {
+                self.replay_until.remove(tp);
+            }
+        }
     }
 
     async fn report(&self, record: &SinkRecord, message: String) -> Result<()> {
@@ -169,7 +370,10 @@ impl SinkTask for PostgresSinkTask {
     async fn put(&mut self, records: &[SinkRecord]) -> Result<()> {
         let config = self.config.clone().expect("started");
         let batch_size = config.batch_size;
+        let mut at = 0;
         for chunk in records.chunks(batch_size) {
+            let rest = &records[at..];
+            at += chunk.len();
             // Skip what the database already has (exactly-once: a redelivery after a rewind or a retry).
             let fresh: Vec<&SinkRecord> = if self.written.is_empty() {
                 chunk.iter().collect()
@@ -183,14 +387,15 @@ impl SinkTask for PostgresSinkTask {
                 continue;
             }
             // Per record: no allocation or hashing where the previous record's partition and table serve.
-            let mut next_offsets: Vec<(TopicPartition, i64)> = Vec::new();
+            let mut spans: Spans = Vec::new();
             let mut last_table: Option<(&str, Arc<str>)> = None;
             let mut rows = Vec::with_capacity(fresh.len());
+            let mut unconvertible = Vec::new();
             for (i, record) in fresh.iter().enumerate() {
                 let (topic, partition, offset) = (record.original_topic(), record.original_partition(), record.original_offset());
-                match next_offsets.iter_mut().rev().find(|(tp, _)| tp.partition == partition && tp.topic == topic) {
-                    Some((_, next)) => *next = (*next).max(offset + 1),
-                    None => next_offsets.push((TopicPartition::new(topic, partition), offset + 1)),
+                match spans.iter_mut().rev().find(|(tp, _, _)| tp.partition == partition && tp.topic == topic) {
+                    Some((_, _, next)) => *next = (*next).max(offset + 1),
+                    None => spans.push((TopicPartition::new(topic, partition), offset, offset + 1)),
                 }
                 let table = match &last_table {
                     Some((t, name)) if *t == record.topic() => name.clone(),
@@ -209,11 +414,32 @@ impl SinkTask for PostgresSinkTask {
                 };
                 match row_of(&config, record, table) {
                     Ok(row) => rows.push((row, i)),
-                    Err(e) if e.kind() == ErrorKind::Data => self.report(record, e.to_string()).await?,
+                    Err(e) if e.kind() == ErrorKind::Data => unconvertible.push((i, e.to_string())),
                     Err(e) => return Err(e),
                 }
             }
-            let offsets: HashMap<TopicPartition, i64> = next_offsets.into_iter().collect();
+            if unconvertible.is_empty() && self.may_span(&config, &rows, &spans) {
+                match self.span(&rows, &spans).await {
+                    Spanned::Yes => {
+                        self.passed(&spans);
+                        continue;
+                    }
+                    Spanned::No => {}
+                    Spanned::Failed => {
+                        self.rewind_records(rest);
+                        return Ok(());
+                    }
+                }
+            }
+            // Batch by batch from here: a COPY still open ends first (the connection runs one statement at a time).
+            if !self.end_copy(&[]).await {
+                self.rewind_records(rest);
+                return Ok(());
+            }
+            for (i, message) in unconvertible {
+                self.report(fresh[i], message).await?;
+            }
+            let offsets: HashMap<TopicPartition, i64> = spans.iter().map(|(tp, _, next)| (tp.clone(), *next)).collect();
             let outcome = async {
                 let refused = self.prepare_tables(&rows).await?;
                 let mut kept = Vec::with_capacity(rows.len());
@@ -238,6 +464,7 @@ impl SinkTask for PostgresSinkTask {
                     if config.exactly_once {
                         self.written.extend(offsets);
                     }
+                    self.passed(&spans);
                 }
                 Err(e) if e.kind() == ErrorKind::Retriable => {
                     self.client = None;
@@ -250,17 +477,44 @@ impl SinkTask for PostgresSinkTask {
                 Err(e) => return Err(e),
             }
         }
+        // An open COPY ends when it is old enough, or at the commit the runtime is asked for by then.
+        if let Some(copy) = &self.copy {
+            let age = copy.opened.elapsed();
+            if age >= config.copy_linger {
+                self.end_copy(&[]).await;
+            } else if let Some(context) = &self.context {
+                context.request_commit_within(config.copy_linger - age);
+            }
+        }
         Ok(())
     }
 
+    /// The open COPY ends, so that everything put so far is in the table; then only the offsets before any
+    /// rewind are safe.
+    async fn pre_commit(&mut self, mut offsets: OffsetMap) -> Result<OffsetMap> {
+        self.end_copy(&[]).await;
+        for (tp, first) in &self.rewound {
+            if let Some(offset) = offsets.get_mut(tp) {
+                *offset = (*offset).min(*first);
+            }
+        }
+        Ok(offsets)
+    }
+
     async fn close(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        // Rows of the partitions kept are rewound if the COPY fails; the revoked ones' new owner reads them again.
+        self.end_copy(partitions).await;
         for tp in partitions {
             self.written.remove(tp);
+            self.rewound.remove(tp);
+            self.replay_until.remove(tp);
         }
         Ok(())
     }
 
     async fn stop(&mut self) -> Result<()> {
+        // A COPY still open is abandoned: nothing of it is written, and its offsets were never committed.
+        self.copy = None;
         self.client = None;
         Ok(())
     }
@@ -269,6 +523,28 @@ impl SinkTask for PostgresSinkTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// After a COPY across batches failed, its partitions are rewound to its first offsets, no later offset
+    /// of theirs is committed until their records come again, and they go batch by batch up to its end.
+    #[tokio::test]
+    async fn a_rewound_partition_commits_nothing_further_until_its_records_come_again() {
+        let context = SinkTaskContext::new("pg", 0, None);
+        let mut task = PostgresSinkTask { context: Some(context.clone()), ..Default::default() };
+        let (tp, other) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+        task.rewind([(tp.clone(), 100, 250)].into_iter());
+        assert_eq!(context.take_requests().offsets, HashMap::from([(tp.clone(), 100)]));
+        let positions: OffsetMap = [(tp.clone(), 250), (other.clone(), 40)].into_iter().collect();
+        let approved = task.pre_commit(positions.clone()).await.unwrap();
+        assert_eq!((approved[&tp], approved[&other]), (100, 40), "the rewound partition is held at its first offset");
+        // A second failure before the records came again keeps the earlier rewind point and the later end.
+        task.rewind([(tp.clone(), 180, 300)].into_iter());
+        assert_eq!(context.take_requests().offsets[&tp], 100);
+        task.passed(&vec![(tp.clone(), 100, 200)]);
+        assert_eq!(task.pre_commit(positions.clone()).await.unwrap()[&tp], 250, "its records came again: no more holding back");
+        assert!(task.replay_until.contains_key(&tp), "below 300 it still goes batch by batch");
+        task.passed(&vec![(tp.clone(), 200, 300)]);
+        assert!(task.replay_until.is_empty() && task.rewound.is_empty());
+    }
 
     #[tokio::test(start_paused = true)]
     async fn one_retry_budget_for_batches_and_connections() {

@@ -203,6 +203,21 @@ async fn copy_text_rows(
     Ok(())
 }
 
+/// The table's type of each of the row's columns (`None` where it is not known).
+pub(crate) fn column_types(config: &PostgresSinkConfig, tables: &HashMap<String, Columns>, row: &Row<'_>) -> Vec<Option<Type>> {
+    let table_columns = tables.get(&*row.table);
+    row.columns()
+        .map(|c| table_columns.and_then(|t| t.get(&catalog_name(&c.column, config.quote_identifiers)).cloned().flatten()))
+        .collect()
+}
+
+/// The row's table and its column list, quoted for SQL as `quote.sql.identifiers` says.
+pub(crate) fn quoted_names(config: &PostgresSinkConfig, row: &Row<'_>) -> (String, String) {
+    let q = config.quote_identifiers;
+    let columns: Vec<String> = row.columns().map(|c| ident(&c.column, q)).collect();
+    (ident(&row.table, q), columns.join(", "))
+}
+
 /// How a run of rows is written.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -223,16 +238,9 @@ async fn write_run(
     rows: &[(Row<'_>, usize)],
     mode: Mode,
 ) -> std::result::Result<(), WriteError> {
-    let q = config.quote_identifiers;
     let first = &rows[0].0;
-    let table_columns = tables.get(&*first.table);
-    let types: Vec<Option<Type>> =
-        first.columns().map(|c| table_columns.and_then(|t| t.get(&catalog_name(&c.column, q)).cloned().flatten())).collect();
-    let table = ident(&first.table, q);
-    let columns: Vec<String> = first.columns().map(|c| ident(&c.column, q)).collect();
-    let column_list = columns.join(", ");
-    let keys: Vec<String> = first.key.iter().map(|c| ident(&c.column, q)).collect();
-    let values: Vec<String> = first.values.iter().map(|c| ident(&c.column, q)).collect();
+    let types = column_types(config, tables, first);
+    let (table, column_list) = quoted_names(config, first);
     if first.op == RowOp::Write && config.insert_mode == InsertMode::Insert {
         let refs: Vec<&Row> = rows.iter().map(|(r, _)| r).collect();
         return copy_rows(db, session, &table, &column_list, &refs, &types, mode == Mode::Lone).await;
@@ -248,12 +256,24 @@ async fn write_run(
     let refs: Vec<&Row> = last.into_iter().map(|i| &rows[i].0).collect();
     let stage = session.stage(db, &first.table, &table, &column_list, mode == Mode::Careful).await?;
     copy_rows(db, session, &stage, &column_list, &refs, &types, false).await?;
+    let Some(sql) = staged_statement(config, first, &table, &stage, &column_list) else { return Ok(()) };
+    let statement = session.statement(db, &sql).await?;
+    db.execute(&statement, &[]).await.map_err(classify)?;
+    Ok(())
+}
+
+/// The one statement that applies a staging table's rows (like `row`) to the table: an upsert, an update or
+/// a delete. `None` for an update with no columns to set.
+pub(crate) fn staged_statement(config: &PostgresSinkConfig, row: &Row<'_>, table: &str, stage: &str, column_list: &str) -> Option<String> {
+    let q = config.quote_identifiers;
+    let keys: Vec<String> = row.key.iter().map(|c| ident(&c.column, q)).collect();
+    let values: Vec<String> = row.values.iter().map(|c| ident(&c.column, q)).collect();
     let key_match: Vec<String> = keys.iter().map(|k| format!("t.{k} = s.{k}")).collect();
-    let sql = match (first.op.clone(), config.insert_mode) {
+    Some(match (&row.op, config.insert_mode) {
         (RowOp::Delete, _) => format!("DELETE FROM {table} t USING {stage} s WHERE {}", key_match.join(" AND ")),
         (RowOp::Write, InsertMode::Update) => {
             if values.is_empty() {
-                return Ok(());
+                return None;
             }
             let set: Vec<String> = values.iter().map(|v| format!("{v} = s.{v}")).collect();
             format!("UPDATE {table} t SET {} FROM {stage} s WHERE {}", set.join(", "), key_match.join(" AND "))
@@ -266,8 +286,5 @@ async fn write_run(
             };
             format!("INSERT INTO {table} ({column_list}) SELECT {column_list} FROM {stage} ON CONFLICT ({}) {action}", keys.join(", "))
         }
-    };
-    let statement = session.statement(db, &sql).await?;
-    db.execute(&statement, &[]).await.map_err(classify)?;
-    Ok(())
+    })
 }

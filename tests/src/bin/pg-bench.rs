@@ -81,7 +81,10 @@ fn main() {
         // From the first row written to the last: the consumer group join is not throughput.
         let first = wait_for("the first rows", Duration::from_secs(120), || (written() > 0).then(Instant::now));
         let first_count = written();
-        wait_for("every row", Duration::from_secs(1800), || (written() >= n).then_some(()));
+        wait_for("every row put", Duration::from_secs(1800), || (written() >= n).then_some(()));
+        // Put is not yet in the table: the last rows may wait in a COPY across batches (`copy.linger.ms`).
+        let count = || psql(&format!("SELECT count(*) FROM \"{table}\"")).parse::<usize>().unwrap_or(0);
+        wait_for_every("every row in the table", Duration::from_millis(20), Duration::from_secs(120), || (count() >= n).then_some(()));
         let secs = first.elapsed().as_secs_f64() * n as f64 / (n - first_count.min(n - 1)) as f64;
         worker.stop();
         assert_eq!(psql(&format!("SELECT count(*) FROM \"{table}\"")), n.to_string(), "{mode}: rows in the table");

@@ -299,6 +299,8 @@ impl SinkTaskRunner {
         positions: &mut OffsetMap,
     ) -> Result<(), ConnectError> {
         let mut last_commit = Instant::now();
+        // The earliest `pre_commit` the task asked for (it holds records it has not made durable yet).
+        let mut commit_by: Option<Instant> = None;
         let mut pending_seeks: OffsetMap = OffsetMap::new();
         // Batches fetched and converted, waiting for their `put`, in order.
         let mut ready: VecDeque<Batch> = VecDeque::new();
@@ -318,9 +320,13 @@ impl SinkTaskRunner {
         loop {
             // The fetch that brought a batch may have assigned partitions: `open` them before any of their records
             // is put (as Kafka Connect does in its rebalance callback). Records of partitions revoked meanwhile, or
-            // rewound by the task (in `open` or `put`), are dropped: the new owner or the seek fetches them again.
+            // rewound by the task (in `open`, `put` or `close`; `pre_commit`'s below), are dropped: the new owner or
+            // the seek fetches them again.
             let revoked = handle_rebalances(&mut self.rebalances, self.task.as_mut(), &self.tracked_topics, context, positions).await?;
             let requests = context.take_requests();
+            if let Some(by) = requests.commit_by {
+                commit_by = Some(commit_by.map_or(by, |earlier| earlier.min(by)));
+            }
             pending_seeks.extend(requests.offsets);
             for batch in ready.iter_mut().chain(redeliver.iter_mut().map(|(b, _)| b)) {
                 batch.retain_partitions(|tp| !revoked.contains(tp) && !pending_seeks.contains_key(tp));
@@ -335,12 +341,27 @@ impl SinkTaskRunner {
                 // Waiting to redeliver: fetch nothing new (partitions assigned meanwhile included).
                 self.pause_resume(&context.assignment(), &[]);
             }
-            if requests.commit_requested || last_commit.elapsed() >= self.flush_interval {
+            let commit_due = commit_by.is_some_and(|by| Instant::now() >= by);
+            if requests.commit_requested || commit_due || last_commit.elapsed() >= self.flush_interval {
                 self.commit(positions, CommitMode::Async).await?;
                 last_commit = Instant::now();
+                commit_by = None;
+                // `pre_commit` may have rewound partitions: seek before any batch fetched earlier is put.
+                let rewinds = context.take_offset_requests();
+                if !rewinds.is_empty() {
+                    pending_seeks.extend(rewinds);
+                    for batch in ready.iter_mut().chain(redeliver.iter_mut().map(|(b, _)| b)) {
+                        batch.retain_partitions(|tp| !pending_seeks.contains_key(tp));
+                    }
+                    self.apply_seeks(&mut pending_seeks, positions);
+                }
             }
 
             if self.pause.is_paused() {
+                // What the task holds undurable is not left waiting for the pause to end.
+                if commit_by.take().is_some() {
+                    self.commit(positions, CommitMode::Async).await?;
+                }
                 // PAUSED: stop fetching, keep committing; a pause longer than max.poll.interval.ms
                 // makes the consumer leave its group and rejoin on resume (nothing is lost).
                 self.pause_resume(&context.assignment(), &[]);
@@ -359,7 +380,10 @@ impl SinkTaskRunner {
                 self.status.set(State::Running);
                 continue;
             }
-            let wait = self.flush_interval.saturating_sub(last_commit.elapsed()).max(Duration::from_millis(10));
+            let mut wait = self.flush_interval.saturating_sub(last_commit.elapsed()).max(Duration::from_millis(10));
+            if let Some(by) = commit_by {
+                wait = wait.min(by.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)));
+            }
 
             // Waiting to redeliver, or nothing fetched yet: poll (heartbeats, rebalances, max.poll.interval.ms)
             // and go round again.
