@@ -108,6 +108,14 @@ impl OpenCopy {
         row.table == self.table && row.columns().map(|c| &*c.column).eq(self.columns.iter().map(String::as_str))
     }
 
+    /// Give up on this COPY (PostgreSQL aborts it), before the connection is used for anything else: what it
+    /// held, and whether it was staged (its transaction is then still to be rolled back).
+    pub(crate) fn abandon(self) -> (Spans, bool) {
+        let OpenCopy { sink, spans, staged, .. } = self;
+        drop(sink);
+        (spans, staged.is_some())
+    }
+
     /// Whether some of these key hashes are staged already.
     pub(crate) fn has_any_key(&self, hashes: &[u64]) -> bool {
         self.staged.as_ref().is_some_and(|s| hashes.iter().any(|h| s.keys.contains(h)))

@@ -142,8 +142,8 @@ impl PostgresSinkTask {
                 Ok(true) => Spanned::Yes,
                 Ok(false) => Spanned::No,
                 Err(e) => {
-                    let copy = self.copy.take().expect("open");
-                    self.copy_failed(copy.spans, copy.staged.is_some(), e, &[]).await;
+                    let (spans, staged) = self.copy.take().expect("open").abandon();
+                    self.copy_failed(spans, staged, e, &[]).await;
                     Spanned::Failed
                 }
             };

@@ -216,18 +216,28 @@ impl ErrantRecordReporter for DeadLetterReporter {
     }
 }
 
-/// Apply queued rebalance events: `open` assigned partitions, `close` revoked ones. Returns the partitions
-/// revoked and not assigned back by a later event of the same drain: an eager rebalance revokes every
-/// partition and assigns most back at once, and the records of those already fetched come from the new
-/// assignment (they must be put, not dropped: nothing would fetch them again).
+/// What a drain of rebalance events left.
+#[derive(Debug, Default, PartialEq)]
+struct Rebalanced {
+    /// Partitions whose last event was a revocation.
+    revoked: Vec<TopicPartition>,
+    /// Partitions revoked and assigned back in the same drain (an eager rebalance revokes every partition and
+    /// assigns most back at once). Their records already fetched may come from either assignment: they are
+    /// dropped and the partition sought to the first of them ([`seek_reassigned`]), so none is lost (a batch
+    /// from the new assignment) and none is put stale or twice (one from before the revocation).
+    reassigned: Vec<TopicPartition>,
+}
+
+/// Apply queued rebalance events: `open` assigned partitions, `close` revoked ones.
 async fn handle_rebalances(
     rebalances: &mut mpsc::UnboundedReceiver<RebalanceEvent>,
     task: &mut dyn SinkTask,
     tracked_topics: &crate::kafka::TrackedTopics,
     context: &SinkTaskContext,
     positions: &mut OffsetMap,
-) -> Result<Vec<TopicPartition>, ConnectError> {
+) -> Result<Rebalanced, ConnectError> {
     let mut all_revoked = Vec::new();
+    let mut reassigned = Vec::new();
     while let Ok(event) = rebalances.try_recv() {
         match event {
             RebalanceEvent::Assigned(parts) => {
@@ -235,6 +245,7 @@ async fn handle_rebalances(
                 let mut all = context.assignment();
                 all.extend(parts.iter().cloned());
                 context.set_assignment(all);
+                reassigned.extend(all_revoked.iter().filter(|tp| parts.contains(tp)).cloned());
                 all_revoked.retain(|tp| !parts.contains(tp));
                 task.open(&parts).await.map_err(|e| e.context("open failed"))?;
             }
@@ -244,11 +255,27 @@ async fn handle_rebalances(
                 for tp in &parts {
                     positions.remove(tp);
                 }
+                reassigned.retain(|tp| !parts.contains(tp));
                 all_revoked.extend(parts);
             }
         }
     }
-    Ok(all_revoked)
+    Ok(Rebalanced { revoked: all_revoked, reassigned })
+}
+
+/// Seek each re-assigned partition to the first of its records waiting in these batches (which the seek then
+/// drops from them), unless the task asked for a position itself.
+fn seek_reassigned<'a>(reassigned: &[TopicPartition], batches: impl Iterator<Item = &'a Batch>, pending_seeks: &mut OffsetMap) {
+    if reassigned.is_empty() {
+        return;
+    }
+    for record in batches.flat_map(|b| b.records.iter()) {
+        let tp = reassigned.iter().find(|tp| tp.partition == record.original_partition() && tp.topic == record.original_topic());
+        if let Some(tp) = tp {
+            let first = pending_seeks.entry(tp.clone()).or_insert(record.original_offset());
+            *first = (*first).min(record.original_offset());
+        }
+    }
 }
 
 impl SinkTaskRunner {
@@ -322,7 +349,9 @@ impl SinkTaskRunner {
             // is put (as Kafka Connect does in its rebalance callback). Records of partitions revoked meanwhile, or
             // rewound by the task (in `open`, `put` or `close`; `pre_commit`'s below), are dropped: the new owner or
             // the seek fetches them again.
-            let revoked = handle_rebalances(&mut self.rebalances, self.task.as_mut(), &self.tracked_topics, context, positions).await?;
+            let Rebalanced { revoked, reassigned } =
+                handle_rebalances(&mut self.rebalances, self.task.as_mut(), &self.tracked_topics, context, positions).await?;
+            seek_reassigned(&reassigned, ready.iter().chain(redeliver.iter().map(|(b, _)| b)), &mut pending_seeks);
             let requests = context.take_requests();
             if let Some(by) = requests.commit_by {
                 commit_by = Some(commit_by.map_or(by, |earlier| earlier.min(by)));
@@ -798,7 +827,7 @@ mod tests {
     /// An eager rebalance revokes every partition and assigns them back; the events reach the loop together with
     /// a batch fetched from the new assignment. Its records must not be dropped as if their partitions had gone:
     /// the consumer's position is already past them, so they would be skipped for good. Only a partition whose
-    /// last event is a revocation is reported revoked.
+    /// last event is a revocation is revoked; one assigned back is sought to the first of its fetched records.
     #[tokio::test]
     async fn a_partition_revoked_and_assigned_back_in_one_drain_keeps_its_fetched_records() {
         let (tx, mut events) = mpsc::unbounded_channel();
@@ -809,11 +838,25 @@ mod tests {
         let mut task = Counting::default();
         let context = SinkTaskContext::new("c", 0, None);
         let mut positions: OffsetMap = [(p0.clone(), 10), (p1.clone(), 20)].into_iter().collect();
-        let revoked =
+        let rebalanced =
             handle_rebalances(&mut events, &mut task, &crate::kafka::TrackedTopics::default(), &context, &mut positions).await.unwrap();
-        assert_eq!(revoked, vec![p1.clone()], "p0 came back: its fetched records stay");
+        assert_eq!(rebalanced, Rebalanced { revoked: vec![p1.clone()], reassigned: vec![p0.clone()] });
         assert_eq!(context.assignment(), vec![p0.clone()]);
         assert_eq!((task.opened.len(), task.closed.len()), (3, 2), "every event still reaches the task");
         assert!(positions.is_empty(), "positions of revoked partitions are forgotten either way");
+
+        // p0's records already fetched (30..33, from either assignment) are fetched again from the first of them.
+        let record = |partition: i32, offset: i64| {
+            SinkRecord::new(RecordData::new("t", None, connect_core::Value::Null), partition, offset, TimestampType::CreateTime)
+        };
+        let batch =
+            |records: Vec<SinkRecord>| Batch { records, consumed: Vec::new(), dead_lettered: Vec::new(), originals: Arc::default() };
+        let batches = [batch(vec![record(1, 8), record(0, 31), record(0, 32)]), batch(vec![record(0, 30), record(0, 33)])];
+        let mut seeks = OffsetMap::new();
+        seek_reassigned(&rebalanced.reassigned, batches.iter(), &mut seeks);
+        assert_eq!(seeks, OffsetMap::from([(p0.clone(), 30)]));
+        let mut asked = OffsetMap::from([(p0.clone(), 5)]);
+        seek_reassigned(&rebalanced.reassigned, batches.iter(), &mut asked);
+        assert_eq!(asked[&p0], 5, "a position the task asked for stands");
     }
 }
