@@ -77,6 +77,11 @@ impl<'a> Row<'a> {
     pub fn columns(&self) -> impl Iterator<Item = &Cell<'a>> {
         self.key.iter().chain(self.values.iter())
     }
+
+    /// Same table, operation and columns: the two rows can be written by one statement.
+    pub fn shares_statement_with(&self, other: &Row<'_>) -> bool {
+        self.table == other.table && self.op == other.op && self.columns().map(|c| &c.column).eq(other.columns().map(|c| &c.column))
+    }
 }
 
 fn logical_of(schema: Option<&Schema>) -> Option<&'static str> {

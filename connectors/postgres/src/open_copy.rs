@@ -28,8 +28,20 @@ use std::time::Instant;
 use tokio_postgres::types::Type;
 use tokio_postgres::CopyInSink;
 
-/// The records of one chunk per partition: their first offset and the offset after their last.
+/// Records per partition: their first offset and the offset after their last.
 pub(crate) type Spans = Vec<(TopicPartition, i64, i64)>;
+
+/// Widen `topic`/`partition`'s span to cover `first..next` (added if it has none). The last span is looked at
+/// first: records come in runs of one partition.
+pub(crate) fn widen(spans: &mut Spans, topic: &str, partition: i32, first: i64, next: i64) {
+    match spans.iter_mut().rev().find(|(tp, _, _)| tp.partition == partition && tp.topic == topic) {
+        Some((_, f, n)) => {
+            *f = (*f).min(first);
+            *n = (*n).max(next);
+        }
+        None => spans.push((TopicPartition::new(topic, partition), first, next)),
+    }
+}
 
 pub(crate) struct OpenCopy {
     sink: Pin<Box<CopyInSink<Bytes>>>,
@@ -57,15 +69,16 @@ pub(crate) struct Staged {
 }
 
 impl Staged {
-    pub(crate) fn new(apply: Option<tokio_postgres::Statement>) -> Self {
-        Staged { apply, keys: HashSet::new() }
+    /// With the hashes of the first chunk's keys.
+    pub(crate) fn new(apply: Option<tokio_postgres::Statement>, keys: &[u64]) -> Self {
+        Staged { apply, keys: keys.iter().copied().collect() }
     }
 }
 
 impl OpenCopy {
     /// Open a binary COPY into `target` (the table, or the staging table of `staged`) with the rows of a first
-    /// chunk and their keys' hashes, or `Ok(None)` when some value has no exact binary form (the batch-by-batch
-    /// path writes those as text).
+    /// chunk, or `Ok(None)` when some value has no exact binary form (the batch-by-batch path writes those as
+    /// text).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn open(
         db: &tokio_postgres::Client,
@@ -75,17 +88,13 @@ impl OpenCopy {
         types: Vec<Option<Type>>,
         rows: &[(Row<'_>, usize)],
         spans: Spans,
-        staged: Option<(Staged, &[u64])>,
+        staged: Option<Staged>,
     ) -> Result<Option<OpenCopy>, WriteError> {
         let mut pending = BytesMut::with_capacity(COPY_CHUNK_BYTES + 4096);
         pending.put_slice(binary::HEADER);
         if !encode(rows, &types, &mut pending) {
             return Ok(None);
         }
-        let staged = staged.map(|(mut staged, keys)| {
-            staged.keys.extend(keys);
-            staged
-        });
         let statement = session.statement(db, &format!("COPY {target} ({column_list}) FROM STDIN (FORMAT binary)")).await?;
         let sink = Box::pin(db.copy_in(&statement).await.map_err(classify)?);
         let first = &rows[0].0;
@@ -131,10 +140,7 @@ impl OpenCopy {
             staged.keys.extend(keys);
         }
         for (tp, first, next) in spans {
-            match self.spans.iter_mut().find(|(t, _, _)| t == tp) {
-                Some((_, _, n)) => *n = (*n).max(*next),
-                None => self.spans.push((tp.clone(), *first, *next)),
-            }
+            widen(&mut self.spans, &tp.topic, tp.partition, *first, *next);
         }
         self.send_full().await?;
         Ok(true)

@@ -4,7 +4,7 @@
 use crate::config::{InsertMode, PostgresSinkConfig};
 use crate::dialect::{ident, row_of, Row, RowOp};
 use crate::errors::{classify, db_error, describe, WriteError};
-use crate::open_copy::{key_hash, OpenCopy, Spans, Staged};
+use crate::open_copy::{key_hash, widen, OpenCopy, Spans, Staged};
 use crate::schema::Columns;
 use crate::session::{self, Session};
 use crate::write::{column_types, quoted_names, staged_statement, write_transaction};
@@ -117,9 +117,8 @@ impl PostgresSinkTask {
         let Some((first, _)) = rows.first() else { return false };
         !config.copy_linger.is_zero()
             && !config.exactly_once
-            && rows.iter().all(|(r, _)| {
-                r.op == RowOp::Write && r.table == first.table && r.columns().map(|c| &c.column).eq(first.columns().map(|c| &c.column))
-            })
+            && first.op == RowOp::Write
+            && rows.iter().all(|(r, _)| first.shares_statement_with(r))
             && !spans.iter().any(|(tp, first, _)| self.replay_until.get(tp).is_some_and(|until| first < until))
     }
 
@@ -170,7 +169,7 @@ impl PostgresSinkTask {
                     Some(sql) => Some(session.statement(client, &sql).await?),
                     None => None,
                 };
-                (stage, Some((Staged::new(apply), &keys[..])))
+                (stage, Some(Staged::new(apply, &keys)))
             } else {
                 (table, None)
             };
@@ -250,14 +249,7 @@ impl PostgresSinkTask {
     fn rewind_records(&mut self, records: &[SinkRecord]) {
         let mut spans: Spans = Vec::new();
         for r in records {
-            let (topic, partition, offset) = (r.original_topic(), r.original_partition(), r.original_offset());
-            match spans.iter_mut().find(|(tp, _, _)| tp.partition == partition && tp.topic == topic) {
-                Some((_, first, next)) => {
-                    *first = (*first).min(offset);
-                    *next = (*next).max(offset + 1);
-                }
-                None => spans.push((TopicPartition::new(topic, partition), offset, offset + 1)),
-            }
+            widen(&mut spans, r.original_topic(), r.original_partition(), r.original_offset(), r.original_offset() + 1);
         }
         self.rewind(spans.into_iter());
     }
@@ -393,10 +385,7 @@ impl SinkTask for PostgresSinkTask {
             let mut unconvertible = Vec::new();
             for (i, record) in fresh.iter().enumerate() {
                 let (topic, partition, offset) = (record.original_topic(), record.original_partition(), record.original_offset());
-                match spans.iter_mut().rev().find(|(tp, _, _)| tp.partition == partition && tp.topic == topic) {
-                    Some((_, _, next)) => *next = (*next).max(offset + 1),
-                    None => spans.push((TopicPartition::new(topic, partition), offset, offset + 1)),
-                }
+                widen(&mut spans, topic, partition, offset, offset + 1);
                 let table = match &last_table {
                     Some((t, name)) if *t == record.topic() => name.clone(),
                     _ => {

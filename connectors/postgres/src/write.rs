@@ -32,13 +32,12 @@ pub(crate) async fn write_transaction(
     offsets: &HashMap<TopicPartition, i64>,
     careful: bool,
 ) -> Result<Option<Vec<(usize, String)>>> {
-    let same = |a: &Row, b: &Row| a.table == b.table && a.op == b.op && a.columns().map(|c| &c.column).eq(b.columns().map(|c| &c.column));
     // The common case, one run of inserts and no offsets to store with it: one COPY is a transaction by itself,
     // which spares the BEGIN and COMMIT round trips. If it fails, nothing of it was written.
     let one_insert_run = !careful
         && (!config.exactly_once || offsets.is_empty())
         && config.insert_mode == InsertMode::Insert
-        && rows.first().is_some_and(|(first, _)| first.op == RowOp::Write && rows.iter().all(|(r, _)| same(first, r)));
+        && rows.first().is_some_and(|(first, _)| first.op == RowOp::Write && rows.iter().all(|(r, _)| first.shares_statement_with(r)));
     if one_insert_run {
         match write_run(client, session, config, tables, rows, Mode::Lone).await {
             Ok(()) => return Ok(Some(Vec::new())),
@@ -54,7 +53,7 @@ pub(crate) async fn write_transaction(
         let mut start = 0;
         while start < rows.len() {
             let mut end = start + 1;
-            while end < rows.len() && same(&rows[start].0, &rows[end].0) {
+            while end < rows.len() && rows[start].0.shares_statement_with(&rows[end].0) {
                 end += 1;
             }
             if !careful {

@@ -357,10 +357,7 @@ impl SinkTaskRunner {
                 commit_by = Some(commit_by.map_or(by, |earlier| earlier.min(by)));
             }
             pending_seeks.extend(requests.offsets);
-            for batch in ready.iter_mut().chain(redeliver.iter_mut().map(|(b, _)| b)) {
-                batch.retain_partitions(|tp| !revoked.contains(tp) && !pending_seeks.contains_key(tp));
-            }
-            self.apply_seeks(&mut pending_seeks, positions);
+            self.drop_and_seek(&revoked, &mut pending_seeks, &mut ready, &mut redeliver, positions);
             task_paused.extend(requests.pause.iter().cloned());
             for tp in &requests.resume {
                 task_paused.remove(tp);
@@ -379,10 +376,7 @@ impl SinkTaskRunner {
                 let rewinds = context.take_offset_requests();
                 if !rewinds.is_empty() {
                     pending_seeks.extend(rewinds);
-                    for batch in ready.iter_mut().chain(redeliver.iter_mut().map(|(b, _)| b)) {
-                        batch.retain_partitions(|tp| !pending_seeks.contains_key(tp));
-                    }
-                    self.apply_seeks(&mut pending_seeks, positions);
+                    self.drop_and_seek(&[], &mut pending_seeks, &mut ready, &mut redeliver, positions);
                 }
             }
 
@@ -676,6 +670,22 @@ impl Fetcher {
 }
 
 impl SinkTaskRunner {
+    /// Drop the waiting records of revoked partitions and of those to be sought (the new owner or the seek
+    /// fetches them again), then seek.
+    fn drop_and_seek(
+        &self,
+        revoked: &[TopicPartition],
+        pending_seeks: &mut OffsetMap,
+        ready: &mut VecDeque<Batch>,
+        redeliver: &mut Option<(Batch, Instant)>,
+        positions: &mut OffsetMap,
+    ) {
+        for batch in ready.iter_mut().chain(redeliver.iter_mut().map(|(b, _)| b)) {
+            batch.retain_partitions(|tp| !revoked.contains(tp) && !pending_seeks.contains_key(tp));
+        }
+        self.apply_seeks(pending_seeks, positions);
+    }
+
     fn apply_seeks(&self, pending: &mut OffsetMap, positions: &mut OffsetMap) {
         pending.retain(|tp, offset| match self.consumer.seek(&tp.topic, tp.partition, Offset::Offset(*offset), Duration::from_secs(1)) {
             Ok(()) => {
