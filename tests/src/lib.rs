@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod elasticsearch;
 pub mod feed_server;
 pub mod http_target;
+pub mod oauth_gate;
 pub mod s3;
 pub mod secured_broker;
 pub mod stomp;
