@@ -16,14 +16,16 @@ pub struct Call {
     pub method: String,
     pub path: String,
     pub content_type: String,
+    /// The `Authorization` header, empty when there was none.
+    pub authorization: String,
     pub body: String,
     pub at: Instant,
     /// The status the server answered.
     pub status: u16,
 }
 
-/// Decides the answer to call number `n` (0-based) with this body.
-pub type Responder = Box<dyn FnMut(usize, &str) -> Response + Send>;
+/// Decides the answer to call number `n` (0-based) with these headers and this body.
+type Responder = Box<dyn FnMut(usize, &HeaderMap, &str) -> Response + Send>;
 
 struct Shared {
     calls: Mutex<Vec<Call>>,
@@ -48,13 +50,24 @@ pub fn answer(status: u16, body: &str) -> Response {
     (StatusCode::from_u16(status).expect("a status"), body.to_string()).into_response()
 }
 
+/// An answer with this status and a JSON body, as `Content-Type: application/json`.
+pub fn json_answer(status: u16, body: &str) -> Response {
+    let content_type = [(axum::http::header::CONTENT_TYPE, "application/json")];
+    (StatusCode::from_u16(status).expect("a status"), content_type, body.to_string()).into_response()
+}
+
 impl HttpTarget {
     /// A server on a free port that answers 200 until told otherwise.
     pub fn start() -> Self {
         Self::with_responder(|_, _| ok())
     }
 
-    pub fn with_responder(respond: impl FnMut(usize, &str) -> Response + Send + 'static) -> Self {
+    pub fn with_responder(mut respond: impl FnMut(usize, &str) -> Response + Send + 'static) -> Self {
+        Self::with_header_responder(move |n, _, body| respond(n, body))
+    }
+
+    /// A server whose answers may depend on the request's headers (an identity provider checking credentials).
+    pub fn with_header_responder(respond: impl FnMut(usize, &HeaderMap, &str) -> Response + Send + 'static) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let address = runtime.block_on(async { tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap() });
         let shared = Arc::new(Shared { calls: Mutex::default(), respond: Mutex::new(Box::new(respond)) });
@@ -64,8 +77,8 @@ impl HttpTarget {
     }
 
     /// Replace the responder.
-    pub fn respond(&self, respond: impl FnMut(usize, &str) -> Response + Send + 'static) {
-        *self.shared.respond.lock().unwrap() = Box::new(respond);
+    pub fn respond(&self, mut respond: impl FnMut(usize, &str) -> Response + Send + 'static) {
+        *self.shared.respond.lock().unwrap() = Box::new(move |n, _, body| respond(n, body));
     }
 
     /// `http://127.0.0.1:PORT` + `path`.
@@ -108,13 +121,15 @@ impl HttpTarget {
                 |State(s): State<Arc<Shared>>, method: Method, uri: axum::http::Uri, headers: HeaderMap, body: String| async move {
                     let response = {
                         let n = s.calls.lock().unwrap().len();
-                        (s.respond.lock().unwrap())(n, &body)
+                        (s.respond.lock().unwrap())(n, &headers, &body)
                     };
-                    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                    let (content_type, authorization) = (header("content-type"), header("authorization"));
                     s.calls.lock().unwrap().push(Call {
                         method: method.to_string(),
                         path: uri.path().to_string(),
                         content_type,
+                        authorization,
                         body,
                         at: Instant::now(),
                         status: response.status().as_u16(),

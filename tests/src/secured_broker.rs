@@ -3,7 +3,8 @@
 //! users only in memory, so they are gone by the time it restarts with `--authentication`): users are created
 //! on SQLite storage while the broker does not require logins yet, then it restarts requiring them. For the
 //! distributed-mode tests it runs open ([`SecuredBroker::start_open`]): its group coordinator has the fixes
-//! made after tansu 0.6.0.
+//! made after tansu 0.6.0. For the OAUTHBEARER test it runs open behind the harness's login gate
+//! ([`SecuredBroker::start_open_behind`], [`crate::oauth_gate`]).
 
 use crate::{free_port, wait_for};
 use std::path::{Path, PathBuf};
@@ -47,6 +48,14 @@ impl SecuredBroker {
     pub fn start_open(dir: &Path) -> Self {
         let mut broker = SecuredBroker { port: free_port(), dir: dir.to_path_buf(), child: None };
         broker.run(false, None);
+        broker
+    }
+
+    /// A broker in `dir` on `port` that requires no login and advertises `advertised_port`, where a gate in
+    /// front of it asks for one.
+    pub fn start_open_behind(dir: &Path, port: u16, advertised_port: u16) -> Self {
+        let mut broker = SecuredBroker { port, dir: dir.to_path_buf(), child: None };
+        broker.run(false, Some(advertised_port));
         broker
     }
 

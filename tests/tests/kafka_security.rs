@@ -4,8 +4,13 @@
 //!
 //! The broker is nisshi (tansu's successor) with `--authentication` (SASL SCRAM), its users on SQLite so they
 //! survive the restart that turns authentication on. It serves no TLS here, so for SASL_SSL and mutual TLS a
-//! TLS terminator of the harness (`tls_proxy`) sits in front of it and the broker advertises the proxy.
+//! TLS terminator of the harness (`tls_proxy`) sits in front of it and the broker advertises the proxy. No broker
+//! here takes OAUTHBEARER: for it the broker runs open behind the harness's login gate (`oauth_gate`), which
+//! checks the token the worker's clients got from a local identity provider.
 
+use base64::Engine as _;
+use connect_e2e::http_target::{json_answer, HttpTarget};
+use connect_e2e::oauth_gate::OAuthBearerGate;
 use connect_e2e::secured_broker::SecuredBroker;
 use connect_e2e::tls_proxy::TlsProxy;
 use connect_e2e::*;
@@ -18,6 +23,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const SCRAM: &str = "org.apache.kafka.common.security.scram.ScramLoginModule";
+const OAUTH: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule";
+const OAUTH_HANDLER: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler";
 
 /// A worker's file pipeline on `bootstrap` with `security` keys; returns once `n` lines came out, or panics
 /// with the worker's log.
@@ -195,6 +202,150 @@ fn sasl_ssl_with_mutual_tls_from_pkcs12_and_pem_stores() {
     extra.extend([("ssl.truststore.location", ca_pem.to_str().unwrap()), ("ssl.truststore.type", "PEM")]);
     let refused = WorkerSetup::new(&bare_dir, &extra).start();
     refused_with(&refused, &["ssl", "handshake", "certificate"]);
+}
+
+/// A JWT as an identity provider issues one. librdkafka reads its `sub` and `exp` to know whose token it is and
+/// when to fetch the next; the signature is the broker's to check (here the gate compares the whole token).
+fn jwt(subject: &str) -> String {
+    let b64 = |json: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    format!(
+        "{}.{}.{}",
+        b64(json!({"alg": "RS256", "typ": "JWT"})),
+        b64(json!({"sub": subject, "iat": now, "exp": now + 3600, "scope": "kafka"})),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b"signature")
+    )
+}
+
+/// An identity provider that issues `token` to the client `connect-worker` with the secret `idp-s3cret` (and
+/// answers 401 to other credentials), an open broker, and the login gate in front of it that takes `token`
+/// only. Drop order: the gate before the broker.
+struct OAuthCluster {
+    idp: HttpTarget,
+    gate: OAuthBearerGate,
+    _broker: SecuredBroker,
+    token: String,
+}
+
+impl OAuthCluster {
+    fn start(dir: &Path) -> Self {
+        let token = jwt("connect-worker");
+        let issued = json!({"access_token": token, "token_type": "bearer", "expires_in": 3600}).to_string();
+        let basic = basic_auth("connect-worker", "idp-s3cret");
+        let idp = HttpTarget::with_header_responder(move |_, headers, _| {
+            match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                Some(given) if given == basic => json_answer(200, &issued),
+                _ => json_answer(401, r#"{"error":"invalid_client"}"#),
+            }
+        });
+        // The gate listens before the broker starts advertising it.
+        let gate_port = free_port();
+        let broker_port = free_port();
+        let expected = token.clone();
+        let gate = OAuthBearerGate::start(gate_port, &format!("127.0.0.1:{broker_port}"), move |presented| presented == expected);
+        let broker_dir = dir.join("broker");
+        std::fs::create_dir_all(&broker_dir).unwrap();
+        let broker = SecuredBroker::start_open_behind(&broker_dir, broker_port, gate_port);
+        OAuthCluster { idp, gate, _broker: broker, token }
+    }
+
+    /// Kafka's keys for OAUTHBEARER with client credentials, as Confluent's and Kafka's docs write them.
+    fn keys(&self, secret: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("security.protocol", "SASL_PLAINTEXT".to_string()),
+            ("sasl.mechanism", "OAUTHBEARER".to_string()),
+            ("sasl.jaas.config", format!(r#"{OAUTH} required clientId="connect-worker" clientSecret="{secret}" scope="kafka";"#)),
+            ("sasl.login.callback.handler.class", OAUTH_HANDLER.to_string()),
+            ("sasl.oauthbearer.token.endpoint.url", self.idp.url("/oauth2/token")),
+        ]
+    }
+
+    /// Every token request was a client-credentials POST with the right secret, and every login used the token.
+    fn check_requests_and_logins(&self) {
+        let calls = self.idp.calls();
+        assert!(!calls.is_empty(), "the worker asked the identity provider for tokens");
+        for call in &calls {
+            assert_eq!((call.method.as_str(), call.path.as_str(), call.status), ("POST", "/oauth2/token", 200), "{call:?}");
+            assert!(call.body.contains("grant_type=client_credentials") && call.body.contains("scope=kafka"), "{}", call.body);
+        }
+        let logins = self.gate.logins();
+        assert!(!logins.is_empty() && logins.iter().all(|l| l.accepted && l.token == self.token), "{logins:?}");
+    }
+}
+
+/// The client credentials as Basic authentication (RFC 6749 §2.3.1).
+fn basic_auth(id: &str, secret: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+}
+
+fn borrowed<'a>(keys: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
+    keys.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// Confluent Cloud's and most identity providers' way in: OAUTHBEARER with OAuth client credentials, configured
+/// with Kafka's JAAS line and callback handler. Every client of the worker asks the provider's token endpoint for
+/// a token (a POST with the client id and secret as Basic authentication) and logs in with it; a secret the
+/// provider refuses makes `/health` say why. Neither the secret nor the token is logged.
+#[test]
+fn oauthbearer_logs_in_with_a_token_from_the_identity_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = OAuthCluster::start(dir.path());
+    let keys = cluster.keys("idp-s3cret");
+    let pipeline_dir = dir.path().join("pipeline");
+    std::fs::create_dir_all(&pipeline_dir).unwrap();
+    let mut worker = pipeline_moves_lines(&pipeline_dir, &cluster.gate.bootstrap(), &borrowed(&keys), 1000);
+    assert_eq!(worker.stop(), Some(0));
+    cluster.check_requests_and_logins();
+    let log = worker.log_text();
+    assert!(!log.contains("idp-s3cret") && !log.contains(&cluster.token), "{}", tail(&log, 20));
+
+    // The provider refuses a wrong secret: no token, no login, and /health names the failure.
+    let bootstrap = cluster.gate.bootstrap();
+    let mut extra = vec![("bootstrap.servers", bootstrap.as_str())];
+    let wrong = cluster.keys("not-the-secret");
+    extra.extend(borrowed(&wrong));
+    let refused_dir = dir.path().join("refused");
+    std::fs::create_dir_all(&refused_dir).unwrap();
+    let logins_before = cluster.gate.logins().len();
+    let refused = WorkerSetup::new(&refused_dir, &extra).start();
+    let why = refused_with(&refused, &["oauthbearer", "token"]);
+    assert!(!refused.log_text().contains("not-the-secret"), "{}", tail(&refused.log_text(), 20));
+    assert_eq!(cluster.gate.logins().len(), logins_before, "no login without a token: {why}");
+}
+
+/// Distributed mode with OAUTHBEARER (before 2026-12-08 it stopped at start): the group connection, which is
+/// the worker's own and not librdkafka's, gets a token from the identity provider with the same client
+/// credentials and logs in through the gate like the librdkafka clients, so two workers form their group and
+/// run a pipeline. A refused secret makes `/health` name the group login.
+#[test]
+fn distributed_workers_form_their_group_over_oauthbearer() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = OAuthCluster::start(dir.path());
+    let keys = cluster.keys("idp-s3cret");
+    let keys = borrowed(&keys);
+    let bootstrap = cluster.gate.bootstrap();
+    let prefix = unique("oauth-dist");
+    let mut first = distributed_setup(&dir.path().join("w0"), &bootstrap, &prefix, &keys).start_distributed();
+    let mut second = distributed_setup(&dir.path().join("w1"), &bootstrap, &prefix, &keys).start_distributed();
+    distributed_pipeline_moves_lines(dir.path(), &[&first, &second], 2000);
+    assert_eq!(second.stop(), Some(0));
+    assert_eq!(first.stop(), Some(0));
+    cluster.check_requests_and_logins();
+    for log in [first.log_text(), second.log_text()] {
+        assert!(!log.contains("idp-s3cret") && !log.contains(&cluster.token), "{}", tail(&log, 20));
+    }
+
+    // The group connection's secret (the top-level one) is refused while its librdkafka clients' (`producer.`,
+    // `consumer.`, `admin.`) is right: /health names the group's login.
+    let mut keys: Vec<(String, String)> = cluster.keys("not-the-secret").into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    for prefix in ["producer.", "consumer.", "admin."] {
+        keys.extend(cluster.keys("idp-s3cret").into_iter().map(|(k, v)| (format!("{prefix}{k}"), v)));
+    }
+    let keys: Vec<(&str, &str)> = keys.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let refused = distributed_setup(&dir.path().join("w2"), &bootstrap, &unique("oauth-wrong"), &keys).start_distributed();
+    let message = refused_with(&refused, &["worker group"]);
+    assert!(message.contains("401") && message.contains("oauthbearer"), "{message}");
+    assert!(!message.contains("not-the-secret") && !refused.log_text().contains("not-the-secret"), "{message}");
 }
 
 /// A JKS store stops the worker at start with what to do, before any Kafka connection.

@@ -17,6 +17,7 @@ pub mod config_log;
 pub mod forward;
 pub mod kafka_log;
 pub mod membership;
+pub mod oauth;
 pub mod protocol;
 pub mod report;
 pub mod sasl;

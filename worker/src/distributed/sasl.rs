@@ -1,5 +1,6 @@
 //! SASL for the group connection (`wire.rs`), which librdkafka does not make: PLAIN (RFC 4616) and
-//! SCRAM-SHA-256/512 (RFC 5802, 7677) client exchanges, as Kafka's `SaslAuthenticate` carries them. Written
+//! SCRAM-SHA-256/512 (RFC 5802, 7677) client exchanges, as Kafka's `SaslAuthenticate` carries them, and
+//! OAUTHBEARER's one message (its token comes from [`super::oauth`]). Written
 //! here on RustCrypto's HMAC, SHA-2 and PBKDF2: the SCRAM client crates on crates.io are either MPL-licensed
 //! (`sasl`) or a whole SASL framework (`rsasl`) for what is some 80 lines of RFC 5802.
 
@@ -60,6 +61,9 @@ pub struct SaslError {
 pub enum Exchange {
     Plain { first: Vec<u8> },
     Scram(Scram),
+    /// The initial response with the token ([`super::oauth`]). A server message after it is an error report
+    /// (RFC 7628 §3.2.2), answered with the single byte the RFC asks for, after which the broker fails the login.
+    OAuthBearer { first: Vec<u8> },
 }
 
 impl Exchange {
@@ -77,7 +81,7 @@ impl Exchange {
 
     pub fn first_message(&self) -> Vec<u8> {
         match self {
-            Exchange::Plain { first } => first.clone(),
+            Exchange::Plain { first } | Exchange::OAuthBearer { first } => first.clone(),
             Exchange::Scram(s) => s.client_first().into_bytes(),
         }
     }
@@ -87,6 +91,8 @@ impl Exchange {
     pub fn reply(&mut self, server: &[u8]) -> Result<Option<Vec<u8>>, SaslError> {
         match self {
             Exchange::Plain { .. } => Ok(None),
+            Exchange::OAuthBearer { .. } if server.is_empty() => Ok(None),
+            Exchange::OAuthBearer { .. } => Ok(Some(vec![0x01])),
             Exchange::Scram(s) => s.reply(server),
         }
     }

@@ -1,6 +1,6 @@
 //! One connection to a Kafka broker for the group requests librdkafka cannot make (a group of protocol
 //! type `connect`): request framing with the `kafka-protocol` crate's codecs, over TCP or TLS (rustls), with
-//! SASL PLAIN or SCRAM ([`super::sasl`]) when the worker's `security.protocol` asks for it, from the same
+//! SASL PLAIN, SCRAM or OAUTHBEARER ([`super::sasl`], [`super::oauth`]) when the worker's `security.protocol` asks for it, from the same
 //! worker keys as its librdkafka clients ([`Security::from_worker`]).
 
 use bytes::{Buf, BufMut, BytesMut};
@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::oauth::TokenSource;
 use super::sasl::{Credentials, Exchange, Mechanism};
 use crate::config::WorkerConfig;
 
@@ -39,7 +40,31 @@ pub enum WireError {
 #[derive(Clone, Default)]
 pub struct Security {
     tls: Option<tokio_rustls::TlsConnector>,
-    sasl: Option<Credentials>,
+    sasl: Option<Sasl>,
+}
+
+/// How the group connection logs in: a user and password (PLAIN, SCRAM), or a token from an identity provider
+/// (OAUTHBEARER).
+#[derive(Clone, Debug)]
+enum Sasl {
+    Password(Credentials),
+    OAuthBearer(Arc<TokenSource>),
+}
+
+/// What one connection logs in with: a user's credentials, or a token fetched before connecting (so a slow
+/// identity provider does not hold a broker connection open).
+enum Login<'a> {
+    Password(&'a Credentials),
+    Token(&'a TokenSource, String),
+}
+
+impl Login<'_> {
+    fn mechanism_name(&self) -> &'static str {
+        match self {
+            Login::Password(credentials) => credentials.mechanism.name(),
+            Login::Token(..) => "OAUTHBEARER",
+        }
+    }
 }
 
 impl std::fmt::Debug for Security {
@@ -62,12 +87,17 @@ impl Security {
         let mut security = Security::default();
         if sasl {
             let name = translated.get("sasl.mechanisms").unwrap_or("GSSAPI");
-            let mechanism = Mechanism::parse(name).ok_or_else(|| {
-                format!("sasl.mechanism={name}: distributed mode's group connection speaks PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512")
-            })?;
-            let username = translated.get("sasl.username").ok_or("sasl.jaas.config: no username for the group connection")?;
-            let password = translated.get("sasl.password").ok_or("sasl.jaas.config: no password for the group connection")?;
-            security.sasl = Some(Credentials { mechanism, username: username.to_string(), password: password.to_string() });
+            if name.trim().eq_ignore_ascii_case("OAUTHBEARER") {
+                security.sasl = Some(Sasl::OAuthBearer(Arc::new(TokenSource::from_translated(&translated)?)));
+            } else {
+                let mechanism = Mechanism::parse(name).ok_or_else(|| {
+                    format!("sasl.mechanism={name}: distributed mode's group connection speaks PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER")
+                })?;
+                let username = translated.get("sasl.username").ok_or("sasl.jaas.config: no username for the group connection")?;
+                let password = translated.get("sasl.password").ok_or("sasl.jaas.config: no password for the group connection")?;
+                let credentials = Credentials { mechanism, username: username.to_string(), password: password.to_string() };
+                security.sasl = Some(Sasl::Password(credentials));
+            }
         }
         if tls {
             if translated.get("enable.ssl.certificate.verification").is_some_and(|v| v.eq_ignore_ascii_case("false")) {
@@ -170,6 +200,15 @@ const MAX_RESPONSE: usize = 64 * 1024 * 1024;
 impl Connection {
     /// Connect, with TLS and SASL as `security` says, each step within `timeout`.
     pub async fn open(address: &str, client_id: &str, security: &Security, timeout: Duration) -> Result<Self, WireError> {
+        let login = match &security.sasl {
+            None => None,
+            Some(Sasl::Password(credentials)) => Some(Login::Password(credentials)),
+            Some(Sasl::OAuthBearer(source)) => {
+                let token =
+                    source.token().await.map_err(|message| WireError::Authentication { address: address.to_string(), message })?;
+                Some(Login::Token(source, token))
+            }
+        };
         let tcp = tokio::time::timeout(timeout, TcpStream::connect(address))
             .await
             .map_err(|_| WireError::Timeout { address: address.into(), timeout })?
@@ -192,16 +231,16 @@ impl Connection {
         };
         let mut connection =
             Connection { address: address.into(), stream, next_correlation: 1, client_id: StrBytes::from_string(client_id.into()) };
-        if let Some(credentials) = &security.sasl {
-            connection.authenticate(credentials, timeout).await?;
+        if let Some(login) = login {
+            connection.authenticate(login, timeout).await?;
         }
         Ok(connection)
     }
 
     /// SaslHandshake, then the mechanism's messages in SaslAuthenticate requests until it is done.
-    async fn authenticate(&mut self, credentials: &Credentials, timeout: Duration) -> Result<(), WireError> {
+    async fn authenticate(&mut self, login: Login<'_>, timeout: Duration) -> Result<(), WireError> {
         let refused = |address: &str, message: String| WireError::Authentication { address: address.to_string(), message };
-        let name = credentials.mechanism.name();
+        let name = login.mechanism_name();
         let handshake = self
             .call(SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(name)), SASL_HANDSHAKE_VERSION, timeout)
             .await?;
@@ -212,20 +251,31 @@ impl Connection {
                 format!("the broker does not take {name} (error {}; it offers {offered:?})", handshake.error_code),
             ));
         }
-        let mut nonce = [0u8; 18];
-        rustls::crypto::ring::default_provider()
-            .secure_random
-            .fill(&mut nonce)
-            .map_err(|_| refused(&self.address, "no system randomness for the SCRAM nonce".into()))?;
-        let nonce = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, nonce);
-        let mut exchange = Exchange::start(credentials, &nonce);
+        let (mut exchange, who) = match &login {
+            Login::Password(credentials) => {
+                let mut nonce = [0u8; 18];
+                rustls::crypto::ring::default_provider()
+                    .secure_random
+                    .fill(&mut nonce)
+                    .map_err(|_| refused(&self.address, "no system randomness for the SCRAM nonce".into()))?;
+                let nonce = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, nonce);
+                (Exchange::start(credentials, &nonce), credentials.username.clone())
+            }
+            Login::Token(source, token) => {
+                (Exchange::OAuthBearer { first: source.initial_response(token) }, "the identity provider's token".to_string())
+            }
+        };
         let mut message = Some(exchange.first_message());
         while let Some(bytes) = message.take() {
             let request = SaslAuthenticateRequest::default().with_auth_bytes(bytes::Bytes::from(bytes));
             let response = self.call(request, SASL_AUTHENTICATE_VERSION, timeout).await?;
             if response.error_code != 0 {
                 let why = response.error_message.map(|m| m.to_string()).unwrap_or_default();
-                return Err(refused(&self.address, format!("{name} as {}: error {} {why}", credentials.username, response.error_code)));
+                if let Login::Token(source, _) = &login {
+                    // A token the broker refused (revoked, say) is not offered again: the next login asks for another.
+                    source.forget().await;
+                }
+                return Err(refused(&self.address, format!("{name} as {who}: error {} {why}", response.error_code)));
             }
             // SCRAM's key derivation runs thousands of HMAC rounds: off the async threads.
             let server = response.auth_bytes;

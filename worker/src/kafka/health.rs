@@ -92,8 +92,10 @@ impl HealthCell {
                         context.take(); // a failure since recovered is no reason now
                         None
                     }
-                    // librdkafka only logs why a login or handshake failed; the metadata call just times out.
-                    Ok(Err(e)) => Some(match context.take() {
+                    // librdkafka only logs why a login or handshake failed; the metadata call just times out. The
+                    // reason stays until the cluster answers: librdkafka reports some failures only once (an
+                    // OAUTHBEARER token it could not get, until the reason changes).
+                    Ok(Err(e)) => Some(match context.last() {
                         Some(why) => format!("Kafka cluster at {servers} refused this worker: {why}"),
                         None => format!("Kafka cluster at {servers} is not reachable: {e}"),
                     }),
@@ -117,6 +119,10 @@ struct LoginErrors(Arc<Mutex<Option<String>>>);
 impl LoginErrors {
     fn take(&self) -> Option<String> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    fn last(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 

@@ -125,7 +125,7 @@ pub fn check_worker_security(worker: &WorkerConfig) -> Result<(), String> {
                 tracing::warn!(key = %ignored.key, reason = ignored.reason, "Kafka client setting ignored");
             }
         }
-        // librdkafka checks the rest when a client is made (e.g. GSSAPI or OIDC, which this build lacks): make
+        // librdkafka checks the rest when a client is made (e.g. GSSAPI, which this build lacks): make
         // one now, so such a setting stops the worker here rather than failing every task.
         config.remove(MAX_POLL_RECORDS);
         let made = if prefix == "consumer" {
