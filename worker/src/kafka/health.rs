@@ -136,6 +136,23 @@ impl rdkafka::ClientContext for LoginErrors {
         }
         tracing::error!(target: "librdkafka", error = %error, reason, "Kafka client error");
     }
+
+    /// As rdkafka's default, and a failed OAUTHBEARER token request kept as the reason: librdkafka only logs it
+    /// (facility `OIDC`, with the endpoint and its answer, never the secret), no error callback follows.
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        use rdkafka::config::RDKafkaLogLevel::{Alert, Critical, Debug, Emerg, Error, Info, Notice, Warning};
+        match level {
+            Emerg | Alert | Critical | Error => {
+                if fac == "OIDC" {
+                    *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("OAUTHBEARER token: {log_message}"));
+                }
+                tracing::error!(target: "librdkafka", "librdkafka: {fac} {log_message}")
+            }
+            Warning => tracing::warn!(target: "librdkafka", "librdkafka: {fac} {log_message}"),
+            Notice | Info => tracing::info!(target: "librdkafka", "librdkafka: {fac} {log_message}"),
+            Debug => tracing::debug!(target: "librdkafka", "librdkafka: {fac} {log_message}"),
+        }
+    }
 }
 
 impl rdkafka::producer::ProducerContext for LoginErrors {
