@@ -92,7 +92,12 @@ impl Drop for OAuthBearerGate {
 }
 
 /// One client connection: requests answered here until a login is accepted, then a plain relay.
-async fn serve(mut client: TcpStream, target: &str, accept: &(dyn Fn(&str) -> bool + Send + Sync), logins: &Mutex<Vec<Login>>) -> std::io::Result<()> {
+async fn serve(
+    mut client: TcpStream,
+    target: &str,
+    accept: &(dyn Fn(&str) -> bool + Send + Sync),
+    logins: &Mutex<Vec<Login>>,
+) -> std::io::Result<()> {
     let mut broker = TcpStream::connect(target).await?;
     loop {
         let request = read_frame(&mut client).await?;

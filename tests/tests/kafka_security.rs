@@ -232,12 +232,11 @@ impl OAuthCluster {
         let token = jwt("connect-worker");
         let issued = json!({"access_token": token, "token_type": "bearer", "expires_in": 3600}).to_string();
         let basic = basic_auth("connect-worker", "idp-s3cret");
-        let idp = HttpTarget::with_header_responder(move |_, headers, _| {
-            match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        let idp =
+            HttpTarget::with_header_responder(move |_, headers, _| match headers.get("authorization").and_then(|v| v.to_str().ok()) {
                 Some(given) if given == basic => json_answer(200, &issued),
                 _ => json_answer(401, r#"{"error":"invalid_client"}"#),
-            }
-        });
+            });
         // The gate listens before the broker starts advertising it.
         let gate_port = free_port();
         let broker_port = free_port();

@@ -137,7 +137,15 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     println!();
     println!("CPU per row, microseconds (user + system; the first column is the worker, or psql, or the plain consumer)");
-    println!("{:<20} {:>8} {:>11} {:>8} {:>8} {:>28}", "", "client", "PostgreSQL", "broker", "total", format!("{cores} cores allow, rows/s"));
+    println!(
+        "{:<20} {:>8} {:>11} {:>8} {:>8} {:>28}",
+        "",
+        "client",
+        "PostgreSQL",
+        "broker",
+        "total",
+        format!("{cores} cores allow, rows/s")
+    );
     let mut lines = vec![("psql COPY", copy_cpu), ("plain consumer", consume_cpu)];
     lines.extend(insert.map(|r| ("insert", r.1)));
     lines.extend(upsert.map(|r| ("upsert", r.1)));

@@ -68,9 +68,11 @@ impl TokenSource {
                 .into());
         }
         if translated.get("sasl.oauthbearer.grant.type").is_some_and(|g| g.trim() != "client_credentials") {
-            return Err("sasl.oauthbearer.jwt.retriever.class: distributed mode's group connection gets tokens by client credentials only, \
+            return Err(
+                "sasl.oauthbearer.jwt.retriever.class: distributed mode's group connection gets tokens by client credentials only, \
                  not by the JWT-bearer grant"
-                .into());
+                    .into(),
+            );
         }
         let need = |key: &str, what: &str| translated.get(key).map(str::to_string).ok_or_else(|| format!("OAUTHBEARER: {what}"));
         let url = need("sasl.oauthbearer.token.endpoint.url", "no sasl.oauthbearer.token.endpoint.url for the group connection")?;

@@ -59,11 +59,15 @@ pub struct SaslError {
 
 /// One client's side of an exchange: the first message, then a reply to each server message, until done.
 pub enum Exchange {
-    Plain { first: Vec<u8> },
+    Plain {
+        first: Vec<u8>,
+    },
     Scram(Scram),
     /// The initial response with the token ([`super::oauth`]). A server message after it is an error report
     /// (RFC 7628 §3.2.2), answered with the single byte the RFC asks for, after which the broker fails the login.
-    OAuthBearer { first: Vec<u8> },
+    OAuthBearer {
+        first: Vec<u8>,
+    },
 }
 
 impl Exchange {

@@ -204,8 +204,7 @@ impl Connection {
             None => None,
             Some(Sasl::Password(credentials)) => Some(Login::Password(credentials)),
             Some(Sasl::OAuthBearer(source)) => {
-                let token =
-                    source.token().await.map_err(|message| WireError::Authentication { address: address.to_string(), message })?;
+                let token = source.token().await.map_err(|message| WireError::Authentication { address: address.to_string(), message })?;
                 Some(Login::Token(source, token))
             }
         };
