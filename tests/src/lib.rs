@@ -14,6 +14,7 @@ pub mod oauth_gate;
 pub mod s3;
 pub mod secured_broker;
 pub mod stomp;
+pub mod tcp_server;
 pub mod tls_proxy;
 
 use rdkafka::config::ClientConfig;

@@ -6,8 +6,8 @@
 //! before the login goes to the broker, so the client sees the broker's versions; any other request before a
 //! login closes the connection, as a broker requiring SASL would.
 
+use crate::tcp_server::TcpServer;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -29,8 +29,7 @@ pub struct Login {
 pub struct OAuthBearerGate {
     pub port: u16,
     logins: Arc<Mutex<Vec<Login>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _server: TcpServer,
 }
 
 type Rule = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -40,35 +39,16 @@ impl OAuthBearerGate {
     /// before it starts); relay logins that `accept` lets through to `target` (`host:port`).
     pub fn start(port: u16, target: &str, accept: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
         let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-        listener.set_nonblocking(true).unwrap();
         let logins = Arc::new(Mutex::new(Vec::new()));
         let (target, accept, seen): (String, Rule, _) = (target.to_string(), Arc::new(accept), logins.clone());
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    let (client, _) = tokio::select! {
-                        _ = &mut stopped => return,
-                        accepted = listener.accept() => match accepted {
-                            Ok(a) => a,
-                            Err(_) => {
-                                // Out of descriptors, say: wait instead of spinning.
-                                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                                continue;
-                            }
-                        },
-                    };
-                    let (target, accept, seen) = (target.clone(), accept.clone(), seen.clone());
-                    tokio::spawn(async move {
-                        // A refused login or a broken frame just ends the connection.
-                        let _ = serve(client, &target, &*accept, &seen).await;
-                    });
-                }
-            });
+        let server = TcpServer::start(listener, move |client| {
+            let (target, accept, seen) = (target.clone(), accept.clone(), seen.clone());
+            async move {
+                // A refused login or a broken frame just ends the connection.
+                let _ = serve(client, &target, &*accept, &seen).await;
+            }
         });
-        OAuthBearerGate { port, logins, stop: Some(stop), thread: Some(thread) }
+        OAuthBearerGate { port, logins, _server: server }
     }
 
     pub fn bootstrap(&self) -> String {
@@ -77,17 +57,6 @@ impl OAuthBearerGate {
 
     pub fn logins(&self) -> Vec<Login> {
         self.logins.lock().unwrap().clone()
-    }
-}
-
-impl Drop for OAuthBearerGate {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

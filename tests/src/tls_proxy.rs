@@ -3,16 +3,15 @@
 //! given here; with a client CA, client certificates are required), and the proxy speaks plain Kafka to the
 //! broker, which advertises the proxy's address so every connection goes through it.
 
+use crate::tcp_server::TcpServer;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 pub struct TlsProxy {
     pub port: u16,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _server: TcpServer,
 }
 
 impl TlsProxy {
@@ -39,48 +38,18 @@ impl TlsProxy {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         // From the harness's port registry, so no other server of this test binary is handed the same port.
         let listener = std::net::TcpListener::bind(("127.0.0.1", crate::free_port())).unwrap();
-        listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
         let target = target.to_string();
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    let (client, _) = tokio::select! {
-                        _ = &mut stopped => return,
-                        accepted = listener.accept() => match accepted {
-                            Ok(a) => a,
-                            Err(_) => {
-                                // Out of descriptors, say: wait instead of spinning.
-                                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                                continue;
-                            }
-                        },
-                    };
-                    let (acceptor, target) = (acceptor.clone(), target.clone());
-                    tokio::spawn(async move {
-                        // A failed handshake (no or an untrusted client certificate) just closes the connection,
-                        // as a TLS broker would.
-                        let Ok(mut tls) = acceptor.accept(client).await else { return };
-                        let Ok(mut broker) = tokio::net::TcpStream::connect(&target).await else { return };
-                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut broker).await;
-                    });
-                }
-            });
+        let server = TcpServer::start(listener, move |client| {
+            let (acceptor, target) = (acceptor.clone(), target.clone());
+            async move {
+                // A failed handshake (no or an untrusted client certificate) just closes the connection,
+                // as a TLS broker would.
+                let Ok(mut tls) = acceptor.accept(client).await else { return };
+                let Ok(mut broker) = tokio::net::TcpStream::connect(&target).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut broker).await;
+            }
         });
-        TlsProxy { port, stop: Some(stop), thread: Some(thread) }
-    }
-}
-
-impl Drop for TlsProxy {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        TlsProxy { port, _server: server }
     }
 }
