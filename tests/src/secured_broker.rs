@@ -3,8 +3,8 @@
 //! users only in memory, so they are gone by the time it restarts with `--authentication`): users are created
 //! on SQLite storage while the broker does not require logins yet, then it restarts requiring them. For the
 //! distributed-mode tests it runs open ([`SecuredBroker::start_open`]): its group coordinator has the fixes
-//! made after tansu 0.6.0. For the OAUTHBEARER test it runs open behind the harness's login gate
-//! ([`SecuredBroker::start_open_behind`], [`crate::oauth_gate`]).
+//! made after tansu 0.6.0. For the OAUTHBEARER and PLAIN tests it runs open behind the harness's login gate
+//! ([`SecuredBroker::start_open_behind`], [`crate::sasl_gate`]).
 
 use crate::{free_port, wait_for};
 use std::path::{Path, PathBuf};

@@ -5,12 +5,12 @@
 //! The broker is nisshi (tansu's successor) with `--authentication` (SASL SCRAM), its users on SQLite so they
 //! survive the restart that turns authentication on. It serves no TLS here, so for SASL_SSL and mutual TLS a
 //! TLS terminator of the harness (`tls_proxy`) sits in front of it and the broker advertises the proxy. No broker
-//! here takes OAUTHBEARER: for it the broker runs open behind the harness's login gate (`oauth_gate`), which
-//! checks the token the worker's clients got from a local identity provider.
+//! here takes OAUTHBEARER or PLAIN: for those the broker runs open behind the harness's login gate (`sasl_gate`),
+//! which checks the token the worker's clients got from a local identity provider, or the user and password.
 
 use base64::Engine as _;
 use connect_e2e::http_target::{json_answer, HttpTarget};
-use connect_e2e::oauth_gate::OAuthBearerGate;
+use connect_e2e::sasl_gate::{Credential, SaslGate, OAUTHBEARER, PLAIN};
 use connect_e2e::secured_broker::SecuredBroker;
 use connect_e2e::tls_proxy::TlsProxy;
 use connect_e2e::*;
@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const SCRAM: &str = "org.apache.kafka.common.security.scram.ScramLoginModule";
+const PLAIN_MODULE: &str = "org.apache.kafka.common.security.plain.PlainLoginModule";
 const OAUTH: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule";
 const OAUTH_HANDLER: &str = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler";
 
@@ -130,6 +131,65 @@ fn broker_behind_tls(
     (proxy, broker, bootstrap)
 }
 
+/// Confluent Cloud's way in, as the car-park pipeline's worker config has it: SASL_SSL with PLAIN, the API key
+/// and secret in a `PlainLoginModule` JAAS line at the top level and again under `producer.`/`consumer.`, and
+/// a PEM truststore at the top level only (so it must reach every client). No broker here takes PLAIN, so the
+/// login gate checks the key and secret behind the TLS terminator, host names checked. A wrong secret is named
+/// by `/health` as an authentication failure, and no secret reaches the log.
+#[test]
+fn confluent_cloud_style_sasl_ssl_plain_with_a_pem_truststore() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_cert = ca("connect-rs Kafka test CA");
+    let (server, server_key) = leaf(&ca_cert, &["127.0.0.1", "localhost"], ExtendedKeyUsagePurpose::ServerAuth);
+    let ca_pem = dir.path().join("ca.pem");
+    std::fs::write(&ca_pem, ca_cert.pem()).unwrap();
+    let (gate_port, broker_port) = (free_port(), free_port());
+    let gate = SaslGate::start(gate_port, &format!("127.0.0.1:{broker_port}"), PLAIN, |presented| {
+        *presented == Credential::Password { user: "API-KEY".into(), password: "api-s3cret".into() }
+    });
+    let chain = format!("{}{}", server.pem(), ca_cert.pem());
+    let proxy = TlsProxy::start(&format!("127.0.0.1:{gate_port}"), &chain, &server_key.serialize_pem(), None);
+    let broker_dir = dir.path().join("broker");
+    std::fs::create_dir_all(&broker_dir).unwrap();
+    let _broker = SecuredBroker::start_open_behind(&broker_dir, broker_port, proxy.port);
+    let bootstrap = format!("127.0.0.1:{}", proxy.port);
+
+    let keys = |password: &str| -> Vec<(String, String)> {
+        let jaas = format!(r#"{PLAIN_MODULE} required username="API-KEY" password="{password}";"#);
+        let mut keys = vec![
+            ("ssl.truststore.location".to_string(), ca_pem.display().to_string()),
+            ("ssl.truststore.type".to_string(), "PEM".to_string()),
+            ("ssl.endpoint.identification.algorithm".to_string(), "https".to_string()),
+        ];
+        for prefix in ["", "producer.", "consumer."] {
+            keys.push((format!("{prefix}security.protocol"), "SASL_SSL".to_string()));
+            keys.push((format!("{prefix}sasl.mechanism"), "PLAIN".to_string()));
+            keys.push((format!("{prefix}sasl.jaas.config"), jaas.clone()));
+        }
+        keys
+    };
+    let right = keys("api-s3cret");
+    let right: Vec<(&str, &str)> = right.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let pipeline_dir = dir.path().join("pipeline");
+    std::fs::create_dir_all(&pipeline_dir).unwrap();
+    let mut worker = pipeline_moves_lines(&pipeline_dir, &bootstrap, &right, 1000);
+    assert_eq!(worker.stop(), Some(0));
+    let logins = gate.logins();
+    assert!(!logins.is_empty() && logins.iter().all(|l| l.accepted), "{logins:?}");
+    let log = worker.log_text();
+    assert!(!log.contains("api-s3cret"), "{}", tail(&log, 20));
+
+    let wrong = keys("not-the-secret");
+    let mut extra = vec![("bootstrap.servers", bootstrap.as_str())];
+    extra.extend(wrong.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let refused_dir = dir.path().join("refused");
+    std::fs::create_dir_all(&refused_dir).unwrap();
+    let refused = WorkerSetup::new(&refused_dir, &extra).start();
+    let message = refused_with(&refused, &["authentication"]);
+    assert!(!message.contains("not-the-secret") && !refused.log_text().contains("not-the-secret"), "{message}");
+    assert!(gate.logins().iter().any(|l| !l.accepted), "the gate refused the wrong secret");
+}
+
 /// SASL_SSL with client certificates: PKCS12 truststore and keystore in one worker, PEM stores in another,
 /// host names checked (the broker's certificate names 127.0.0.1); without a client certificate the TLS
 /// handshake is refused and `/health` says so.
@@ -222,7 +282,7 @@ fn jwt(subject: &str) -> String {
 /// only. Drop order: the gate before the broker.
 struct OAuthCluster {
     idp: HttpTarget,
-    gate: OAuthBearerGate,
+    gate: SaslGate,
     _broker: SecuredBroker,
     token: String,
 }
@@ -241,7 +301,9 @@ impl OAuthCluster {
         let gate_port = free_port();
         let broker_port = free_port();
         let expected = token.clone();
-        let gate = OAuthBearerGate::start(gate_port, &format!("127.0.0.1:{broker_port}"), move |presented| presented == expected);
+        let gate = SaslGate::start(gate_port, &format!("127.0.0.1:{broker_port}"), OAUTHBEARER, move |presented| {
+            *presented == Credential::Token(expected.clone())
+        });
         let broker_dir = dir.join("broker");
         std::fs::create_dir_all(&broker_dir).unwrap();
         let broker = SecuredBroker::start_open_behind(&broker_dir, broker_port, gate_port);
@@ -268,7 +330,8 @@ impl OAuthCluster {
             assert!(call.body.contains("grant_type=client_credentials") && call.body.contains("scope=kafka"), "{}", call.body);
         }
         let logins = self.gate.logins();
-        assert!(!logins.is_empty() && logins.iter().all(|l| l.accepted && l.token == self.token), "{logins:?}");
+        let token = Some(Credential::Token(self.token.clone()));
+        assert!(!logins.is_empty() && logins.iter().all(|l| l.accepted && l.credential == token), "{logins:?}");
     }
 }
 

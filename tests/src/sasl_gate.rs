@@ -1,8 +1,9 @@
-//! A SASL OAUTHBEARER login in front of an open test broker. No broker here takes OAUTHBEARER (nisshi and tansu
-//! speak SCRAM only), and what the tests are about is the worker's side: its clients fetch a token from an
-//! OAuth identity provider and present it when they connect. The gate answers Kafka's `SaslHandshake` and
-//! `SaslAuthenticate` itself, checks the bearer token with the test's rule, and then relays the connection to
-//! the broker, which advertises the gate's address so every connection comes through it. `ApiVersions`
+//! A SASL OAUTHBEARER or PLAIN login in front of an open test broker. No broker here takes either (nisshi and
+//! tansu speak SCRAM only, and create SCRAM users only), and what the tests are about is the worker's side: its
+//! clients present a token from an OAuth identity provider, or Confluent Cloud's API key and secret, when they
+//! connect. The gate answers Kafka's `SaslHandshake` and `SaslAuthenticate` itself, checks what was presented
+//! with the test's rule, and then relays the connection to the broker, which advertises the gate's address (or
+//! a TLS terminator's in front of it) so every connection comes through it. `ApiVersions`
 //! before the login goes to the broker, so the client sees the broker's versions; any other request before a
 //! login closes the connection, as a broker requiring SASL would.
 
@@ -17,27 +18,42 @@ const SASL_AUTHENTICATE: i16 = 36;
 const UNSUPPORTED_SASL_MECHANISM: i16 = 33;
 const SASL_AUTHENTICATION_FAILED: i16 = 58;
 
+/// What a client presented in its `SaslAuthenticate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// OAUTHBEARER's bearer token.
+    Token(String),
+    /// PLAIN's user and password.
+    Password { user: String, password: String },
+}
+
 /// One `SaslAuthenticate` the gate answered.
 #[derive(Debug, Clone)]
 pub struct Login {
-    /// The bearer token the client presented (empty when the message was not an OAUTHBEARER one).
-    pub token: String,
+    /// `None` when the message was not one of the gate's mechanism.
+    pub credential: Option<Credential>,
     pub accepted: bool,
 }
 
+/// The mechanisms the gate speaks, by Kafka's names.
+pub const OAUTHBEARER: &str = "OAUTHBEARER";
+pub const PLAIN: &str = "PLAIN";
+
 /// See the [module docs](self).
-pub struct OAuthBearerGate {
+pub struct SaslGate {
     pub port: u16,
     logins: Arc<Mutex<Vec<Login>>>,
     _server: TcpServer,
 }
 
-type Rule = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+type Rule = Arc<dyn Fn(&Credential) -> bool + Send + Sync>;
 
-impl OAuthBearerGate {
+impl SaslGate {
     /// Listen on `port` now (taken from the harness's registry, so the broker can be told to advertise it
-    /// before it starts); relay logins that `accept` lets through to `target` (`host:port`).
-    pub fn start(port: u16, target: &str, accept: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+    /// before it starts); take `mechanism` ([`OAUTHBEARER`] or [`PLAIN`]) and relay the logins that `accept`
+    /// lets through to `target` (`host:port`).
+    pub fn start(port: u16, target: &str, mechanism: &'static str, accept: impl Fn(&Credential) -> bool + Send + Sync + 'static) -> Self {
+        assert!([OAUTHBEARER, PLAIN].contains(&mechanism), "the gate speaks OAUTHBEARER and PLAIN");
         let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
         let logins = Arc::new(Mutex::new(Vec::new()));
         let (target, accept, seen): (String, Rule, _) = (target.to_string(), Arc::new(accept), logins.clone());
@@ -45,10 +61,10 @@ impl OAuthBearerGate {
             let (target, accept, seen) = (target.clone(), accept.clone(), seen.clone());
             async move {
                 // A refused login or a broken frame just ends the connection.
-                let _ = serve(client, &target, &*accept, &seen).await;
+                let _ = serve(client, &target, mechanism, &*accept, &seen).await;
             }
         });
-        OAuthBearerGate { port, logins, _server: server }
+        SaslGate { port, logins, _server: server }
     }
 
     pub fn bootstrap(&self) -> String {
@@ -64,7 +80,8 @@ impl OAuthBearerGate {
 async fn serve(
     mut client: TcpStream,
     target: &str,
-    accept: &(dyn Fn(&str) -> bool + Send + Sync),
+    mechanism: &str,
+    accept: &(dyn Fn(&Credential) -> bool + Send + Sync),
     logins: &Mutex<Vec<Login>>,
 ) -> std::io::Result<()> {
     let mut broker = TcpStream::connect(target).await?;
@@ -78,12 +95,12 @@ async fn serve(
                 write_frame(&mut client, &response).await?;
             }
             SASL_HANDSHAKE => {
-                let mechanism = Reader::new(&request[header.body..]).string().unwrap_or_default();
-                let error = if mechanism == "OAUTHBEARER" { 0 } else { UNSUPPORTED_SASL_MECHANISM };
+                let asked = Reader::new(&request[header.body..]).string().unwrap_or_default();
+                let error = if asked == mechanism { 0 } else { UNSUPPORTED_SASL_MECHANISM };
                 let mut body = header.response_start();
                 body.extend_from_slice(&error.to_be_bytes());
                 body.extend_from_slice(&1i32.to_be_bytes());
-                put_string(&mut body, "OAUTHBEARER");
+                put_string(&mut body, mechanism);
                 write_frame(&mut client, &body).await?;
                 if error != 0 {
                     return Ok(());
@@ -92,11 +109,11 @@ async fn serve(
             SASL_AUTHENTICATE => {
                 let mut reader = Reader::new(&request[header.body..]);
                 let message = if header.flexible() { reader.compact_bytes() } else { reader.bytes() }.ok_or_else(|| bad("auth bytes"))?;
-                let token = bearer_token(message).unwrap_or_default();
-                let accepted = !token.is_empty() && accept(&token);
-                logins.lock().unwrap().push(Login { token, accepted });
+                let credential = if mechanism == PLAIN { plain_password(message) } else { bearer_token(message).map(Credential::Token) };
+                let accepted = credential.as_ref().is_some_and(accept);
+                logins.lock().unwrap().push(Login { credential, accepted });
                 let error = if accepted { 0 } else { SASL_AUTHENTICATION_FAILED };
-                let message = (!accepted).then_some("the bearer token was refused");
+                let message = (!accepted).then_some("the credentials were refused");
                 let mut body = header.response_start();
                 body.extend_from_slice(&error.to_be_bytes());
                 if header.flexible() {
@@ -132,6 +149,14 @@ async fn serve(
             _ => return Ok(()),
         }
     }
+}
+
+/// The user and password of a client's PLAIN message (RFC 4616: authzid, authcid and password, NUL separated).
+fn plain_password(message: &[u8]) -> Option<Credential> {
+    let text = std::str::from_utf8(message).ok()?;
+    let mut parts = text.split('\0');
+    let (_authzid, user, password) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(Credential::Password { user: user.to_string(), password: password.to_string() })
 }
 
 /// The token of a client's OAUTHBEARER initial response (RFC 7628: `n,,\x01auth=Bearer <token>\x01...\x01\x01`).
@@ -274,6 +299,13 @@ mod tests {
         assert_eq!(bearer_token(b"n,,\x01auth=Bearer abc.def.ghi\x01\x01").as_deref(), Some("abc.def.ghi"));
         assert_eq!(bearer_token(b"n,a=user,\x01host=h\x01auth=Bearer t\x01ext=1\x01\x01").as_deref(), Some("t"));
         assert_eq!(bearer_token(b"n,,\x01auth=Basic xyz\x01\x01"), None);
+    }
+
+    #[test]
+    fn user_and_password_are_read_from_a_plain_message() {
+        let expected = Credential::Password { user: "KEY".into(), password: "SECRET".into() };
+        assert_eq!(plain_password(b"\0KEY\0SECRET"), Some(expected));
+        assert_eq!(plain_password(b"KEY"), None);
     }
 
     #[test]
