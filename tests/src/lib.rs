@@ -529,29 +529,28 @@ fn status_kib(pid: u32, first: &str, second: &str) -> Option<(u64, u64)> {
 
 /// CPU time a process used so far, all its threads, user and system, in seconds.
 pub fn cpu_secs(pid: u32) -> Option<f64> {
-    stat_cpu_secs(pid, false)
+    stat_cpu_secs(pid).map(|(own, _)| own)
 }
 
-/// User and system CPU seconds from `/proc/PID/stat`; with `children`, also those of its exited children it
+/// User and system CPU seconds from `/proc/PID/stat`: the process's own, and its exited children's that it
 /// waited for (cutime and cstime).
-fn stat_cpu_secs(pid: u32, children: bool) -> Option<f64> {
+fn stat_cpu_secs(pid: u32) -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces: utime, stime, cutime and
     // cstime are the 14th to 17th fields of the line, the 12th to 15th after the name.
     let after_name = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<u64> = after_name.split_whitespace().skip(11).take(4).map(|f| f.parse().ok()).collect::<Option<_>>()?;
-    let ticks: u64 = if children { fields.iter().sum() } else { fields[0] + fields[1] };
     static CLOCK_TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     let per_sec = *CLOCK_TICKS.get_or_init(|| {
         let out = Command::new("getconf").arg("CLK_TCK").output().ok();
         out.and_then(|o| String::from_utf8(o.stdout).ok()).and_then(|s| s.trim().parse().ok()).unwrap_or(100.0)
     });
-    Some(ticks as f64 / per_sec)
+    Some(((fields[0] + fields[1]) as f64 / per_sec, (fields[2] + fields[3]) as f64 / per_sec))
 }
 
 /// CPU seconds so far of this process's exited children (a psql it ran, say).
 pub fn children_cpu_secs() -> f64 {
-    stat_cpu_secs(std::process::id(), true).unwrap_or(0.0) - cpu_secs(std::process::id()).unwrap_or(0.0)
+    stat_cpu_secs(std::process::id()).map_or(0.0, |(_, children)| children)
 }
 
 /// CPU seconds so far of every process named one of `names` (`/proc/PID/comm`), with their exited children's:
@@ -561,7 +560,8 @@ pub fn cpu_secs_named(names: &[&str]) -> f64 {
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| names.contains(&comm.trim())))
-        .filter_map(|pid| stat_cpu_secs(pid, true))
+        .filter_map(stat_cpu_secs)
+        .map(|(own, children)| own + children)
         .sum()
 }
 
